@@ -1,0 +1,57 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Sequelize } from 'sequelize'
+import type { DbConfig } from '../config'
+import { createSequelize } from './sequelize'
+import { createMigrator, createSeeder } from './migrator'
+
+export class DatabaseUnavailableError extends Error {
+  override name = 'DatabaseUnavailableError'
+}
+
+/**
+ * Waits for the server to accept connections, with exponential backoff, for at most
+ * startupTimeoutMs; then creates the database when it is missing (if the user may).
+ */
+export async function prepareDatabase(db: DbConfig, log: FastifyBaseLogger): Promise<void> {
+  const admin = createSequelize(db, null)
+  const deadline = Date.now() + db.startupTimeoutMs
+  try {
+    for (let attempt = 1, delay = 250; ; attempt++, delay = Math.min(delay * 2, 5000)) {
+      try {
+        await admin.authenticate({ logging: false })
+        break
+      } catch (err) {
+        const left = deadline - Date.now()
+        const reason = (err as Error).message
+        if (left <= 0) {
+          throw new DatabaseUnavailableError(
+            `Database at ${db.host}:${db.port} unreachable after ${attempt} attempts over ${db.startupTimeoutMs} ms (DB_STARTUP_TIMEOUT_MS): ${reason}`
+          )
+        }
+        log.warn({ host: db.host, port: db.port, attempt, retryInMs: Math.min(delay, left), reason }, 'database not reachable yet, retrying')
+        await sleep(Math.min(delay, left))
+      }
+    }
+    try {
+      await admin.query(
+        `CREATE DATABASE IF NOT EXISTS \`${db.database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`
+      )
+    } catch (err) {
+      // Without CREATE privilege the database must already exist; authenticate() below says so if not.
+      log.info({ database: db.database, reason: (err as Error).message }, 'could not create database (continuing)')
+    }
+  } finally {
+    await admin.close()
+  }
+}
+
+export async function migrate(sequelize: Sequelize, log: FastifyBaseLogger): Promise<void> {
+  const done = await createMigrator(sequelize).up()
+  if (done.length > 0) log.info({ migrations: done.map((m) => m.name) }, 'database migrated')
+}
+
+export async function seed(sequelize: Sequelize, log: FastifyBaseLogger): Promise<void> {
+  const done = await createSeeder(sequelize).up()
+  if (done.length > 0) log.info({ seeds: done.map((m) => m.name) }, 'sample posts loaded')
+}

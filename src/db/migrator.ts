@@ -1,0 +1,40 @@
+import type { Sequelize } from 'sequelize'
+import { Umzug, SequelizeStorage } from 'umzug'
+import * as createBlog from './migrations/001-create-blog'
+import { samplePosts } from './seeds/sample-posts'
+
+// Listed explicitly (no glob) so the same list runs from compiled JS and from the TS tests.
+const migrations = [{ name: '001-create-blog', ...createBlog }]
+
+export function createMigrator(sequelize: Sequelize): Umzug<ReturnType<Sequelize['getQueryInterface']>> {
+  return new Umzug({
+    migrations: migrations.map((m) => ({ name: m.name, up: m.up, down: m.down })),
+    context: sequelize.getQueryInterface(),
+    storage: new SequelizeStorage({ sequelize, tableName: 'schema_migrations' }),
+    logger: undefined
+  })
+}
+
+/**
+ * Loads the sample posts once: the seed is recorded in `schema_seeds`, so posts deleted later
+ * do not come back on the next start, and a table already filled (e.g. by initial_data.sql)
+ * is left alone.
+ */
+export function createSeeder(sequelize: Sequelize): Umzug<Sequelize> {
+  return new Umzug({
+    migrations: [
+      {
+        name: '001-sample-posts',
+        up: async ({ context }) => {
+          const [rows] = await context.query('SELECT 1 FROM `blog` LIMIT 1')
+          if ((rows as unknown[]).length > 0) return
+          const qi = context.getQueryInterface()
+          await qi.bulkInsert('blog', samplePosts.map((p) => ({ ...p, image_loc: null })))
+        }
+      }
+    ],
+    context: sequelize,
+    storage: new SequelizeStorage({ sequelize, tableName: 'schema_seeds' }),
+    logger: undefined
+  })
+}

@@ -1,0 +1,28 @@
+import { DataTypes, Model, type CreationOptional, type InferAttributes, type InferCreationAttributes, type Sequelize } from 'sequelize'
+
+export class BlogModel extends Model<InferAttributes<BlogModel>, InferCreationAttributes<BlogModel>> {
+  declare id: CreationOptional<number>
+  declare title: string
+  declare author: string
+  declare content: string
+  declare image_loc: string | null
+  declare modified_dt: CreationOptional<Date>
+}
+
+/** Binds the model to one Sequelize instance (one per app; tests build several apps). */
+export function defineBlogModel(sequelize: Sequelize): typeof BlogModel {
+  // A subclass per instance, so two apps in one process never share a model's connection.
+  class Blog extends BlogModel {}
+  Blog.init(
+    {
+      id: { type: DataTypes.INTEGER, autoIncrement: true, primaryKey: true },
+      title: { type: DataTypes.STRING(200), allowNull: false },
+      author: { type: DataTypes.STRING(100), allowNull: false },
+      content: { type: DataTypes.TEXT, allowNull: false },
+      image_loc: { type: DataTypes.STRING(255), allowNull: true },
+      modified_dt: { type: DataTypes.DATE, allowNull: false, defaultValue: DataTypes.NOW }
+    },
+    { sequelize, tableName: 'blog', modelName: 'Blog', timestamps: false }
+  )
+  return Blog
+}

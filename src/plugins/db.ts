@@ -1,0 +1,36 @@
+import fp from 'fastify-plugin'
+import type { Sequelize } from 'sequelize'
+import type { DbConfig } from '../config'
+import { createSequelize } from '../db/sequelize'
+import { migrate, prepareDatabase, seed } from '../db/bootstrap'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    sequelize: Sequelize
+  }
+}
+
+export interface DbPluginOptions {
+  db: DbConfig
+}
+
+/** Connects (with bounded retries), migrates and seeds; closes the pool on app close. */
+export default fp<DbPluginOptions>(
+  async (fastify, { db }) => {
+    await prepareDatabase(db, fastify.log)
+    const sequelize = createSequelize(db)
+    try {
+      await sequelize.authenticate({ logging: false })
+      if (db.migrateOnStart) await migrate(sequelize, fastify.log)
+      if (db.seedOnStart) await seed(sequelize, fastify.log)
+    } catch (err) {
+      await sequelize.close()
+      throw err
+    }
+    fastify.decorate('sequelize', sequelize)
+    fastify.addHook('onClose', async () => {
+      await sequelize.close()
+    })
+  },
+  { name: 'db' }
+)

@@ -1,0 +1,159 @@
+import { QueryTypes, type Sequelize, type Transaction } from 'sequelize'
+import type { BlogModel } from '../db/models/blog'
+
+export const EXCERPT_CHARS = 200
+
+export interface BlogSummary {
+  id: number
+  title: string
+  author: string
+  excerpt: string
+  /** True when the content is longer than the excerpt. */
+  truncated: boolean
+  imageLoc: string | null
+  modifiedAt: Date
+}
+
+export interface Blog {
+  id: number
+  title: string
+  author: string
+  content: string
+  imageLoc: string | null
+  modifiedAt: Date
+}
+
+export interface BlogInput {
+  title: string
+  author: string
+  content: string
+}
+
+export interface BlogPage {
+  items: BlogSummary[]
+  page: number
+  hasPrevious: boolean
+  hasNext: boolean
+}
+
+interface SummaryRow {
+  id: number
+  title: string
+  author: string
+  excerpt: string
+  image_loc: string | null
+  modified_dt: Date
+}
+
+// Reads only what the list shows, walks idx_blog_modified_dt_id backwards, and fetches one
+// extra row to learn whether a next page exists (no COUNT(*) per page view).
+const LIST_SQL =
+  'SELECT `id`, `title`, `author`, LEFT(`content`, $1) AS `excerpt`, `image_loc`, `modified_dt` ' +
+  'FROM `blog` ORDER BY `modified_dt` DESC, `id` DESC LIMIT $2 OFFSET $3'
+
+const SHOW_SQL = 'SELECT `id`, `title`, `author`, `content`, `image_loc`, `modified_dt` FROM `blog` WHERE `id` = $1'
+
+/**
+ * The only code that touches the blog table. Plain objects in and out; reads go through
+ * prepared statements with plain rows (no model instances on the hot path), writes through the
+ * model inside the caller's transaction.
+ */
+export class BlogRepository {
+  constructor(
+    private readonly sequelize: Sequelize,
+    private readonly Blog: typeof BlogModel
+  ) {}
+
+  async listPage(page: number, pageSize: number): Promise<BlogPage> {
+    const rows = await this.sequelize.query<SummaryRow>(LIST_SQL, {
+      type: QueryTypes.SELECT,
+      // As strings: mysql2 sends JS numbers as DOUBLE, which MySQL 8 rejects in LIMIT.
+      bind: [String(EXCERPT_CHARS + 1), String(pageSize + 1), String((page - 1) * pageSize)]
+    })
+    const items = rows.slice(0, pageSize).map((r) => ({
+      id: r.id,
+      title: r.title,
+      author: r.author,
+      excerpt: r.excerpt.slice(0, EXCERPT_CHARS),
+      truncated: r.excerpt.length > EXCERPT_CHARS,
+      imageLoc: r.image_loc,
+      modifiedAt: r.modified_dt
+    }))
+    return { items, page, hasPrevious: page > 1, hasNext: rows.length > pageSize }
+  }
+
+  async findById(id: number, transaction?: Transaction): Promise<Blog | null> {
+    const rows = await this.sequelize.query<SummaryRow & { content: string }>(SHOW_SQL, {
+      type: QueryTypes.SELECT,
+      bind: [id],
+      ...(transaction ? { transaction } : {})
+    })
+    const r = rows[0]
+    if (!r) return null
+    return { id: r.id, title: r.title, author: r.author, content: r.content, imageLoc: r.image_loc, modifiedAt: r.modified_dt }
+  }
+
+  async create(input: BlogInput, imageLoc: string | null, transaction: Transaction): Promise<number> {
+    const row = await this.Blog.create(
+      { title: input.title, author: input.author, content: input.content, image_loc: imageLoc, modified_dt: new Date() },
+      { transaction }
+    )
+    return row.id
+  }
+
+  /**
+   * Updates a post and returns the image it had before, or null when the post does not exist.
+   * The row is locked first so two concurrent edits cannot both think they own the old image.
+   */
+  async update(
+    id: number,
+    input: BlogInput,
+    imageLoc: string | undefined,
+    transaction: Transaction
+  ): Promise<{ previousImage: string | null } | null> {
+    const current = await this.Blog.findByPk(id, {
+      attributes: ['id', 'image_loc'],
+      transaction,
+      lock: transaction.LOCK.UPDATE,
+      raw: true
+    })
+    if (!current) return null
+    await this.Blog.update(
+      {
+        title: input.title,
+        author: input.author,
+        content: input.content,
+        modified_dt: new Date(),
+        ...(imageLoc !== undefined ? { image_loc: imageLoc } : {})
+      },
+      { where: { id }, transaction }
+    )
+    return { previousImage: current.image_loc }
+  }
+
+  /** Deletes a post; returns its image (or null) or undefined when there was no such post. */
+  async delete(id: number, transaction: Transaction): Promise<{ imageLoc: string | null } | undefined> {
+    const current = await this.Blog.findByPk(id, {
+      attributes: ['id', 'image_loc'],
+      transaction,
+      lock: transaction.LOCK.UPDATE,
+      raw: true
+    })
+    if (!current) return undefined
+    await this.Blog.destroy({ where: { id }, transaction })
+    return { imageLoc: current.image_loc }
+  }
+
+  /** Every image name a row points to (for the orphan-file sweep). */
+  async imageNames(): Promise<Set<string>> {
+    const rows = await this.sequelize.query<{ image_loc: string }>(
+      'SELECT `image_loc` FROM `blog` WHERE `image_loc` IS NOT NULL',
+      { type: QueryTypes.SELECT }
+    )
+    return new Set(rows.map((r) => r.image_loc))
+  }
+
+  async transaction<T>(work: (t: Transaction) => Promise<T>): Promise<T> {
+    return this.sequelize.transaction(work)
+  }
+}

@@ -1,0 +1,55 @@
+import closeWithGrace from 'close-with-grace'
+import Fastify from 'fastify'
+import app from './app'
+import { ConfigError, loadConfig } from './config'
+
+// The only file that listens. Everything else is the app plugin, which tests build directly.
+async function main(): Promise<void> {
+  let config
+  try {
+    config = loadConfig()
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`blog_app: ${err.message}\n`)
+      process.exit(2)
+    }
+    throw err
+  }
+
+  const fastify = Fastify({
+    logger: {
+      level: config.logLevel,
+      redact: { paths: ['req.headers.cookie', 'req.headers.authorization', 'res.headers["set-cookie"]'], remove: true }
+    },
+    // Deliberate timeouts (Node's requestTimeout default is 0 in Fastify: a slow client could
+    // hold a socket forever). Keep-alive outlives a typical 60 s proxy idle timeout.
+    requestTimeout: config.requestTimeoutMs,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    connectionTimeout: config.requestTimeoutMs + 5000,
+    // Answer 503 to requests that arrive on kept-alive sockets after close() started.
+    return503OnClosing: true,
+    forceCloseConnections: 'idle'
+  })
+
+  await fastify.register(app, { config })
+
+  // SIGTERM/SIGINT: stop accepting, finish in-flight requests, close the pool (onClose), exit 0.
+  closeWithGrace({ delay: config.shutdownGraceMs, logger: fastify.log }, async ({ signal, err }) => {
+    if (err) fastify.log.error({ err }, 'shutting down after an error')
+    else fastify.log.info({ signal }, 'shutting down')
+    await fastify.close()
+  })
+
+  try {
+    await fastify.listen({ host: config.host, port: config.port })
+  } catch (err) {
+    fastify.log.fatal({ err }, 'could not start')
+    await fastify.close().catch(() => undefined)
+    process.exit(1)
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`blog_app: failed to start: ${(err as Error).stack ?? String(err)}\n`)
+  process.exit(1)
+})
