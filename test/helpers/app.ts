@@ -1,0 +1,102 @@
+import { randomBytes } from 'node:crypto'
+import fs from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import Fastify, { type FastifyInstance } from 'fastify'
+import mysql from 'mysql2/promise'
+import app from '../../src/app'
+import { loadConfig, type AppConfig } from '../../src/config'
+
+/** The test server's admin URL (root on the local MariaDB unless TEST_DATABASE_URL says otherwise). */
+export const ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'mysql://root@127.0.0.1:3306/'
+
+export interface TestEnv {
+  /** Environment variables for a child `node dist/src/server.js` against this database. */
+  env: Record<string, string>
+  config: AppConfig
+  database: string
+  uploadDir: string
+  /** Runs SQL on this test's database. */
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>
+  /** Drops the database this helper created and removes the upload dir. */
+  cleanup(): Promise<void>
+}
+
+/** A fresh database name and upload dir owned by the caller; nothing is created in MySQL yet. */
+export async function createTestEnv(extra: Record<string, string> = {}): Promise<TestEnv> {
+  const database = `blog_test_${process.pid}_${randomBytes(4).toString('hex')}`
+  const uploadDir = await fs.mkdtemp(path.join(os.tmpdir(), 'blog-uploads-'))
+  const base = new URL(ADMIN_URL)
+  base.pathname = `/${database}`
+  const env: Record<string, string> = {
+    DATABASE_URL: base.toString(),
+    UPLOAD_DIR: uploadDir,
+    LOG_LEVEL: 'silent',
+    DB_STARTUP_TIMEOUT_MS: '5000',
+    ...extra
+  }
+  const config = loadConfig(env)
+  let conn: mysql.Connection | undefined
+  const connect = async () =>
+    (conn ??= await mysql.createConnection({
+      host: config.db.host, port: config.db.port, user: config.db.user, password: config.db.password,
+      database, multipleStatements: true
+    }))
+  return {
+    env,
+    config,
+    database,
+    uploadDir,
+    async query<T>(sql: string, params: unknown[] = []) {
+      const [rows] = await (await connect()).query(sql, params)
+      return rows as T[]
+    },
+    async cleanup() {
+      await conn?.end().catch(() => undefined)
+      const admin = await mysql.createConnection({ host: config.db.host, port: config.db.port, user: config.db.user, password: config.db.password })
+      try {
+        await admin.query(`DROP DATABASE IF EXISTS \`${database}\``)
+      } finally {
+        await admin.end()
+      }
+      await fs.rm(uploadDir, { recursive: true, force: true })
+    }
+  }
+}
+
+/** Builds the real app (real MariaDB, real upload dir) for `inject` tests. */
+export async function buildApp(env: TestEnv): Promise<FastifyInstance> {
+  const fastify = Fastify({ logger: false })
+  await fastify.register(app, { config: env.config })
+  await fastify.ready()
+  return fastify
+}
+
+/** Encodes fields (and files) as multipart/form-data the way a browser does. */
+export async function multipart(
+  fields: Record<string, string | string[]>,
+  files: Record<string, { data: Buffer | string; filename: string; type?: string }> = {}
+): Promise<{ payload: Buffer; headers: Record<string, string> }> {
+  const fd = new FormData()
+  for (const [name, value] of Object.entries(fields)) {
+    for (const v of Array.isArray(value) ? value : [value]) fd.append(name, v)
+  }
+  for (const [name, f] of Object.entries(files)) {
+    const data = typeof f.data === 'string' ? Buffer.from(f.data) : f.data
+    fd.append(name, new Blob([new Uint8Array(data)], { type: f.type ?? 'application/octet-stream' }), f.filename)
+  }
+  const res = new Response(fd)
+  return {
+    payload: Buffer.from(await res.arrayBuffer()),
+    headers: { 'content-type': res.headers.get('content-type') ?? '' }
+  }
+}
+
+/** Lists stored images (ignores the incoming area). */
+export async function storedFiles(uploadDir: string): Promise<string[]> {
+  return (await fs.readdir(uploadDir)).filter((n) => !n.startsWith('.')).sort()
+}
+
+export async function incomingFiles(uploadDir: string): Promise<string[]> {
+  return fs.readdir(path.join(uploadDir, '.incoming')).catch(() => [])
+}
