@@ -14,6 +14,8 @@ import dbPlugin from './plugins/db'
 import flashPlugin from './plugins/flash'
 import imageStorePlugin, { STORED_NAME, UPLOAD_URL_PREFIX } from './plugins/image-store'
 import processTime from './plugins/process-time'
+import requestTiming from './plugins/request-timing'
+import telemetry from './plugins/telemetry'
 import blogRoutes from './routes/blogs/index'
 import healthRoutes from './routes/health'
 import { ROOT } from './paths'
@@ -46,7 +48,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
     reply.code(status)
     if (wantsJson(request)) return reply.send({ message, code })
     const pageTitle = status === 404 ? 'Not found' : status >= 500 ? 'Error' : 'Request not accepted'
-    return reply.viewAsync('errors/error', { pageTitle, status, message })
+    return reply.render('errors/error', { pageTitle, status, message })
   }
 
   fastify.setErrorHandler(async (err, request, reply) => {
@@ -63,6 +65,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   )
 
   await fastify.register(processTime)
+  await fastify.register(requestTiming)
 
   await fastify.register(cookie)
   await fastify.register(flashPlugin)
@@ -109,6 +112,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
 
   await fastify.register(dbPlugin, { db: config.db })
   await fastify.register(blogsPlugin)
+  await fastify.register(telemetry)
 
   fastify.get('/', async (_request, reply) => reply.redirect('/blogs/', 302))
   await fastify.register(healthRoutes)

@@ -76,7 +76,15 @@ export function parseDatabaseUrl(raw: string): Omit<DbConfig, 'pool' | 'connectT
     throw new ConfigError('DATABASE_URL is not a valid URL (expected mysql://user:pass@host:port/db; percent-encode reserved characters in the password, e.g. @ as %40)')
   }
   if (url.protocol !== 'mysql:') throw new ConfigError('DATABASE_URL must start with mysql://')
-  const database = decodeURIComponent(url.pathname.replace(/^\//, ''))
+  // decodeURIComponent throws a URIError on a malformed escape (e.g. a literal % in the password).
+  const decode = (part: string, what: string) => {
+    try {
+      return decodeURIComponent(part)
+    } catch {
+      throw new ConfigError(`DATABASE_URL has a malformed percent-escape in the ${what} (write a literal % as %25)`)
+    }
+  }
+  const database = decode(url.pathname.replace(/^\//, ''), 'database name')
   if (!/^[A-Za-z0-9_$]{1,64}$/.test(database)) {
     throw new ConfigError('DATABASE_URL must name a database (letters, digits, _ or $), e.g. mysql://root@127.0.0.1:3306/blog_db')
   }
@@ -84,8 +92,8 @@ export function parseDatabaseUrl(raw: string): Omit<DbConfig, 'pool' | 'connectT
   return {
     host: url.hostname.replace(/^\[|\]$/g, ''),
     port: url.port ? Number(url.port) : 3306,
-    user: decodeURIComponent(url.username) || 'root',
-    password: decodeURIComponent(url.password),
+    user: decode(url.username, 'user name') || 'root',
+    password: decode(url.password, 'password'),
     database
   }
 }
@@ -94,7 +102,8 @@ export function parseDatabaseUrl(raw: string): Omit<DbConfig, 'pool' | 'connectT
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   let e: Env
   try {
-    e = envSchema<Env>({ schema: EnvSchema, data: env, dotenv: false })
+    // env: false, or env-schema merges process.env under `env` and a caller's explicit env leaks.
+    e = envSchema<Env>({ schema: EnvSchema, data: env, env: false, dotenv: false })
   } catch (err) {
     // Ajv says e.g. "env/PORT must be <= 65535"; keep the variable names, drop the "env/" prefix.
     throw new ConfigError(`Invalid configuration: ${(err as Error).message.replaceAll('env/', '')}`)

@@ -10,7 +10,9 @@ export function createMigrator(sequelize: Sequelize): Umzug<ReturnType<Sequelize
   return new Umzug({
     migrations: migrations.map((m) => ({ name: m.name, up: m.up, down: m.down })),
     context: sequelize.getQueryInterface(),
-    storage: new SequelizeStorage({ sequelize, tableName: 'schema_migrations' }),
+    // Distinct model names: SequelizeStorage reuses an already defined model of the same name
+    // (default 'SequelizeMeta'), which would record seeds in schema_migrations.
+    storage: new SequelizeStorage({ sequelize, tableName: 'schema_migrations', modelName: 'SchemaMigration' }),
     logger: undefined
   })
 }
@@ -34,7 +36,7 @@ export function createSeeder(sequelize: Sequelize): Umzug<Sequelize> {
       }
     ],
     context: sequelize,
-    storage: new SequelizeStorage({ sequelize, tableName: 'schema_seeds' }),
+    storage: new SequelizeStorage({ sequelize, tableName: 'schema_seeds', modelName: 'SchemaSeed' }),
     logger: undefined
   })
 }

@@ -4,7 +4,9 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
+import { SpanStatusCode } from '@opentelemetry/api'
 import fp from 'fastify-plugin'
+import { tracer } from './request-timing'
 
 export type ImageType = 'png' | 'jpeg' | 'gif' | 'webp'
 
@@ -81,11 +83,19 @@ export class ImageStore {
   async receive(source: Readable): Promise<ReceivedImage> {
     const tempPath = path.join(this.dir, INCOMING, randomUUID())
     const sniffer = new Sniffer()
+    const span = tracer.startSpan('blog.image.write')
     try {
       await pipeline(source, sniffer, createWriteStream(tempPath, { flags: 'wx' }))
     } catch (err) {
+      span.recordException(err as Error)
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message })
+      span.setAttribute('error.type', (err as { code?: string }).code ?? (err as Error).name)
       await this.discard(tempPath)
       throw err
+    } finally {
+      span.setAttribute('blog.image.bytes', sniffer.bytes)
+      span.setAttribute('blog.image.type', sniffer.type ?? 'rejected')
+      span.end()
     }
     return { tempPath, bytes: sniffer.bytes, type: sniffer.rejected ? null : sniffer.type }
   }

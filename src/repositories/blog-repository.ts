@@ -47,7 +47,7 @@ interface SummaryRow {
 
 // Reads only what the list shows, walks idx_blog_modified_dt_id backwards, and fetches one
 // extra row to learn whether a next page exists (no COUNT(*) per page view).
-const LIST_SQL =
+export const LIST_SQL =
   'SELECT `id`, `title`, `author`, LEFT(`content`, $1) AS `excerpt`, `image_loc`, `modified_dt` ' +
   'FROM `blog` ORDER BY `modified_dt` DESC, `id` DESC LIMIT $2 OFFSET $3'
 
@@ -70,15 +70,20 @@ export class BlogRepository {
       // As strings: mysql2 sends JS numbers as DOUBLE, which MySQL 8 rejects in LIMIT.
       bind: [String(EXCERPT_CHARS + 1), String(pageSize + 1), String((page - 1) * pageSize)]
     })
-    const items = rows.slice(0, pageSize).map((r) => ({
-      id: r.id,
-      title: r.title,
-      author: r.author,
-      excerpt: r.excerpt.slice(0, EXCERPT_CHARS),
-      truncated: r.excerpt.length > EXCERPT_CHARS,
-      imageLoc: r.image_loc,
-      modifiedAt: r.modified_dt
-    }))
+    const items = rows.slice(0, pageSize).map((r) => {
+      // LEFT() counts characters (code points); count the same way so an emoji is never split
+      // into a lone surrogate and a short post is never marked as truncated.
+      const chars = Array.from(r.excerpt)
+      return {
+        id: r.id,
+        title: r.title,
+        author: r.author,
+        excerpt: chars.slice(0, EXCERPT_CHARS).join(''),
+        truncated: chars.length > EXCERPT_CHARS,
+        imageLoc: r.image_loc,
+        modifiedAt: r.modified_dt
+      }
+    })
     return { items, page, hasPrevious: page > 1, hasNext: rows.length > pageSize }
   }
 

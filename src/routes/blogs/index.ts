@@ -17,10 +17,10 @@ const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const pageSize = fastify.appConfig.pageSize
 
   const notFound = (reply: FastifyReply) =>
-    reply.code(404).viewAsync('errors/error', { pageTitle: 'Not found', status: 404, message: 'There is no such post. It may have been deleted.' })
+    reply.code(404).render('errors/error', { pageTitle: 'Not found', status: 404, message: 'There is no such post. It may have been deleted.' })
 
   const renderForm = (reply: FastifyReply, form: ParsedForm, post: Pick<Blog, 'id' | 'imageLoc'> | null) =>
-    reply.code(form.status).viewAsync(post ? 'blogs/modify' : 'blogs/new', {
+    reply.code(form.status).render(post ? 'blogs/modify' : 'blogs/new', {
       pageTitle: post ? 'Edit post' : 'New post',
       values: form.values,
       errors: form.errors,
@@ -29,17 +29,17 @@ const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/', { schema: { querystring: ListQuery } }, async (request, reply) => {
     const page = await blogs.listPage(request.query.page, pageSize)
-    return reply.viewAsync('blogs/index', { pageTitle: 'Posts', page, flash: reply.takeFlash() })
+    return reply.render('blogs/index', { pageTitle: 'Posts', page, flash: reply.takeFlash() })
   })
 
   fastify.get('/show/:id', { schema: { params: IdParams } }, async (request, reply) => {
     const post = await blogs.findById(request.params.id)
     if (!post) return notFound(reply)
-    return reply.viewAsync('blogs/show', { pageTitle: post.title, post, flash: reply.takeFlash() })
+    return reply.render('blogs/show', { pageTitle: post.title, post, flash: reply.takeFlash() })
   })
 
   fastify.get('/new', async (_request, reply) => {
-    return reply.viewAsync('blogs/new', { pageTitle: 'New post', values: emptyValues, errors: {}, post: null })
+    return reply.render('blogs/new', { pageTitle: 'New post', values: emptyValues, errors: {}, post: null })
   })
 
   fastify.post('/new', async (request, reply) => {
@@ -59,7 +59,7 @@ const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const post = await blogs.findById(request.params.id)
     if (!post) return notFound(reply)
     const values = { title: post.title, author: post.author, content: post.content }
-    return reply.viewAsync('blogs/modify', { pageTitle: 'Edit post', values, errors: {}, post })
+    return reply.render('blogs/modify', { pageTitle: 'Edit post', values, errors: {}, post })
   })
 
   const modify = async (request: { params: { id: number } } & Parameters<typeof readBlogForm>[0], reply: FastifyReply) => {

@@ -1,0 +1,78 @@
+import { diag, DiagLogLevel, type DiagLogger } from '@opentelemetry/api'
+import { getNodeAutoInstrumentations } from '@opentelemetry/auto-instrumentations-node'
+import type { IncomingMessage } from 'node:http'
+import { NodeSDK, type NodeSDKConfiguration } from '@opentelemetry/sdk-node'
+
+// Only what the app uses: incoming HTTP (server span, traceparent, http.server.request.duration),
+// mysql2 (one span per statement), pino (trace ids in logs), runtime-node (event loop, heap).
+// fs, dns and net spans are noise; Fastify routes are named by src/plugins/telemetry.ts.
+export const DEFAULT_INSTRUMENTATIONS = 'http,mysql2,pino,runtime-node'
+
+/** Health probes are not worth a trace each. */
+const UNTRACED_PATHS = new Set(['/health', '/ready'])
+
+/**
+ * A diag logger that prints each distinct problem once a minute: an unreachable collector
+ * gives one warning line, not one per export attempt.
+ */
+export function rateLimitedDiagLogger(write: (line: string) => void = (l) => process.stderr.write(l + '\n'), everyMs = 60_000): DiagLogger {
+  const last = new Map<string, number>()
+  const emit = (level: string) => (message: string, ...args: unknown[]) => {
+    const key = level + message
+    const now = Date.now()
+    if (now - (last.get(key) ?? -Infinity) < everyMs) return
+    last.set(key, now)
+    const detail = args.map((a) => (a instanceof Error ? a.message : typeof a === 'string' ? a : JSON.stringify(a))).join(' ')
+    write(JSON.stringify({ level, msg: `opentelemetry: ${message}`, detail, repeatsSuppressedForMs: everyMs }))
+  }
+  const ignore = () => undefined
+  return { error: emit('error'), warn: emit('warn'), info: ignore, debug: ignore, verbose: ignore }
+}
+
+/** Fills in this project's defaults for OTEL_* variables the user did not set. */
+export function applyEnvDefaults(env: NodeJS.ProcessEnv = process.env): void {
+  env.OTEL_SERVICE_NAME ??= 'blog-app'
+  env.OTEL_NODE_ENABLED_INSTRUMENTATIONS ??= DEFAULT_INSTRUMENTATIONS
+  // Stable HTTP semantic conventions: http.server.request.duration in seconds, http.route.
+  env.OTEL_SEMCONV_STABILITY_OPT_IN ??= 'http'
+  // The SDK would otherwise push metrics to localhost:4318 every 60 s even with no collector.
+  const endpointSet = Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT)
+  env.OTEL_METRICS_EXPORTER ??= endpointSet ? 'otlp' : 'none'
+  env.OTEL_LOGS_EXPORTER ??= 'none'
+}
+
+/**
+ * Starts the SDK (unless OTEL_SDK_DISABLED=true). Tests pass their own span processors and
+ * metric readers; otherwise exporters come from the environment.
+ */
+export function startTelemetry(overrides: Partial<NodeSDKConfiguration> = {}): NodeSDK | null {
+  if ((process.env.OTEL_SDK_DISABLED ?? '').toLowerCase() === 'true') return null
+  applyEnvDefaults()
+  diag.setLogger(rateLimitedDiagLogger(), { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true })
+
+  const sdk = new NodeSDK({
+    instrumentations: [
+      getNodeAutoInstrumentations({
+        '@opentelemetry/instrumentation-http': {
+          ignoreIncomingRequestHook: (req: IncomingMessage) => UNTRACED_PATHS.has(req.url ?? ''),
+          // The app makes no outgoing HTTP calls of its own; exporters' calls are not traced.
+          disableOutgoingRequestInstrumentation: true
+        },
+        '@opentelemetry/instrumentation-mysql2': {
+          // Never put parameter values (user content) into spans.
+          maskStatement: true
+        },
+        '@opentelemetry/instrumentation-runtime-node': { monitoringPrecision: 5000 }
+      })
+    ],
+    ...overrides
+  })
+  sdk.start()
+
+  // Flush spans on the way out; the app's own SIGTERM handler closes the server first.
+  const shutdown = () => {
+    sdk.shutdown().catch((err: unknown) => diag.warn('shutdown failed', err))
+  }
+  process.once('beforeExit', shutdown)
+  return sdk
+}
