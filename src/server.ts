@@ -1,3 +1,5 @@
+import type { IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
 import closeWithGrace from 'close-with-grace'
 import Fastify from 'fastify'
 import app from './app'
@@ -32,6 +34,19 @@ async function main(): Promise<void> {
   })
 
   await fastify.register(app, { config })
+
+  // A socket that connected but never sent a request (browser preconnect, TCP health check) is
+  // not "idle" to Node's closeIdleConnections: it would hold close() open until the grace timer
+  // kills the process with exit 1. Drop such sockets when shutdown starts.
+  const unused = new Set<Socket>()
+  fastify.server.on('connection', (socket: Socket) => {
+    unused.add(socket)
+    socket.once('close', () => unused.delete(socket))
+  })
+  fastify.server.on('request', (req: IncomingMessage) => unused.delete(req.socket))
+  fastify.addHook('preClose', async () => {
+    for (const socket of unused) socket.destroy()
+  })
 
   // SIGTERM/SIGINT: stop accepting, finish in-flight requests, close the pool (onClose), exit 0.
   closeWithGrace({ delay: config.shutdownGraceMs, logger: fastify.log }, async ({ signal, err }) => {

@@ -87,6 +87,20 @@ describe('POST /blogs/new: success', () => {
     expect(created).toEqual([shortest])
   })
 
+  it('counts length limits in characters: 200 emoji fit a title, 201 do not', async () => {
+    const tag = unique('e').replace(' ', '')
+    const fits = tag + '😀'.repeat(200 - tag.length)
+    expect(Array.from(fits)).toHaveLength(200)
+    expect((await postNew({ title: fits, author: '👩‍💻', content: '😀😀' })).statusCode).toBe(303)
+    expect(await rowsByTitle(env, fits)).toMatchObject([{ title: fits, author: '👩‍💻', content: '😀😀' }])
+
+    await expectNothingWritten(async () => {
+      const res = await postNew({ title: fits + '😀', author: 'A', content: 'cc' })
+      expect(res.statusCode).toBe(400)
+      expect(res.body).toContain('<p class="field-error" id="title-error">Title must be between 2 and 200 characters.</p>')
+    })
+  })
+
   it('creates a post from an urlencoded body (no image)', async () => {
     const title = unique('Urlencoded & co')
     const res = await app.inject({
