@@ -2,6 +2,7 @@ import { diag, DiagLogLevel, type DiagLogger } from '@opentelemetry/api'
 import { getNodeAutoInstrumentations } from '@opentelemetry/auto-instrumentations-node'
 import type { IncomingMessage } from 'node:http'
 import { NodeSDK, type NodeSDKConfiguration } from '@opentelemetry/sdk-node'
+import type { SpanProcessor } from '@opentelemetry/sdk-trace'
 
 // Only what the app uses: incoming HTTP (server span, traceparent, http.server.request.duration),
 // mysql2 (one span per statement), pino (trace ids in logs), runtime-node (event loop, heap).
@@ -29,6 +30,14 @@ export function rateLimitedDiagLogger(write: (line: string) => void = (l) => pro
   return { error: emit('error'), warn: emit('warn'), info: ignore, debug: ignore, verbose: ignore }
 }
 
+// The SDK registers no tracer provider without a processor; this one keeps spans nowhere.
+const discardSpans: SpanProcessor = {
+  onStart: () => undefined,
+  onEnd: () => undefined,
+  forceFlush: async () => undefined,
+  shutdown: async () => undefined
+}
+
 /** Fills in this project's defaults for OTEL_* variables the user did not set. */
 export function applyEnvDefaults(env: NodeJS.ProcessEnv = process.env): void {
   env.OTEL_SERVICE_NAME ??= 'blog-app'
@@ -50,7 +59,12 @@ export function startTelemetry(overrides: Partial<NodeSDKConfiguration> = {}): N
   applyEnvDefaults()
   diag.setLogger(rateLimitedDiagLogger(), { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true })
 
+  // No endpoint and no exporter chosen: still trace (traceresponse, logs with trace ids), but
+  // send spans nowhere rather than to a localhost:4318 that is probably not there.
+  const env = process.env
+  const exportTraces = Boolean(env.OTEL_TRACES_EXPORTER || env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
   const sdk = new NodeSDK({
+    ...(exportTraces ? {} : { spanProcessors: [discardSpans] }),
     instrumentations: [
       getNodeAutoInstrumentations({
         '@opentelemetry/instrumentation-http': {

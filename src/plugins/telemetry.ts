@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import { context, metrics, SpanStatusCode, trace, type Span, type TracerProvider } from '@opentelemetry/api'
+import { context, isSpanContextValid, metrics, SpanStatusCode, trace, type Span, type TracerProvider } from '@opentelemetry/api'
 import { getRPCMetadata, RPCType } from '@opentelemetry/core'
 import fp from 'fastify-plugin'
 import type { Sequelize } from 'sequelize'
@@ -41,7 +41,7 @@ export default fp(
 
     fastify.addHook('onSend', (request, reply, payload, done) => {
       const sc = request.otelSpan?.spanContext()
-      if (sc) reply.header('traceresponse', `00-${sc.traceId}-${sc.spanId}-0${sc.traceFlags & 1}`)
+      if (sc && isSpanContextValid(sc)) reply.header('traceresponse', `00-${sc.traceId}-${sc.spanId}-0${sc.traceFlags & 1}`)
       done(null, payload)
     })
 
