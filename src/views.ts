@@ -1,11 +1,18 @@
 import { UPLOAD_URL_PREFIX } from './plugins/image-store'
 
-const dateFormat = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC' })
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']
+const pad = (n: number) => (n < 10 ? '0' : '') + n
+
+/** "1 Sep 2026, 09:15 UTC" style, by hand: Intl.DateTimeFormat cost ~3% of the list page. */
+function formatDate(value: Date | string): string {
+  const d = new Date(value)
+  return `${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()}, ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())} UTC`
+}
 
 /** Helpers every template may call; they return plain strings and arrays, templates escape them. */
 export const viewHelpers = {
   siteName: 'blog_app',
-  formatDate: (d: Date | string): string => dateFormat.format(new Date(d)) + ' UTC',
+  formatDate,
   isoDate: (d: Date | string): string => new Date(d).toISOString(),
   imageUrl: (name: string): string => UPLOAD_URL_PREFIX + encodeURIComponent(name),
   /** aria attributes for a form field with an error (field names are ours, never user input). */

@@ -33,7 +33,12 @@ export default fp(
       if (span) {
         request.otelSpan = span
         const rpc = getRPCMetadata(active)
-        const route = request.routeOptions.url
+        let route = request.routeOptions.url
+        // A prefix's '/' route answers both '/blogs' and '/blogs/', but Fastify reports the bare
+        // prefix for both: name the trailing-slash form (the canonical list URL) as it is.
+        if (route !== undefined && request.url.startsWith(route + '/') && (request.url.length === route.length + 1 || request.url[route.length + 1] === '?')) {
+          route += '/'
+        }
         if (rpc?.type === RPCType.HTTP && route !== undefined) rpc.route = route
       }
       done()

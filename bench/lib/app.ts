@@ -1,0 +1,93 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import http from 'node:http'
+import net from 'node:net'
+import path from 'node:path'
+
+export const ROOT = path.resolve(__dirname, '..', '..', '..')
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+export interface RunningApp {
+  url: string
+  pid: number
+  child: ChildProcess
+  stop(): Promise<void>
+}
+
+/** Starts the compiled app in production mode (template cache on) with the OTel bootstrap. */
+export async function startApp(env: Record<string, string>, timeoutMs = 30_000): Promise<RunningApp> {
+  const port = await freePort()
+  const child = spawn(process.execPath, ['--require', './dist/otel/bootstrap.js', 'dist/src/server.js'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', NODE_ENV: 'production', LOG_LEVEL: 'warn', ...env, HOST: '127.0.0.1', PORT: String(port) },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let output = ''
+  child.stdout!.on('data', (d) => (output = (output + d).slice(-4000)))
+  child.stderr!.on('data', (d) => (output = (output + d).slice(-4000)))
+  const url = `http://127.0.0.1:${port}`
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`app exited with ${child.exitCode}:\n${output}`)
+    const ok = await new Promise<boolean>((resolve) => {
+      http.get(url + '/health', (res) => {
+        res.resume()
+        resolve(res.statusCode === 200)
+      }).on('error', () => resolve(false))
+    })
+    if (ok) break
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL')
+      throw new Error(`app did not start within ${timeoutMs} ms:\n${output}`)
+    }
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  return {
+    url,
+    pid: child.pid!,
+    child,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve()
+        const kill = setTimeout(() => child.kill('SIGKILL'), 15_000)
+        child.once('exit', () => {
+          clearTimeout(kill)
+          resolve()
+        })
+        child.kill('SIGTERM')
+      })
+  }
+}
+
+/**
+ * An OTLP/HTTP endpoint the harness controls: accepts and counts exports, so traced variants
+ * pay the real export cost (serialisation, HTTP) without a collector on the machine.
+ */
+export async function startOtlpSink(): Promise<{ url: string; bytes: () => number; requests: () => number; close(): Promise<void> }> {
+  let bytes = 0
+  let requests = 0
+  const server = http.createServer((req, res) => {
+    req.on('data', (d: Buffer) => (bytes += d.length))
+    req.on('end', () => {
+      requests++
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}')
+    })
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const { port } = server.address() as net.AddressInfo
+  return {
+    url: `http://127.0.0.1:${port}`,
+    bytes: () => bytes,
+    requests: () => requests,
+    close: () => new Promise((r) => server.close(() => r()))
+  }
+}
