@@ -15,6 +15,11 @@ const PRESETS: Record<string, Record<string, string>> = {
   'otel=off': { OTEL_SDK_DISABLED: 'true' },
   'otel=on': { OTEL_TRACES_SAMPLER: 'parentbased_always_on' },
   'otel=10pct': { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1' },
+  // Pieces, to find what tracing costs: no HTTP instrumentation / nothing but the SDK.
+  'otel=fastify': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'mysql2,pino,runtime-node' },
+  'otel=httpinstr': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'http,mysql2,pino,runtime-node' },
+  'otel=fastify10pct': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'mysql2,pino,runtime-node', OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1' },
+  'otel=sdkonly': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'runtime-node' },
   'otel=noexport': { OTEL_TRACES_SAMPLER: 'parentbased_always_on', OTEL_EXPORTER_OTLP_ENDPOINT: '' },
   'views=nocache': { VIEW_CACHE: 'false' },
   'pool=5': { DB_POOL_MAX: '5' },
@@ -106,7 +111,11 @@ async function main(): Promise<void> {
   await prepareData(values['admin-url'], database, Number(values.posts))
   const sink = await startOtlpSink()
   const dbPid = findPid('mariadbd', 'mysqld')
+  // All variants run at once against one server: keep processes x pool within max_connections
+  // (151 by default), or the last variant measures "Too many connections" errors.
+  const poolMax = String(Math.min(40, Math.floor(120 / variants.length)))
   const baseEnv = {
+    DB_POOL_MAX: poolMax,
     DATABASE_URL: `${values['admin-url'].replace(/\/$/, '')}/${database}`,
     DB_SEED_ON_START: 'false',
     OTEL_EXPORTER_OTLP_ENDPOINT: sink.url,
@@ -191,10 +200,10 @@ async function main(): Promise<void> {
       )
     }
   }
-  const config = { variants, repeat, duration, warmup, connections, path: values.path, posts: Number(values.posts), otlpBytes: sink.bytes(), otlpRequests: sink.requests() }
+  const config = { poolMax: Number(poolMax), variants, repeat, duration, warmup, connections, path: values.path, posts: Number(values.posts), otlpBytes: sink.bytes(), otlpRequests: sink.requests() }
   writeFileSync(path.join(outDir, 'results.json'), JSON.stringify({ config, summary, runs: results }, null, 2))
   writeFileSync(path.join(outDir, 'table.md'), rows.join('\n') + '\n')
-  process.stdout.write(rows.join('\n') + `\n\nOTLP received: ${(sink.bytes() / 1e6).toFixed(1)} MB in ${sink.requests()} exports\nresults: ${path.relative(ROOT, outDir)}\n`)
+  process.stdout.write(rows.join('\n') + `\n\npool max per process: ${poolMax}; OTLP received: ${(sink.bytes() / 1e6).toFixed(1)} MB in ${sink.requests()} exports\nresults: ${path.relative(ROOT, outDir)}\n`)
 
   const u = new URL(values['admin-url'])
   const conn = await mysql.createConnection({ host: u.hostname, port: Number(u.port || 3306), user: decodeURIComponent(u.username) || 'root', password: decodeURIComponent(u.password) })

@@ -57,6 +57,9 @@ export function applyEnvDefaults(env: NodeJS.ProcessEnv = process.env): void {
 export function startTelemetry(overrides: Partial<NodeSDKConfiguration> = {}): NodeSDK | null {
   if ((process.env.OTEL_SDK_DISABLED ?? '').toLowerCase() === 'true') return null
   applyEnvDefaults()
+  // Without the http instrumentation, the app's Fastify plugin makes the server spans.
+  const enabled = (process.env.OTEL_NODE_ENABLED_INSTRUMENTATIONS ?? '').split(',').map((s) => s.trim())
+  ;(globalThis as Record<symbol, unknown>)[Symbol.for('blog_app.otel.serverSpansByFastify')] = !enabled.includes('http')
   diag.setLogger(rateLimitedDiagLogger(), { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true })
 
   // No endpoint and no exporter chosen: still trace (traceresponse, logs with trace ids), but

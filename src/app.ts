@@ -14,6 +14,7 @@ import dbPlugin from './plugins/db'
 import flashPlugin from './plugins/flash'
 import imageStorePlugin, { STORED_NAME, UPLOAD_URL_PREFIX } from './plugins/image-store'
 import processTime from './plugins/process-time'
+import requestLog from './plugins/request-log'
 import requestTiming from './plugins/request-timing'
 import telemetry from './plugins/telemetry'
 import blogRoutes from './routes/blogs/index'
@@ -113,6 +114,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   await fastify.register(dbPlugin, { db: config.db })
   await fastify.register(blogsPlugin)
   await fastify.register(telemetry)
+  await fastify.register(requestLog)
 
   fastify.get('/', async (_request, reply) => reply.redirect('/blogs/', 302))
   await fastify.register(healthRoutes)

@@ -23,6 +23,8 @@ async function main(): Promise<void> {
       level: config.logLevel,
       redact: { paths: ['req.headers.cookie', 'req.headers.authorization', 'res.headers["set-cookie"]'], remove: true }
     },
+    // src/plugins/request-log.ts writes one line per request instead.
+    disableRequestLogging: true,
     // Deliberate timeouts (Node's requestTimeout default is 0 in Fastify: a slow client could
     // hold a socket forever). Keep-alive outlives a typical 60 s proxy idle timeout.
     requestTimeout: config.requestTimeoutMs,

@@ -41,31 +41,20 @@ interface SummaryRow {
   title: string
   author: string
   excerpt: string
+  truncated: number
   image_loc: string | null
   modified_dt: Date
 }
 
-// Reads only what the list shows, walks idx_blog_modified_dt_id backwards, and fetches one
+// Reads only what the list shows (the excerpt is cut by the server, which counts characters as
+// the column does, so an emoji is never split; profiled: cutting it in JS was 5% of the page), walks idx_blog_modified_dt_id backwards, and fetches one
 // extra row to learn whether a next page exists (no COUNT(*) per page view).
 export const LIST_SQL =
-  'SELECT `id`, `title`, `author`, LEFT(`content`, $1) AS `excerpt`, `image_loc`, `modified_dt` ' +
+  'SELECT `id`, `title`, `author`, LEFT(`content`, $1) AS `excerpt`, CHAR_LENGTH(`content`) > $1 AS `truncated`, ' +
+  '`image_loc`, `modified_dt` ' +
   'FROM `blog` ORDER BY `modified_dt` DESC, `id` DESC LIMIT $2 OFFSET $3'
 
 const SHOW_SQL = 'SELECT `id`, `title`, `author`, `content`, `image_loc`, `modified_dt` FROM `blog` WHERE `id` = $1'
-
-const SURROGATE = /[\uD800-\uDFFF]/
-
-/**
- * LEFT() counts characters (code points); count the same way so an emoji is never split into a
- * lone surrogate and a short post is never marked as truncated. Splitting into code points is
- * the slow path, taken only when the text has characters outside the BMP (profiled: it was 5% of
- * the list page's CPU when done for every row).
- */
-export function cutExcerpt(text: string): { excerpt: string; truncated: boolean } {
-  if (!SURROGATE.test(text)) return { excerpt: text.slice(0, EXCERPT_CHARS), truncated: text.length > EXCERPT_CHARS }
-  const chars = Array.from(text)
-  return { excerpt: chars.slice(0, EXCERPT_CHARS).join(''), truncated: chars.length > EXCERPT_CHARS }
-}
 
 /**
  * The only code that touches the blog table. Plain objects in and out; reads go through
@@ -82,12 +71,17 @@ export class BlogRepository {
     const rows = await this.sequelize.query<SummaryRow>(LIST_SQL, {
       type: QueryTypes.SELECT,
       // As strings: mysql2 sends JS numbers as DOUBLE, which MySQL 8 rejects in LIMIT.
-      bind: [String(EXCERPT_CHARS + 1), String(pageSize + 1), String((page - 1) * pageSize)]
+      bind: [String(EXCERPT_CHARS), String(pageSize + 1), String((page - 1) * pageSize)]
     })
-    const items = rows.slice(0, pageSize).map((r) => {
-      const { excerpt, truncated } = cutExcerpt(r.excerpt)
-      return { id: r.id, title: r.title, author: r.author, excerpt, truncated, imageLoc: r.image_loc, modifiedAt: r.modified_dt }
-    })
+    const items = rows.slice(0, pageSize).map((r) => ({
+      id: r.id,
+      title: r.title,
+      author: r.author,
+      excerpt: r.excerpt,
+      truncated: r.truncated === 1,
+      imageLoc: r.image_loc,
+      modifiedAt: r.modified_dt
+    }))
     return { items, page, hasPrevious: page > 1, hasNext: rows.length > pageSize }
   }
 

@@ -286,7 +286,7 @@ describe('the list query', () => {
     const pageSize = env.config.pageSize
     for (const page of [1, 2, 3]) {
       const { sql, bind } = await captureListQuery(app, page, pageSize)
-      expect(bind).toEqual([String(EXCERPT_CHARS + 1), String(pageSize + 1), String((page - 1) * pageSize)])
+      expect(bind).toEqual([String(EXCERPT_CHARS), String(pageSize + 1), String((page - 1) * pageSize)])
       const plan = await explain(app, sql, bind)
       expect(plan, `page ${page}`).toHaveLength(1)
       const [step] = plan
