@@ -1,0 +1,81 @@
+// @ts-check
+// The only module that sends requests: each one is built from the REQUESTS table in app.js,
+// tagged with its route name and checked against the status the app answers.
+import { check } from 'k6'
+import http from 'k6/http'
+import { Rate } from 'k6/metrics'
+import { REQUESTS, createForm, headerValue, listPath, listedIds, nextPage, showPath, traceIdOf } from './app.js'
+import { BASE_URL } from './options.js'
+
+/** @typedef {import('k6/http').RefinedResponse<import('k6/http').ResponseType | undefined>} Response */
+
+/**
+ * Share of responses whose `traceresponse` carries the trace id k6 sent in `traceparent`:
+ * 1 means the server joined k6's trace (and the trace_id in the sample metadata finds it).
+ */
+export const traceJoined = new Rate('trace_joined')
+
+/** @param {Response} res */
+function recordTrace(res) {
+  const sent = traceIdOf(headerValue(res.request.headers, 'traceparent'))
+  if (sent === undefined) return
+  traceJoined.add(traceIdOf(headerValue(res.headers, 'traceresponse')) === sent)
+}
+
+/**
+ * GET /blogs/ (page 1 unless told).
+ * @param {{ page?: number, keepBody?: boolean }} [opts] keepBody: read the HTML even when the
+ *   script sets `discardResponseBodies`.
+ */
+export function listPosts(opts = {}) {
+  const res = http.get(BASE_URL + listPath(opts.page ?? 1), {
+    tags: { name: REQUESTS.list.name },
+    ...(opts.keepBody ? { responseType: 'text' } : {})
+  })
+  check(res, { 'list: status is 200': (r) => r.status === REQUESTS.list.expect.status })
+  recordTrace(res)
+  return res
+}
+
+/** @param {number} id GET /blogs/show/:id */
+export function showPost(id) {
+  const res = http.get(BASE_URL + showPath(id), { tags: { name: REQUESTS.show.name } })
+  check(res, { 'show: status is 200': (r) => r.status === REQUESTS.show.expect.status })
+  recordTrace(res)
+  return res
+}
+
+/**
+ * POST /blogs/new as the browser form does: title, author, content and a 1x1 PNG.
+ * @param {string} tag makes the title unique (VU and iteration)
+ */
+export function createPost(tag) {
+  const body = createForm(tag, (bytes, filename, contentType) => http.file(bytes.buffer, filename, contentType))
+  // redirects: 0, or k6 would follow the 303 and report the list page instead.
+  const res = http.post(BASE_URL + REQUESTS.create.path, body, { redirects: 0, tags: { name: REQUESTS.create.name } })
+  check(res, {
+    'create: status is 303': (r) => r.status === REQUESTS.create.expect.status,
+    'create: Location is /blogs/': (r) => headerValue(r.headers, 'location') === REQUESTS.create.expect.location
+  })
+  recordTrace(res)
+  return res
+}
+
+/**
+ * Post ids from the first list pages, following the "older posts" link (for setup()).
+ * @param {number} maxPages
+ * @returns {number[]}
+ */
+export function discoverIds(maxPages) {
+  /** @type {number[]} */
+  const ids = []
+  for (let page = 1, n = 0; n < maxPages; n++) {
+    const res = listPosts({ page, keepBody: true })
+    const html = typeof res.body === 'string' ? res.body : ''
+    for (const id of listedIds(html)) if (!ids.includes(id)) ids.push(id)
+    const next = nextPage(html)
+    if (next === null) break
+    page = next
+  }
+  return ids
+}

@@ -1,0 +1,135 @@
+// @ts-check
+// What the load scripts send to the blog, as plain data: no k6 imports, so the vitest suite
+// (test/k6/k6-scripts.test.ts) imports this same module and replays every request against the
+// real app. Change a route or a form field here, never inline in a script.
+
+/** The blog's limits (src/routes/blogs/form.ts FIELD_RULES); the test checks they still match. */
+export const FIELD_LIMITS = {
+  title: { min: 2, max: 200 },
+  author: { min: 1, max: 100 },
+  content: { min: 2, max: 4000 }
+}
+
+/** The image part of the post form. */
+export const UPLOAD = { field: 'image_file', filename: 'pixel.png', contentType: 'image/png' }
+
+/**
+ * Every request the scripts make. `name` is the k6 `name` tag: one series per route, not per
+ * post id (a show URL per id would explode Prometheus cardinality).
+ */
+export const REQUESTS = {
+  list: { method: 'GET', path: '/blogs/', name: 'GET /blogs/', expect: { status: 200 } },
+  show: { method: 'GET', path: '/blogs/show/:id', name: 'GET /blogs/show/:id', expect: { status: 200 } },
+  create: {
+    method: 'POST',
+    path: '/blogs/new',
+    name: 'POST /blogs/new',
+    fields: ['title', 'author', 'content'],
+    file: UPLOAD,
+    // k6 follows redirects by default; the scripts send with `redirects: 0` to see the 303.
+    expect: { status: 303, location: '/blogs/' }
+  }
+}
+
+/** @param {number | string} id */
+export function showPath(id) {
+  return REQUESTS.show.path.replace(':id', String(id))
+}
+
+/** @param {number} page */
+export function listPath(page = 1) {
+  return page > 1 ? `${REQUESTS.list.path}?page=${page}` : REQUESTS.list.path
+}
+
+// The smallest valid PNG (1x1, RGBA): the app decides the type from these magic bytes.
+const PIXEL_PNG_HEX =
+  '89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360f8cfc0f01f0005000201a5e9a2f30000000049454e44ae426082'
+
+/**
+ * A fresh copy of the 1x1 PNG's bytes.
+ * @returns {Uint8Array<ArrayBuffer>}
+ */
+export function pixelPng() {
+  const bytes = new Uint8Array(PIXEL_PNG_HEX.length / 2)
+  for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(PIXEL_PNG_HEX.slice(i * 2, i * 2 + 2), 16)
+  return bytes
+}
+
+/**
+ * The text fields of one new post; `tag` makes titles unique per VU and iteration.
+ * @param {string} tag
+ * @returns {{ title: string, author: string, content: string }}
+ */
+export function postFields(tag) {
+  return {
+    title: `k6 load post ${tag}`.slice(0, FIELD_LIMITS.title.max),
+    author: 'k6',
+    content: `Written by a k6 load test (${tag}). `.repeat(8).slice(0, FIELD_LIMITS.content.max)
+  }
+}
+
+/**
+ * The multipart body of POST /blogs/new. `file` wraps the bytes: k6's `http.file` in the
+ * scripts, a plain descriptor in the test, so both send the same parts.
+ * @template F
+ * @param {string} tag
+ * @param {(bytes: Uint8Array<ArrayBuffer>, filename: string, contentType: string) => F} file
+ * @returns {Record<string, string | F>}
+ */
+export function createForm(tag, file) {
+  return { ...postFields(tag), [UPLOAD.field]: file(pixelPng(), UPLOAD.filename, UPLOAD.contentType) }
+}
+
+/**
+ * Post ids linked from a list page, in page order, without duplicates (a card with an image
+ * links the post twice).
+ * @param {string} html
+ * @returns {number[]}
+ */
+export function listedIds(html) {
+  /** @type {number[]} */
+  const ids = []
+  const re = /href="\/blogs\/show\/(\d+)"/g
+  for (let m = re.exec(html); m !== null; m = re.exec(html)) {
+    const id = Number(m[1])
+    if (!ids.includes(id)) ids.push(id)
+  }
+  return ids
+}
+
+/**
+ * The page number of the list page's "older posts" link, or null on the last page.
+ * @param {string} html
+ * @returns {number | null}
+ */
+export function nextPage(html) {
+  const m = /<a rel="next" href="\/blogs\/\?page=(\d+)"/.exec(html)
+  return m ? Number(m[1]) : null
+}
+
+/**
+ * A header's value, whatever its case (k6 canonicalizes names: `Location`, `Traceresponse`).
+ * @param {Record<string, string | string[]> | undefined} headers
+ * @param {string} name
+ * @returns {string | undefined}
+ */
+export function headerValue(headers, name) {
+  if (!headers) return undefined
+  const wanted = name.toLowerCase()
+  for (const key of Object.keys(headers)) {
+    if (key.toLowerCase() !== wanted) continue
+    const v = headers[key]
+    return Array.isArray(v) ? v[0] : v
+  }
+  return undefined
+}
+
+/**
+ * The trace id of a W3C `traceparent` / `traceresponse` value (`00-<trace>-<span>-<flags>`).
+ * @param {string | undefined} value
+ * @returns {string | undefined}
+ */
+export function traceIdOf(value) {
+  const m = value ? /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(value.trim()) : null
+  return m ? m[1] : undefined
+}
