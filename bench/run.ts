@@ -1,29 +1,48 @@
 // npm run bench -- [--variants otel=off,otel=on,otel=10pct] [--repeat 3] [--duration 10]
-//                  [--connections 100] [--path /blogs/] [--posts 30] [--trivial] [--smoke]
-// Starts one app per variant against the same fixed data set, runs the same autocannon load on
-// each, interleaved (A B C, A B C, ...), and reports medians and spread side by side.
+//   [--scenario list|show|write] [--mode max|closed|rate] [--connections 100] [--think 100]
+//   [--rate 500] [--posts 30] [--trivial] [--smoke]
+// Starts one app per variant against the same fixed data set, runs the same load on each,
+// interleaved (A B C, A B C, ...), and reports medians and spread side by side, with a per-phase
+// breakdown of the traced requests (pool wait, SQL, render, image write, other).
 import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import autocannon from 'autocannon'
 import mysql from 'mysql2/promise'
 import { ROOT, startApp, startOtlpSink, type RunningApp } from './lib/app'
+import { closedLoad, maxLoad, percentile, rateLoad, type LoadResult, type Scenario } from './lib/load'
 import { findPid, ProcMonitor, type ProcSample } from './lib/proc'
+import { breakdown, decodeTraces, meanBreakdown, PHASES, type BenchSpan, type Breakdown } from './lib/spans'
+import { renderSvg } from './lib/svg'
 
-/** Named environment sets a variant can combine, e.g. `otel=10pct,pool=5`. */
-const PRESETS: Record<string, Record<string, string>> = {
+/** Named environment sets; a variant joins them with '+', e.g. `otel=10pct+pool=5`. */
+export const PRESETS: Record<string, Record<string, string>> = {
   'otel=off': { OTEL_SDK_DISABLED: 'true' },
   'otel=on': { OTEL_TRACES_SAMPLER: 'parentbased_always_on' },
   'otel=10pct': { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1' },
-  // Pieces, to find what tracing costs: no HTTP instrumentation / nothing but the SDK.
-  'otel=fastify': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'mysql2,pino,runtime-node' },
+  // Pieces, to find what tracing costs.
   'otel=httpinstr': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'http,mysql2,pino,runtime-node' },
-  'otel=fastify10pct': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'mysql2,pino,runtime-node', OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1' },
+  'otel=fastify': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'mysql2,pino,runtime-node' },
   'otel=sdkonly': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'runtime-node' },
-  'otel=noexport': { OTEL_TRACES_SAMPLER: 'parentbased_always_on', OTEL_EXPORTER_OTLP_ENDPOINT: '' },
+  'otel=noexport': { OTEL_EXPORTER_OTLP_ENDPOINT: '' },
   'views=nocache': { VIEW_CACHE: 'false' },
   'pool=5': { DB_POOL_MAX: '5' },
   'pool=40': { DB_POOL_MAX: '40' }
+}
+
+// The smallest valid PNG, as the k6 write script sends.
+const PIXEL_PNG = Buffer.from(
+  '89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360f8cfc0f01f0005000201a5e9a2f30000000049454e44ae426082',
+  'hex'
+)
+
+async function writeScenario(): Promise<Scenario> {
+  const fd = new FormData()
+  fd.append('title', 'Benchmark post')
+  fd.append('author', 'bench')
+  fd.append('content', 'Written by npm run bench.')
+  fd.append('image_file', new Blob([new Uint8Array(PIXEL_PNG)], { type: 'image/png' }), 'pixel.png')
+  const res = new Response(fd)
+  return { method: 'POST', path: '/blogs/new', body: Buffer.from(await res.arrayBuffer()), headers: { 'content-type': res.headers.get('content-type')! } }
 }
 
 interface RunResult {
@@ -32,22 +51,32 @@ interface RunResult {
   path: string
   requests: number
   rps: number
-  latency: { avg: number; p50: number; p90: number; p99: number; max: number }
-  errors: number
-  non2xx: number
+  latency: { avg: number; p50: number; p90: number; p95: number; p99: number; max: number }
+  failures: number
+  dropped: number
   app: ProcSample
   db: ProcSample
+  traced: number
+  phases: Breakdown | null
+  p50Trace: (Breakdown & { traceId: string }) | null
+  slowestTrace: (Breakdown & { traceId: string }) | null
 }
 
 const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b)
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b)
+  if (s.length === 0) return NaN
   const m = s.length >> 1
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2
 }
+const fmt = (n: number | undefined, digits = 1) => (n !== undefined && Number.isFinite(n) ? n.toFixed(digits) : '-')
+
+function connectionOptions(adminUrl: string) {
+  const u = new URL(adminUrl)
+  return { host: u.hostname, port: Number(u.port || 3306), user: decodeURIComponent(u.username) || 'root', password: decodeURIComponent(u.password) }
+}
 
 async function prepareData(adminUrl: string, database: string, posts: number): Promise<void> {
-  const u = new URL(adminUrl)
-  const conn = await mysql.createConnection({ host: u.hostname, port: Number(u.port || 3306), user: decodeURIComponent(u.username) || 'root', password: decodeURIComponent(u.password) })
+  const conn = await mysql.createConnection(connectionOptions(adminUrl))
   try {
     await conn.query(`DROP DATABASE IF EXISTS \`${database}\``)
     await conn.query(`CREATE DATABASE \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`)
@@ -57,27 +86,60 @@ async function prepareData(adminUrl: string, database: string, posts: number): P
   // The app migrates and seeds the 12 sample posts; top up to `posts` with deterministic rows.
   const app = await startApp({ DATABASE_URL: `${adminUrl.replace(/\/$/, '')}/${database}`, OTEL_SDK_DISABLED: 'true' })
   await app.stop()
-  const db = await mysql.createConnection({ host: u.hostname, port: Number(u.port || 3306), user: decodeURIComponent(u.username) || 'root', password: decodeURIComponent(u.password), database })
+  const db = await mysql.createConnection({ ...connectionOptions(adminUrl), database })
   try {
     const extra = Math.max(0, posts - 12)
-    for (let i = 0; i < extra; i += 1000) {
+    for (let i = 0; i < extra; i += 2000) {
       const rows = []
-      for (let j = i; j < Math.min(extra, i + 1000); j++) {
+      for (let j = i; j < Math.min(extra, i + 2000); j++) {
         rows.push([`Benchmark post ${j + 1}`, `Author ${j % 17}`, `Paragraph ${j}. `.repeat(40), null, new Date(Date.UTC(2026, 0, 1) + j * 60_000)])
       }
       await db.query('INSERT INTO blog (title, author, content, image_loc, modified_dt) VALUES ?', [rows])
     }
+    await db.query('ANALYZE TABLE blog')
   } finally {
     await db.end()
   }
 }
 
-async function load(url: string, connections: number, duration: number) {
-  return autocannon({ url, connections, duration, pipelining: 1 })
-}
-
-function fmt(n: number, digits = 1): string {
-  return Number.isFinite(n) ? n.toFixed(digits) : '-'
+function summarise(variant: string, round: number, target: string, load: LoadResult, okStatus: (s: number) => boolean, app: ProcSample, db: ProcSample, spans: BenchSpan[]): RunResult {
+  const lat = load.samples.map((s) => s.latencyMs).sort((a, b) => a - b)
+  const ok = load.samples.filter((s) => okStatus(s.status)).length
+  const byTrace = new Map<string, BenchSpan[]>()
+  for (const s of spans) {
+    let list = byTrace.get(s.traceId)
+    if (!list) byTrace.set(s.traceId, (list = []))
+    list.push(s)
+  }
+  // Only requests whose whole trace arrived (the span queue drops under heavy load).
+  const traced = load.samples
+    .map((s) => ({ s, b: byTrace.has(s.traceId) ? breakdown(byTrace.get(s.traceId)!) : null }))
+    .filter((x): x is { s: (typeof load.samples)[number]; b: Breakdown } => x.b !== null)
+    .sort((a, b) => a.s.latencyMs - b.s.latencyMs)
+  const pick = (i: number) => (traced[i] ? { ...traced[i]!.b, traceId: traced[i]!.s.traceId } : null)
+  return {
+    variant,
+    round,
+    path: target,
+    requests: load.samples.length,
+    rps: ok / load.durationS,
+    latency: {
+      avg: lat.reduce((a, b) => a + b, 0) / Math.max(1, lat.length),
+      p50: percentile(lat, 50),
+      p90: percentile(lat, 90),
+      p95: percentile(lat, 95),
+      p99: percentile(lat, 99),
+      max: lat[lat.length - 1] ?? NaN
+    },
+    failures: load.samples.length - ok + load.errors,
+    dropped: load.dropped,
+    app,
+    db,
+    traced: traced.length,
+    phases: meanBreakdown(traced.map((x) => x.b)),
+    p50Trace: pick(Math.floor(traced.length / 2)),
+    slowestTrace: pick(traced.length - 1)
+  }
 }
 
 async function main(): Promise<void> {
@@ -87,11 +149,16 @@ async function main(): Promise<void> {
       repeat: { type: 'string', default: '3' },
       duration: { type: 'string', default: '10' },
       warmup: { type: 'string', default: '3' },
+      scenario: { type: 'string', default: 'list' },
+      path: { type: 'string' },
+      mode: { type: 'string', default: 'max' },
       connections: { type: 'string', default: '100' },
-      path: { type: 'string', default: '/blogs/' },
+      think: { type: 'string', default: '100' },
+      rate: { type: 'string', default: '500' },
       posts: { type: 'string', default: '30' },
       trivial: { type: 'boolean', default: false },
       smoke: { type: 'boolean', default: false },
+      out: { type: 'string' },
       'admin-url': { type: 'string', default: process.env.BENCH_ADMIN_URL ?? 'mysql://root@127.0.0.1:3306' }
     }
   })
@@ -101,10 +168,19 @@ async function main(): Promise<void> {
   const repeat = smoke ? 1 : Number(values.repeat)
   const duration = smoke ? 1 : Number(values.duration)
   const warmup = smoke ? 1 : Number(values.warmup)
-  const connections = smoke ? 10 : Number(values.connections)
+  const connections = smoke ? 5 : Number(values.connections)
+  const mode = values.mode
+  if (!['max', 'closed', 'rate'].includes(mode)) throw new Error('--mode is max, closed or rate')
+
+  const write = values.scenario === 'write'
+  const scenario: Scenario = write
+    ? await writeScenario()
+    : { method: 'GET', path: values.path ?? (values.scenario === 'show' ? '/blogs/show/1' : '/blogs/') }
+  const okStatus = (s: number) => (write ? s === 303 : s >= 200 && s < 400)
+
   const database = `blog_bench_${process.pid}`
   const stamp = new Date().toISOString().replace(/[:.]/g, '-')
-  const outDir = path.join(ROOT, 'bench', 'results', stamp)
+  const outDir = values.out ? path.resolve(values.out) : path.join(ROOT, 'bench', 'results', stamp)
   mkdirSync(outDir, { recursive: true })
 
   process.stderr.write(`preparing ${values.posts} posts in ${database}\n`)
@@ -118,9 +194,19 @@ async function main(): Promise<void> {
     DB_POOL_MAX: poolMax,
     DATABASE_URL: `${values['admin-url'].replace(/\/$/, '')}/${database}`,
     DB_SEED_ON_START: 'false',
+    UPLOAD_DIR: path.join(outDir, 'uploads'),
     OTEL_EXPORTER_OTLP_ENDPOINT: sink.url,
+    OTEL_BSP_SCHEDULE_DELAY: '500',
     OTEL_METRIC_EXPORT_INTERVAL: '10000'
   }
+
+  const run = (url: string, target: Scenario, seconds: number) =>
+    mode === 'closed'
+      ? closedLoad(url, target, connections, seconds, Number(values.think))
+      : mode === 'rate'
+        ? rateLoad(url, target, Number(values.rate), seconds)
+        : maxLoad(url, target, connections, seconds)
+
   const results: RunResult[] = []
   const apps = new Map<string, RunningApp>()
   try {
@@ -130,32 +216,25 @@ async function main(): Promise<void> {
       for (const part of v.split('+')) Object.assign(env, PRESETS[part])
       apps.set(v, await startApp(env))
     }
-    for (const [, app] of apps) await load(app.url + values.path, connections, warmup)
-    const targets = values.trivial ? [values.path, '/health'] : [values.path]
+    for (const [, app] of apps) await run(app.url, scenario, warmup)
+    const targets: Scenario[] = values.trivial ? [scenario, { method: 'GET', path: '/health' }] : [scenario]
     const total = repeat * variants.length * targets.length
     let done = 0
     for (let round = 1; round <= repeat; round++) {
       for (const v of variants) {
         for (const target of targets) {
           const app = apps.get(v)!
-          process.stderr.write(`\r[${++done}/${total}] round ${round} ${v} ${target} ...          `)
           const appMon = new ProcMonitor(app.pid)
           const dbMon = new ProcMonitor(dbPid)
+          await new Promise((r) => setTimeout(r, 1500)) // let the previous run's spans drain
+          sink.take()
+          process.stderr.write(`\r[${++done}/${total}] round ${round}/${repeat} ${v} ${target.method} ${target.path} (${mode}, ${duration}s) ...      `)
           await Promise.all([appMon.start(), dbMon.start()])
-          const r = await load(app.url + target, connections, duration)
+          const load = await run(app.url, target, duration)
           const [appS, dbS] = await Promise.all([appMon.stop(), dbMon.stop()])
-          results.push({
-            variant: v,
-            round,
-            path: target,
-            requests: r.requests.total,
-            rps: r.requests.total / r.duration,
-            latency: { avg: r.latency.average, p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, max: r.latency.max },
-            errors: r.errors + r.timeouts,
-            non2xx: r.non2xx,
-            app: appS,
-            db: dbS
-          })
+          await new Promise((r) => setTimeout(r, 1500))
+          const spans = decodeTraces(sink.take())
+          results.push(summarise(v, round, target.path, load, target === scenario ? okStatus : (s) => s === 200, appS, dbS, spans))
         }
       }
     }
@@ -165,11 +244,8 @@ async function main(): Promise<void> {
     await sink.close()
   }
 
-  // Summary: medians over rounds, spread as min-max of req/s, ratio to the first variant.
-  const rows: string[] = []
-  const summary: Record<string, unknown>[] = []
-  const head = `| variant | path | req/s (median) | min-max | ratio | avg ms | p90 | p99 | max | fail % | app CPU % | app RSS MB | DB CPU % |`
-  rows.push(head, '|' + ' --- |'.repeat(13))
+  // Medians over rounds; spread is min-max of req/s; ratio is to the first variant's median.
+  const summary = []
   const firstRps = new Map<string, number>()
   for (const target of [...new Set(results.map((r) => r.path))]) {
     for (const v of variants) {
@@ -177,7 +253,8 @@ async function main(): Promise<void> {
       if (rs.length === 0) continue
       const rps = median(rs.map((r) => r.rps))
       if (!firstRps.has(target)) firstRps.set(target, rps)
-      const s = {
+      const phaseRuns = rs.map((r) => r.phases).filter((p): p is Breakdown => p !== null)
+      summary.push({
         variant: v,
         path: target,
         rounds: rs.length,
@@ -187,26 +264,51 @@ async function main(): Promise<void> {
         ratio: rps / firstRps.get(target)!,
         avg: median(rs.map((r) => r.latency.avg)),
         p90: median(rs.map((r) => r.latency.p90)),
+        p95: median(rs.map((r) => r.latency.p95)),
         p99: median(rs.map((r) => r.latency.p99)),
         max: Math.max(...rs.map((r) => r.latency.max)),
-        failPct: (100 * rs.reduce((a, r) => a + r.errors + r.non2xx, 0)) / Math.max(1, rs.reduce((a, r) => a + r.requests, 0)),
+        failPct: (100 * rs.reduce((a, r) => a + r.failures, 0)) / Math.max(1, rs.reduce((a, r) => a + r.requests, 0)),
+        dropped: rs.reduce((a, r) => a + r.dropped, 0),
         appCpu: median(rs.map((r) => r.app.cpuPercent)),
         appRss: Math.max(...rs.map((r) => r.app.rssMb)),
-        dbCpu: median(rs.map((r) => r.db.cpuPercent))
-      }
-      summary.push(s)
-      rows.push(
-        `| ${v} | ${target} | ${fmt(s.rps, 0)} | ${fmt(s.rpsMin, 0)}-${fmt(s.rpsMax, 0)} | ${fmt(s.ratio, 2)} | ${fmt(s.avg)} | ${fmt(s.p90)} | ${fmt(s.p99)} | ${fmt(s.max)} | ${fmt(s.failPct, 2)} | ${fmt(s.appCpu, 0)} | ${fmt(s.appRss, 0)} | ${fmt(s.dbCpu, 0)} |`
-      )
+        dbCpu: median(rs.map((r) => r.db.cpuPercent)),
+        dbRss: Math.max(...rs.map((r) => r.db.rssMb)),
+        traced: rs.reduce((a, r) => a + r.traced, 0),
+        phases: meanBreakdown(phaseRuns),
+        p50Trace: rs[rs.length - 1]!.p50Trace,
+        slowestTrace: rs.map((r) => r.slowestTrace).filter((t) => t !== null).sort((a, b) => b!.total - a!.total)[0] ?? null
+      })
     }
   }
-  const config = { poolMax: Number(poolMax), variants, repeat, duration, warmup, connections, path: values.path, posts: Number(values.posts), otlpBytes: sink.bytes(), otlpRequests: sink.requests() }
-  writeFileSync(path.join(outDir, 'results.json'), JSON.stringify({ config, summary, runs: results }, null, 2))
-  writeFileSync(path.join(outDir, 'table.md'), rows.join('\n') + '\n')
-  process.stdout.write(rows.join('\n') + `\n\npool max per process: ${poolMax}; OTLP received: ${(sink.bytes() / 1e6).toFixed(1)} MB in ${sink.requests()} exports\nresults: ${path.relative(ROOT, outDir)}\n`)
 
-  const u = new URL(values['admin-url'])
-  const conn = await mysql.createConnection({ host: u.hostname, port: Number(u.port || 3306), user: decodeURIComponent(u.username) || 'root', password: decodeURIComponent(u.password) })
+  const lines: string[] = []
+  lines.push(`mode ${mode}${mode === 'closed' ? ` (think ${values.think} ms)` : mode === 'rate' ? ` (${values.rate} req/s)` : ''}, ${connections} connections, ${duration}s x ${repeat} rounds, ${values.posts} posts, pool max ${poolMax} per process`)
+  lines.push('')
+  lines.push('| variant | path | req/s (median) | min-max | ratio | avg ms | p90 | p95 | p99 | max | fail % | app CPU % | app RSS MB | DB CPU % | DB RSS MB |')
+  lines.push('|' + ' --- |'.repeat(15))
+  for (const s of summary) {
+    lines.push(
+      `| ${s.variant} | ${s.path} | ${fmt(s.rps, 0)} | ${fmt(s.rpsMin, 0)}-${fmt(s.rpsMax, 0)} | ${fmt(s.ratio, 2)} | ${fmt(s.avg)} | ${fmt(s.p90)} | ${fmt(s.p95)} | ${fmt(s.p99)} | ${fmt(s.max)} | ${fmt(s.failPct, 2)} | ${fmt(s.appCpu, 0)} | ${fmt(s.appRss, 0)} | ${fmt(s.dbCpu, 0)} | ${fmt(s.dbRss, 0)} |`
+    )
+  }
+  const withPhases = summary.filter((s) => s.phases)
+  if (withPhases.length > 0) {
+    lines.push('', 'Where the server time went (ms, mean over traced requests; the p50 and slowest trace by client latency):', '')
+    lines.push(`| variant | path | traces | ${PHASES.join(' | ')} | server total | queries | p50 trace | slowest trace |`)
+    lines.push('|' + ' --- |'.repeat(PHASES.length + 7))
+    for (const s of withPhases) {
+      const p = s.phases!
+      const t = (b: (Breakdown & { traceId: string }) | null) => (b ? `${fmt(b.total, 2)} ms (SQL ${fmt(b.SQL, 2)}, pool ${fmt(b['pool wait'], 2)}, render ${fmt(b.render, 2)}) ${b.traceId.slice(0, 12)}…` : '-')
+      lines.push(`| ${s.variant} | ${s.path} | ${s.traced} | ${PHASES.map((ph) => fmt(p[ph], 2)).join(' | ')} | ${fmt(p.total, 2)} | ${fmt(p.queries, 1)} | ${t(s.p50Trace)} | ${t(s.slowestTrace)} |`)
+    }
+  }
+  const config = { mode, scenario: values.scenario, connections, think: Number(values.think), rate: Number(values.rate), poolMax: Number(poolMax), variants, repeat, duration, warmup, posts: Number(values.posts) }
+  writeFileSync(path.join(outDir, 'results.json'), JSON.stringify({ config, summary, runs: results }, null, 2))
+  writeFileSync(path.join(outDir, 'table.md'), lines.join('\n') + '\n')
+  writeFileSync(path.join(outDir, 'chart.svg'), renderSvg(summary))
+  process.stdout.write(lines.join('\n') + `\n\nresults: ${path.relative(ROOT, outDir) || outDir}/{table.md,results.json,chart.svg}\n`)
+
+  const conn = await mysql.createConnection(connectionOptions(values['admin-url']))
   await conn.query(`DROP DATABASE IF EXISTS \`${database}\``)
   await conn.end()
 }

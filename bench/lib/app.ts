@@ -69,25 +69,28 @@ export async function startApp(env: Record<string, string>, timeoutMs = 30_000):
 }
 
 /**
- * An OTLP/HTTP endpoint the harness controls: accepts and counts exports, so traced variants
- * pay the real export cost (serialisation, HTTP) without a collector on the machine.
+ * An OTLP/HTTP endpoint the harness controls: accepts every export (the traced variants pay
+ * the real export cost) and keeps trace bodies until take() for the phase breakdown.
  */
-export async function startOtlpSink(): Promise<{ url: string; bytes: () => number; requests: () => number; close(): Promise<void> }> {
-  let bytes = 0
-  let requests = 0
+export async function startOtlpSink(): Promise<{ url: string; take(): Buffer[]; close(): Promise<void> }> {
+  let bodies: Buffer[] = []
   const server = http.createServer((req, res) => {
-    req.on('data', (d: Buffer) => (bytes += d.length))
+    const chunks: Buffer[] = []
+    req.on('data', (d: Buffer) => chunks.push(d))
     req.on('end', () => {
-      requests++
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}')
+      if (req.url === '/v1/traces') bodies.push(Buffer.concat(chunks))
+      res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end()
     })
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   const { port } = server.address() as net.AddressInfo
   return {
     url: `http://127.0.0.1:${port}`,
-    bytes: () => bytes,
-    requests: () => requests,
+    take: () => {
+      const out = bodies
+      bodies = []
+      return out
+    },
     close: () => new Promise((r) => server.close(() => r()))
   }
 }

@@ -1,0 +1,89 @@
+import protobuf from 'protobufjs'
+
+// Just the fields of OTLP's ExportTraceServiceRequest the breakdown needs; protobuf skips the
+// rest. Lets the harness read the app's default (protobuf) exports without a collector.
+const root = protobuf.parse(`
+syntax = "proto3";
+message ExportTraceServiceRequest { repeated ResourceSpans resource_spans = 1; }
+message ResourceSpans { repeated ScopeSpans scope_spans = 2; }
+message ScopeSpans { repeated Span spans = 2; }
+message Span {
+  bytes trace_id = 1; bytes span_id = 2; bytes parent_span_id = 4; string name = 5; int32 kind = 6;
+  fixed64 start_time_unix_nano = 7; fixed64 end_time_unix_nano = 8; repeated KeyValue attributes = 9;
+}
+message KeyValue { string key = 1; AnyValue value = 2; }
+message AnyValue { oneof value { string string_value = 1; bool bool_value = 2; int64 int_value = 3; double double_value = 4; } }
+`).root
+const Request = root.lookupType('ExportTraceServiceRequest')
+
+export interface BenchSpan {
+  traceId: string
+  spanId: string
+  parentSpanId: string
+  name: string
+  durationMs: number
+  attributes: Record<string, unknown>
+}
+
+type Long = { toNumber(): number }
+const num = (v: number | Long) => (typeof v === 'number' ? v : v.toNumber())
+
+/** Decodes OTLP/protobuf trace export bodies into spans. */
+export function decodeTraces(bodies: Buffer[]): BenchSpan[] {
+  const out: BenchSpan[] = []
+  for (const body of bodies) {
+    const req = Request.toObject(Request.decode(body), { longs: Number, bytes: Buffer }) as {
+      resourceSpans?: { scopeSpans?: { spans?: Record<string, unknown>[] }[] }[]
+    }
+    for (const rs of req.resourceSpans ?? []) {
+      for (const ss of rs.scopeSpans ?? []) {
+        for (const s of ss.spans ?? []) {
+          const attrs: Record<string, unknown> = {}
+          for (const kv of (s.attributes as { key: string; value?: Record<string, unknown> }[]) ?? []) {
+            const v = kv.value ?? {}
+            attrs[kv.key] = v.stringValue ?? v.intValue ?? v.doubleValue ?? v.boolValue
+          }
+          out.push({
+            traceId: (s.traceId as Buffer).toString('hex'),
+            spanId: (s.spanId as Buffer).toString('hex'),
+            parentSpanId: s.parentSpanId ? (s.parentSpanId as Buffer).toString('hex') : '',
+            name: s.name as string,
+            durationMs: (num(s.endTimeUnixNano as number) - num(s.startTimeUnixNano as number)) / 1e6,
+            attributes: attrs
+          })
+        }
+      }
+    }
+  }
+  return out
+}
+
+export const PHASES = ['pool wait', 'SQL', 'render', 'image write', 'other'] as const
+export type Phase = (typeof PHASES)[number]
+export type Breakdown = Record<Phase, number> & { total: number; queries: number }
+
+/** Splits one trace's server time into phases (the app's spans under the server span are sequential). */
+export function breakdown(spans: BenchSpan[]): Breakdown | null {
+  const server = spans.find((s) => !s.parentSpanId || !spans.some((p) => p.spanId === s.parentSpanId))
+  if (!server) return null
+  const b: Breakdown = { 'pool wait': 0, SQL: 0, render: 0, 'image write': 0, other: 0, total: server.durationMs, queries: 0 }
+  for (const s of spans) {
+    if (s === server) continue
+    if (s.name === 'pool.acquire') b['pool wait'] += s.durationMs
+    else if (s.attributes['db.system.name']) {
+      b.SQL += s.durationMs
+      b.queries++
+    } else if (s.name === 'view.render') b.render += s.durationMs
+    else if (s.name === 'blog.image.write') b['image write'] += s.durationMs
+  }
+  b.other = Math.max(0, b.total - b['pool wait'] - b.SQL - b.render - b['image write'])
+  return b
+}
+
+/** Mean of each phase over many traces. */
+export function meanBreakdown(items: Breakdown[]): Breakdown | null {
+  if (items.length === 0) return null
+  const m: Breakdown = { 'pool wait': 0, SQL: 0, render: 0, 'image write': 0, other: 0, total: 0, queries: 0 }
+  for (const b of items) for (const k of Object.keys(m) as (keyof Breakdown)[]) m[k] += b[k] / items.length
+  return m
+}
