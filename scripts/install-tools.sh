@@ -2,6 +2,8 @@
 # Builds the native tools the end-to-end tests use, from the Go module proxy, once; the binaries
 # are cached outside the repo (never committed), keyed by the pinned go.mod/go.sum in tools/.
 #   jaeger: github.com/jaegertracing/jaeger/cmd/jaeger (Apache-2.0; v1.x tags carry Jaeger v2)
+#   otelcol-blog: go.opentelemetry.io/collector/cmd/builder (Apache-2.0) + otel/builder-config.yaml
+# and installs Debian's prometheus package if /usr/bin/prometheus is missing.
 # Prints the directory that holds the binaries. BLOG_APP_TOOLS overrides the cache location.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,4 +25,35 @@ build() { # name module-dir package
 }
 
 build jaeger "$here/tools/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger
+
+# otelcol-blog: the OpenTelemetry Collector Builder (pinned by tools/otelcol/go.mod) compiles a
+# collector with exactly the components in otel/builder-config.yaml; keyed by all three files.
+build_otelcol() {
+  local dir=$here/tools/otelcol manifest=$here/otel/builder-config.yaml
+  local key
+  key=$(cat "$manifest" "$dir/go.mod" "$dir/go.sum" | sha256sum | cut -c1-16)
+  local bin="$cache/otelcol-blog-$key"
+  if [ ! -x "$bin" ]; then
+    echo "building otelcol-blog ($manifest) -> $bin" >&2
+    local work
+    # Inside the cache: the final mv is then a rename, atomic for a concurrent reader.
+    work=$(mktemp -d "$cache/.otelcol-build.XXXXXX")
+    (cd "$dir" && GOFLAGS=-mod=mod go build -trimpath -o "$work/builder" go.opentelemetry.io/collector/cmd/builder)
+    # output_path in the manifest is relative: the generated sources stay in $work.
+    (cd "$work" && ./builder --config "$manifest") >&2
+    mv "$work/otelcol-blog/otelcol-blog" "$bin"
+    rm -rf "$work"
+  fi
+  ln -sf "$bin" "$cache/otelcol-blog"
+}
+build_otelcol
+
+# Prometheus from Debian (2.42: no OTLP receiver, so the tests scrape the collector's exporter).
+# The package's own service is not wanted: tests start their own instance on a loopback port.
+if [ ! -x /usr/bin/prometheus ]; then
+  echo "installing prometheus (Debian package)" >&2
+  apt-get update >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >&2
+fi
+
 echo "$cache"
