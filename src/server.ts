@@ -1,7 +1,8 @@
 import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
+import { setImmediate as nextPoll, setTimeout as sleep } from 'node:timers/promises'
 import closeWithGrace from 'close-with-grace'
-import Fastify from 'fastify'
+import Fastify, { LogController } from 'fastify'
 import app from './app'
 import { ConfigError, loadConfig } from './config'
 
@@ -23,15 +24,17 @@ async function main(): Promise<void> {
       level: config.logLevel,
       redact: { paths: ['req.headers.cookie', 'req.headers.authorization', 'res.headers["set-cookie"]'], remove: true }
     },
-    // src/plugins/request-log.ts writes one line per request instead.
-    disableRequestLogging: true,
+    // src/plugins/request-log.ts writes one line per request instead of Fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
     // Deliberate timeouts (Node's requestTimeout default is 0 in Fastify: a slow client could
     // hold a socket forever). Keep-alive outlives a typical 60 s proxy idle timeout.
     requestTimeout: config.requestTimeoutMs,
     keepAliveTimeout: config.keepAliveTimeoutMs,
     connectionTimeout: config.requestTimeoutMs + 5000,
-    // Answer 503 to requests that arrive on kept-alive sockets after close() started.
-    return503OnClosing: true,
+    // A request that reaches the server after close() started (on a kept-alive socket, or sent
+    // just before the signal) is served, with Connection: close, rather than bounced with a 503:
+    // each socket carries at most one more request, and SHUTDOWN_GRACE_MS bounds the drain.
+    return503OnClosing: false,
     forceCloseConnections: 'idle'
   })
 
@@ -47,7 +50,16 @@ async function main(): Promise<void> {
   })
   fastify.server.on('request', (req: IncomingMessage) => unused.delete(req.socket))
   fastify.addHook('preClose', async () => {
-    for (const socket of unused) socket.destroy()
+    // Connections made just before the signal may still wait in the accept queue, where closing
+    // the listener would reset them: let the loop accept and read them (a timer, then a poll).
+    await sleep(25)
+    await nextPoll()
+    // A socket still without a request gets a moment to send one (it is then served), then goes.
+    for (const socket of unused) {
+      setTimeout(() => {
+        if (unused.has(socket)) socket.destroy()
+      }, 500).unref()
+    }
   })
 
   // SIGTERM/SIGINT: stop accepting, finish in-flight requests, close the pool (onClose), exit 0.

@@ -113,7 +113,8 @@ function traceRequests(fastify: FastifyInstance): void {
   })
 
   fastify.addHook('onRequest', (request: Traced, _reply, done) => {
-    if (UNTRACED.has(request.url)) return done()
+    // Health probes and the request inspector's own pages (src/inspector) are not traced.
+    if (UNTRACED.has(request.url) || request.url.startsWith('/_inspect')) return done()
     const parent = propagation.extract(ROOT_CONTEXT, request.headers)
     const route = routeOf(request)
     const method = request.method
