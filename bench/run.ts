@@ -25,8 +25,12 @@ export const PRESETS: Record<string, Record<string, string>> = {
   'otel=sdkonly': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'runtime-node' },
   'otel=noexport': { OTEL_EXPORTER_OTLP_ENDPOINT: '' },
   'views=nocache': { VIEW_CACHE: 'false' },
+  // Same code, a bigger table: the list and show pages should cost the same (growth target).
+  'data=100k': { BENCH_POSTS: '100000' },
   'pool=5': { DB_POOL_MAX: '5' },
-  'pool=40': { DB_POOL_MAX: '40' }
+  'pool=40': { DB_POOL_MAX: '40' },
+  // The request inspector's span processor (an in-memory copy of every span), next to the exporter.
+  'inspector=on': { INSPECTOR_ENABLED: 'true' }
 }
 
 // The smallest valid PNG, as the k6 write script sends.
@@ -179,12 +183,17 @@ async function main(): Promise<void> {
   const okStatus = (s: number) => (write ? s === 303 : s >= 200 && s < 400)
 
   const database = `blog_bench_${process.pid}`
+  // Variants may ask for their own data set size (BENCH_POSTS); each size gets its own database.
+  const postsOf = (v: string) => Number(v.split('+').map((p) => PRESETS[p]!.BENCH_POSTS).find(Boolean) ?? values.posts)
+  const dbFor = (posts: number) => (posts === Number(values.posts) ? database : `${database}_${posts}`)
   const stamp = new Date().toISOString().replace(/[:.]/g, '-')
   const outDir = values.out ? path.resolve(values.out) : path.join(ROOT, 'bench', 'results', stamp)
   mkdirSync(outDir, { recursive: true })
 
-  process.stderr.write(`preparing ${values.posts} posts in ${database}\n`)
-  await prepareData(values['admin-url'], database, Number(values.posts))
+  for (const posts of new Set(variants.map(postsOf))) {
+    process.stderr.write(`preparing ${posts} posts in ${dbFor(posts)}\n`)
+    await prepareData(values['admin-url'], dbFor(posts), posts)
+  }
   const sink = await startOtlpSink()
   const dbPid = findPid('mariadbd', 'mysqld')
   // All variants run at once against one server: keep processes x pool within max_connections
@@ -214,6 +223,7 @@ async function main(): Promise<void> {
     for (const v of variants) {
       const env: Record<string, string> = { ...baseEnv }
       for (const part of v.split('+')) Object.assign(env, PRESETS[part])
+      env.DATABASE_URL = `${values['admin-url'].replace(/\/$/, '')}/${dbFor(postsOf(v))}`
       apps.set(v, await startApp(env))
     }
     for (const [, app] of apps) await run(app.url, scenario, warmup)
@@ -309,7 +319,7 @@ async function main(): Promise<void> {
   process.stdout.write(lines.join('\n') + `\n\nresults: ${path.relative(ROOT, outDir) || outDir}/{table.md,results.json,chart.svg}\n`)
 
   const conn = await mysql.createConnection(connectionOptions(values['admin-url']))
-  await conn.query(`DROP DATABASE IF EXISTS \`${database}\``)
+  for (const posts of new Set(variants.map(postsOf))) await conn.query(`DROP DATABASE IF EXISTS \`${dbFor(posts)}\``)
   await conn.end()
 }
 
