@@ -3,14 +3,28 @@ import { getNodeAutoInstrumentations } from '@opentelemetry/auto-instrumentation
 import type { IncomingMessage } from 'node:http'
 import { NodeSDK, type NodeSDKConfiguration } from '@opentelemetry/sdk-node'
 import type { SpanProcessor } from '@opentelemetry/sdk-trace'
+import { spanProcessorsFromEnv } from './env-span-processors'
+import { inspectorProcessorFromEnv } from './inspector-processor'
 
-// Only what the app uses: incoming HTTP (server span, traceparent, http.server.request.duration),
-// mysql2 (one span per statement), pino (trace ids in logs), runtime-node (event loop, heap).
-// fs, dns and net spans are noise; Fastify routes are named by src/plugins/telemetry.ts.
-export const DEFAULT_INSTRUMENTATIONS = 'http,mysql2,pino,runtime-node'
+// Only what the app uses: mysql2 (one span per statement), pino (trace ids in logs),
+// runtime-node (event loop, heap). fs, dns and net spans are noise. Server spans, traceparent
+// and http.server.request.duration come from the app's Fastify hooks (src/plugins/telemetry.ts),
+// measured cheaper than the http instrumentation; add `http` to use that instead.
+export const DEFAULT_INSTRUMENTATIONS = 'mysql2,pino,runtime-node'
 
 /** Health probes are not worth a trace each. */
 const UNTRACED_PATHS = new Set(['/health', '/ready'])
+
+/** Export errors arrive as a whole serialised error, stack and all: keep its message. */
+function shortMessage(message: string): string {
+  if (!message.startsWith('{')) return message
+  try {
+    const parsed = JSON.parse(message) as { message?: string; code?: string }
+    return parsed.message ? `${parsed.message}${parsed.code ? ` (${parsed.code})` : ''}` : message
+  } catch {
+    return message
+  }
+}
 
 /**
  * A diag logger that prints each distinct problem once a minute: an unreachable collector
@@ -24,7 +38,7 @@ export function rateLimitedDiagLogger(write: (line: string) => void = (l) => pro
     if (now - (last.get(key) ?? -Infinity) < everyMs) return
     last.set(key, now)
     const detail = args.map((a) => (a instanceof Error ? a.message : typeof a === 'string' ? a : JSON.stringify(a))).join(' ')
-    write(JSON.stringify({ level, msg: `opentelemetry: ${message}`, detail, repeatsSuppressedForMs: everyMs }))
+    write(JSON.stringify({ level, msg: `opentelemetry: ${shortMessage(message)}`, detail, repeatsSuppressedForMs: everyMs }))
   }
   const ignore = () => undefined
   return { error: emit('error'), warn: emit('warn'), info: ignore, debug: ignore, verbose: ignore }
@@ -66,20 +80,25 @@ export function startTelemetry(overrides: Partial<NodeSDKConfiguration> = {}): N
   // send spans nowhere rather than to a localhost:4318 that is probably not there.
   const env = process.env
   const exportTraces = Boolean(env.OTEL_TRACES_EXPORTER || env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+  // The request inspector (INSPECTOR_ENABLED=true) keeps recent traces in memory alongside the
+  // exporter: `spanProcessors` replaces the env-configured ones, so they are built here too.
+  const inspector = inspectorProcessorFromEnv()
   const sdk = new NodeSDK({
-    ...(exportTraces ? {} : { spanProcessors: [discardSpans] }),
+    ...(inspector
+      ? { spanProcessors: [...(exportTraces ? spanProcessorsFromEnv() : []), inspector] }
+      : exportTraces ? {} : { spanProcessors: [discardSpans] }),
     instrumentations: [
       getNodeAutoInstrumentations({
         '@opentelemetry/instrumentation-http': {
-          ignoreIncomingRequestHook: (req: IncomingMessage) => UNTRACED_PATHS.has(req.url ?? ''),
+          // The request inspector's own pages are not traced either (src/inspector).
+          ignoreIncomingRequestHook: (req: IncomingMessage) => UNTRACED_PATHS.has(req.url ?? '') || (req.url ?? '').startsWith('/_inspect'),
           // The app makes no outgoing HTTP calls of its own; exporters' calls are not traced.
           disableOutgoingRequestInstrumentation: true
         },
         '@opentelemetry/instrumentation-mysql2': {
           // Never put parameter values (user content) into spans.
           maskStatement: true
-        },
-        '@opentelemetry/instrumentation-runtime-node': { monitoringPrecision: 5000 }
+        }
       })
     ],
     ...overrides

@@ -3,7 +3,7 @@
 # are cached outside the repo (never committed), keyed by the pinned go.mod/go.sum in tools/.
 #   jaeger: github.com/jaegertracing/jaeger/cmd/jaeger (Apache-2.0; v1.x tags carry Jaeger v2)
 #   otelcol-blog: go.opentelemetry.io/collector/cmd/builder (Apache-2.0) + otel/builder-config.yaml
-# and installs Debian's prometheus package if /usr/bin/prometheus is missing.
+# and installs Debian's prometheus and chromium packages if they are missing.
 # Prints the directory that holds the binaries. BLOG_APP_TOOLS overrides the cache location.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,6 +54,14 @@ if [ ! -x /usr/bin/prometheus ]; then
   echo "installing prometheus (Debian package)" >&2
   apt-get update >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >&2
+fi
+
+# Chromium from Debian for test/browser (driven by playwright-core, which downloads no browser:
+# npm's playwright would fetch its own build, which cannot be had here).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "installing chromium (Debian package)" >&2
+  apt-get update >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >&2
 fi
 
 echo "$cache"

@@ -9,13 +9,16 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { AppConfig } from './config'
 import { classifyError } from './errors'
+import inspector from './inspector/index'
 import blogsPlugin from './plugins/blogs'
 import dbPlugin from './plugins/db'
 import flashPlugin from './plugins/flash'
 import imageStorePlugin, { STORED_NAME, UPLOAD_URL_PREFIX } from './plugins/image-store'
+import loadShedding from './plugins/load-shedding'
 import processTime from './plugins/process-time'
 import requestLog from './plugins/request-log'
 import requestTiming from './plugins/request-timing'
+import security, { UPLOAD_CSP } from './plugins/security'
 import telemetry from './plugins/telemetry'
 import blogRoutes from './routes/blogs/index'
 import healthRoutes from './routes/health'
@@ -54,7 +57,9 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
 
   fastify.setErrorHandler(async (err, request, reply) => {
     const e = classifyError(err)
-    if (e.status >= 500) request.log.error({ err }, 'request failed')
+    // Shed requests (overload, database known down) come in bursts: one short line each, no stack.
+    if ((err as { shed?: boolean }).shed) request.log.warn({ code: e.code, reason: (err as { reason?: string }).reason }, 'request shed')
+    else if (e.status >= 500) request.log.error({ err }, 'request failed')
     else request.log.info({ status: e.status, code: e.code, reason: (err as Error).message }, 'request rejected')
     const message =
       e.status === 413 ? `The upload is too large (the limit is ${(config.maxUploadBytes / 1048576).toFixed(1)} MiB).` : e.message
@@ -67,6 +72,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
 
   await fastify.register(processTime)
   await fastify.register(requestTiming)
+  await fastify.register(security)
 
   await fastify.register(cookie)
   await fastify.register(flashPlugin)
@@ -108,6 +114,8 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
     setHeaders: (res) => {
       res.header('X-Content-Type-Options', 'nosniff')
       res.header('Content-Disposition', 'inline')
+      // Opened directly, an upload is a document of its own: it may load nothing and run nothing.
+      res.header('Content-Security-Policy', UPLOAD_CSP)
     }
   })
 
@@ -115,6 +123,9 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   await fastify.register(blogsPlugin)
   await fastify.register(telemetry)
   await fastify.register(requestLog)
+  await fastify.register(loadShedding, { load: config.load, db: config.db })
+
+  await fastify.register(inspector, { config: config.inspector })
 
   fastify.get('/', async (_request, reply) => reply.redirect('/blogs/', 302))
   await fastify.register(healthRoutes)

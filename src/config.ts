@@ -31,7 +31,24 @@ const EnvSchema = Type.Object({
 
   REQUEST_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 1000 }),
   KEEP_ALIVE_TIMEOUT_MS: Type.Integer({ default: 72_000, minimum: 1000 }),
-  SHUTDOWN_GRACE_MS: Type.Integer({ default: 10_000, minimum: 100 })
+  SHUTDOWN_GRACE_MS: Type.Integer({ default: 10_000, minimum: 100 }),
+
+  // Request inspector (/_inspect/): off unless asked for; the buffer lives in the OTel bootstrap.
+  INSPECTOR_ENABLED: Type.Boolean({ default: false }),
+  // Empty: no token asked (fine on 127.0.0.1). Otherwise 16 or more characters without spaces.
+  INSPECTOR_TOKEN: Type.String({ default: '', pattern: '^(\\S{16,})?$' }),
+  INSPECTOR_BADGE: Type.Boolean({ default: false }),
+  INSPECTOR_MAX_TRACES: Type.Integer({ default: 500, minimum: 1, maximum: 100_000 }),
+  INSPECTOR_MAX_BYTES: Type.Integer({ default: 8 * 1024 * 1024, minimum: 64 * 1024, maximum: 1024 * 1024 * 1024 }),
+  // Jaeger's UI, for "open in Jaeger" links (e.g. http://localhost:16686); empty: no links.
+  JAEGER_URL: Type.String({ default: '', pattern: '^(https?://\\S+)?$' }),
+
+  // Load shedding (@fastify/under-pressure): past a threshold, requests get a fast 503 with
+  // Retry-After instead of queueing. 0 turns a check off.
+  LOAD_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ default: 500, minimum: 0 }),
+  LOAD_MAX_EVENT_LOOP_UTILIZATION: Type.Number({ default: 0, minimum: 0, maximum: 1 }),
+  LOAD_SAMPLE_INTERVAL_MS: Type.Integer({ default: 1000, minimum: 10 }),
+  DB_HEALTH_CHECK_INTERVAL_MS: Type.Integer({ default: 2000, minimum: 0 })
 })
 
 type Env = Static<typeof EnvSchema>
@@ -49,6 +66,16 @@ export interface DbConfig {
   seedOnStart: boolean
 }
 
+export interface LoadConfig {
+  /** Mean event-loop delay (ms) over a sample interval above which requests are shed; 0 = off. */
+  maxEventLoopDelayMs: number
+  /** Event-loop utilization (0-1) over a sample interval above which requests are shed; 0 = off. */
+  maxEventLoopUtilization: number
+  sampleIntervalMs: number
+  /** How often a dedicated connection pings the database; while it fails, DB routes get 503 at once. 0 = off. */
+  dbHealthCheckIntervalMs: number
+}
+
 export interface AppConfig {
   host: string
   port: number
@@ -60,7 +87,21 @@ export interface AppConfig {
   requestTimeoutMs: number
   keepAliveTimeoutMs: number
   shutdownGraceMs: number
+  inspector: InspectorConfig
+  load: LoadConfig
   db: DbConfig
+}
+
+export interface InspectorConfig {
+  enabled: boolean
+  /** Empty: no token required. */
+  token: string
+  /** Total and DB time with a link to the trace on every page (needs `enabled`). */
+  badge: boolean
+  maxTraces: number
+  maxBytes: number
+  /** Without a trailing slash; empty when not configured. */
+  jaegerUrl: string
 }
 
 export class ConfigError extends Error {
@@ -119,6 +160,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     keepAliveTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    inspector: {
+      enabled: e.INSPECTOR_ENABLED,
+      token: e.INSPECTOR_TOKEN,
+      badge: e.INSPECTOR_ENABLED && e.INSPECTOR_BADGE,
+      maxTraces: e.INSPECTOR_MAX_TRACES,
+      maxBytes: e.INSPECTOR_MAX_BYTES,
+      jaegerUrl: e.JAEGER_URL.replace(/\/+$/, '')
+    },
+    load: {
+      maxEventLoopDelayMs: e.LOAD_MAX_EVENT_LOOP_DELAY_MS,
+      maxEventLoopUtilization: e.LOAD_MAX_EVENT_LOOP_UTILIZATION,
+      sampleIntervalMs: e.LOAD_SAMPLE_INTERVAL_MS,
+      dbHealthCheckIntervalMs: e.DB_HEALTH_CHECK_INTERVAL_MS
+    },
     db: {
       ...parseDatabaseUrl(e.DATABASE_URL),
       pool: {

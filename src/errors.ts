@@ -7,6 +7,10 @@ const UNAVAILABLE_CODES = new Set([
   'ER_CONNECTION_KILLED', 'ER_LOCK_DEADLOCK'
 ])
 
+// File-system failures of the upload store (read-only or full disk, a missing or replaced
+// directory): the server's fault, not the form's.
+const STORAGE_CODES = new Set(['EROFS', 'EACCES', 'EPERM', 'ENOSPC', 'EDQUOT', 'ENOTDIR', 'ENOENT', 'EISDIR', 'EXDEV', 'EIO', 'EMFILE', 'ENFILE'])
+
 export interface ErrorReply {
   status: number
   code: string
@@ -23,12 +27,16 @@ export function classifyError(err: unknown): ErrorReply {
     validation?: unknown
     validationContext?: string
     parent?: { code?: string; fatal?: boolean }
+    syscall?: string
   }
   if (e.validation && e.validationContext === 'params') {
     return { status: 404, code: 'NOT_FOUND', message: 'There is no such page.' }
   }
   if (err instanceof ConnectionError || (err instanceof DatabaseError && (e.parent?.fatal || UNAVAILABLE_CODES.has(e.parent?.code ?? '')))) {
     return { status: 503, code: 'DB_UNAVAILABLE', message: 'The database is not answering right now. Please try again in a few seconds.' }
+  }
+  if (typeof e.syscall === 'string' && STORAGE_CODES.has(e.code ?? '')) {
+    return { status: 503, code: 'STORAGE_UNAVAILABLE', message: 'Images cannot be stored right now. Please try again later.' }
   }
   if (err instanceof BaseError) {
     return { status: 500, code: 'INTERNAL', message: 'Something went wrong on our side.' }

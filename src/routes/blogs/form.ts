@@ -6,6 +6,10 @@ import type { ImageStore, ReceivedImage } from '../../plugins/image-store'
 import { ALLOWED_CLIENT_EXTENSIONS } from '../../plugins/image-store'
 
 const NotBlank = '\\S'
+// C0 controls other than tab, CR and LF, and DEL: a NUL is a parse error in HTML, an ESC
+// sequence rewrites the terminal of whoever looks at the table.
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
+const CONTROL_CHARS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/
 
 /** The post form's rules; the limits match the `blog` columns. */
 export const FIELD_RULES = {
@@ -42,6 +46,7 @@ export class BadRequestBody extends Error {
 function fieldMessage(name: FieldName, value: string | undefined): string | undefined {
   const rule = FIELD_RULES[name]
   if (value === undefined || value.length === 0) return `${rule.title} is required.`
+  if (CONTROL_CHARS.test(value)) return `${rule.title} cannot contain control characters.`
   if (Value.Check(BlogFormSchema.properties[name], value)) return undefined
   if (!new RegExp(NotBlank).test(value)) return `${rule.title} cannot be only spaces.`
   return `${rule.title} must be between ${rule.minLength} and ${rule.maxLength} characters.`
@@ -60,7 +65,10 @@ export async function readBlogForm(request: FastifyRequest, store: ImageStore): 
   const setField = (name: string, value: unknown) => {
     if (!(FIELDS as string[]).includes(name)) return
     if (raw.has(name) || Array.isArray(value)) errors[name as FieldName] = 'Send this field only once.'
-    raw.set(name, Array.isArray(value) ? String(value[0] ?? '') : String(value ?? ''))
+    // A JSON body can carry numbers, objects, null: only text is a field value.
+    else if (typeof value !== 'string') errors[name as FieldName] = `${FIELD_RULES[name as FieldName].title} must be text.`
+    const first: unknown = Array.isArray(value) ? value[0] : value
+    raw.set(name, typeof first === 'string' ? first : '')
   }
 
   if (request.isMultipart()) {
@@ -91,8 +99,10 @@ export async function readBlogForm(request: FastifyRequest, store: ImageStore): 
       }
     } catch (err) {
       if (image) await store.discard(image.tempPath)
-      const e = err as { statusCode?: number }
+      const e = err as { statusCode?: number; syscall?: string }
       if (typeof e.statusCode === 'number' && e.statusCode < 500) throw err
+      // The store could not write (read-only or full disk): not the client's fault.
+      if (typeof e.syscall === 'string') throw err
       // busboy's "Unexpected end of form", malformed part headers and the like.
       throw new BadRequestBody('The form data was malformed or cut short.', { cause: err })
     }
@@ -104,7 +114,8 @@ export async function readBlogForm(request: FastifyRequest, store: ImageStore): 
     const message = errors[name] ?? fieldMessage(name, raw.get(name))
     if (message) errors[name] = message
   }
-  const values = Object.fromEntries(FIELDS.map((f) => [f, raw.get(f) ?? ''])) as Record<FieldName, string>
+  // Re-rendered into the form: control characters (rejected above) are shown as U+FFFD.
+  const values = Object.fromEntries(FIELDS.map((f) => [f, (raw.get(f) ?? '').replace(new RegExp(CONTROL_CHARS, 'g'), '\uFFFD')])) as Record<FieldName, string>
   return { values, errors, image, status }
 }
 

@@ -16,6 +16,14 @@ const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { blogs, imageStore } = fastify
   const pageSize = fastify.appConfig.pageSize
 
+  // Ajv coerces 'Infinity' (or '1e400') to Infinity and skips minimum/maximum for non-finite
+  // numbers, so the schemas alone would let it reach SQL: no such page, like any bad id.
+  fastify.addHook('preHandler', async (request) => {
+    const id = (request.params as { id?: unknown }).id
+    const page = (request.query as { page?: unknown } | undefined)?.page
+    if ((id !== undefined && !Number.isSafeInteger(id)) || (page !== undefined && !Number.isSafeInteger(page))) throw new NoSuchPage()
+  })
+
   const notFound = (reply: FastifyReply) =>
     reply.code(404).render('errors/error', { pageTitle: 'Not found', status: 404, message: 'There is no such post. It may have been deleted.' })
 
@@ -106,5 +114,11 @@ const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 }
 
 class PostNotFound extends Error {}
+
+/** Handled like a failed params validation (src/errors.ts): the 404 page. */
+class NoSuchPage extends Error {
+  validation = []
+  validationContext = 'params'
+}
 
 export default blogRoutes

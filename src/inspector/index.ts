@@ -1,0 +1,68 @@
+import { isSpanContextValid, TraceFlags } from '@opentelemetry/api'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import type { InspectorConfig } from '../config'
+import inspectorRoutes from './routes'
+import { formatMs } from './summary'
+
+export const INSPECTOR_PREFIX = '/_inspect'
+
+/**
+ * The request timing badge at the foot of a page. Read by the layout when it renders, after the
+ * handler's queries, so its numbers are the request's so far (the Server-Timing header has the
+ * final ones).
+ */
+export class Badge {
+  constructor(
+    private readonly request: FastifyRequest,
+    private readonly reply: FastifyReply
+  ) {}
+
+  get total(): string {
+    return formatMs(this.reply.elapsedTime)
+  }
+
+  get db(): string {
+    return formatMs(this.request.timings?.dbMs ?? 0)
+  }
+
+  get queries(): number {
+    return this.request.timings?.queries ?? 0
+  }
+
+  /** The trace page, when this request is traced and sampled (else the buffer will not have it). */
+  get href(): string | undefined {
+    const sc = this.request.otelSpan?.spanContext()
+    if (!sc || !isSpanContextValid(sc) || (sc.traceFlags & TraceFlags.SAMPLED) === 0) return undefined
+    return `${INSPECTOR_PREFIX}/traces/${sc.traceId}`
+  }
+}
+
+export interface InspectorOptions {
+  config: InspectorConfig
+}
+
+/**
+ * The request inspector: /_inspect/ pages over the traces kept by the span processor that
+ * otel/bootstrap installs (otel/inspector-processor.ts), and the optional badge. Registers
+ * nothing when disabled, so /_inspect/* is the app's ordinary 404.
+ */
+export default fp<InspectorOptions>(
+  async (fastify, { config }) => {
+    if (!config.enabled) return
+    if (config.badge) {
+      fastify.addHook('onRequest', (request, reply, done) => {
+        if (!request.url.startsWith(INSPECTOR_PREFIX)) {
+          const r = reply as unknown as { locals?: Record<string, unknown> }
+          r.locals ??= {}
+          r.locals.inspectorCss = true
+          r.locals.inspectorBadge = new Badge(request, reply)
+        }
+        done()
+      })
+    }
+    // No per-request log line for these pages: the URL can carry ?token= (denials are logged).
+    await fastify.register(inspectorRoutes, { prefix: INSPECTOR_PREFIX, config, logLevel: 'warn' })
+  },
+  { name: 'inspector', dependencies: ['request-timing', 'telemetry'] }
+)
