@@ -4,12 +4,12 @@
 // Starts one app per variant against the same fixed data set, runs the same load on each,
 // interleaved (A B C, A B C, ...), and reports medians and spread side by side, with a per-phase
 // breakdown of the traced requests (pool wait, SQL, render, image write, other).
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import mysql from 'mysql2/promise'
 import { ROOT, startApp, startOtlpSink, type RunningApp } from './lib/app'
-import { closedLoad, maxLoad, percentile, rateLoad, type LoadResult, type Scenario } from './lib/load'
+import { closedLoad, maxLoad, percentile, rateLoad, setPropagation, type LoadResult, type Scenario } from './lib/load'
 import { findPid, ProcMonitor, type ProcSample } from './lib/proc'
 import { breakdown, decodeTraces, meanBreakdown, PHASES, type BenchSpan, type Breakdown } from './lib/spans'
 import { renderSvg } from './lib/svg'
@@ -115,6 +115,9 @@ function summarise(variant: string, round: number, target: string, load: LoadRes
     if (!list) byTrace.set(s.traceId, (list = []))
     list.push(s)
   }
+  // Without our own traceparent the samples carry no trace id: break down every exported trace.
+  const unjoined = load.samples.every((s) => s.traceId === '')
+  const allTraces = unjoined ? [...byTrace.values()].map(breakdown).filter((b): b is Breakdown => b !== null) : []
   // Only requests whose whole trace arrived (the span queue drops under heavy load).
   const traced = load.samples
     .map((s) => ({ s, b: byTrace.has(s.traceId) ? breakdown(byTrace.get(s.traceId)!) : null }))
@@ -139,8 +142,8 @@ function summarise(variant: string, round: number, target: string, load: LoadRes
     dropped: load.dropped,
     app,
     db,
-    traced: traced.length,
-    phases: meanBreakdown(traced.map((x) => x.b)),
+    traced: unjoined ? allTraces.length : traced.length,
+    phases: meanBreakdown(unjoined ? allTraces : traced.map((x) => x.b)),
     p50Trace: pick(Math.floor(traced.length / 2)),
     slowestTrace: pick(traced.length - 1)
   }
@@ -162,6 +165,7 @@ async function main(): Promise<void> {
       posts: { type: 'string', default: '30' },
       trivial: { type: 'boolean', default: false },
       smoke: { type: 'boolean', default: false },
+      traceparent: { type: 'string', default: 'sampled' },
       out: { type: 'string' },
       'admin-url': { type: 'string', default: process.env.BENCH_ADMIN_URL ?? 'mysql://root@127.0.0.1:3306' }
     }
@@ -174,6 +178,8 @@ async function main(): Promise<void> {
   const warmup = smoke ? 1 : Number(values.warmup)
   const connections = smoke ? 5 : Number(values.connections)
   const mode = values.mode
+  if (!['sampled', 'none'].includes(values.traceparent)) throw new Error('--traceparent is sampled or none')
+  setPropagation(values.traceparent === 'sampled')
   if (!['max', 'closed', 'rate'].includes(mode)) throw new Error('--mode is max, closed or rate')
 
   const write = values.scenario === 'write'
@@ -317,6 +323,21 @@ async function main(): Promise<void> {
   writeFileSync(path.join(outDir, 'table.md'), lines.join('\n') + '\n')
   writeFileSync(path.join(outDir, 'chart.svg'), renderSvg(summary))
   process.stdout.write(lines.join('\n') + `\n\nresults: ${path.relative(ROOT, outDir) || outDir}/{table.md,results.json,chart.svg}\n`)
+
+  if (write) {
+    // Row and file live or die together: after a write run no row lacks its image and no image lacks its row.
+    const files = new Set(readdirSync(baseEnv.UPLOAD_DIR).filter((n) => !n.startsWith('.')))
+    const incoming = readdirSync(path.join(baseEnv.UPLOAD_DIR, '.incoming'))
+    const db = await mysql.createConnection({ ...connectionOptions(values['admin-url']), database })
+    const [rows] = await db.query('SELECT image_loc FROM blog WHERE image_loc IS NOT NULL')
+    await db.end()
+    const referenced = new Set((rows as { image_loc: string }[]).map((r) => r.image_loc))
+    const rowsWithoutFile = [...referenced].filter((n) => !files.has(n)).length
+    const filesWithoutRow = [...files].filter((n) => !referenced.has(n)).length
+    const check = `integrity: ${referenced.size} rows with images, ${files.size} files, ${rowsWithoutFile} rows without their file, ${filesWithoutRow} files without a row, ${incoming.length} partial uploads left`
+    writeFileSync(path.join(outDir, 'integrity.txt'), check + '\n')
+    process.stdout.write(check + '\n')
+  }
 
   const conn = await mysql.createConnection(connectionOptions(values['admin-url']))
   for (const posts of new Set(variants.map(postsOf))) await conn.query(`DROP DATABASE IF EXISTS \`${dbFor(posts)}\``)

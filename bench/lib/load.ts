@@ -24,11 +24,21 @@ export interface LoadResult {
   dropped: number
 }
 
-/** A sampled W3C traceparent, so the app traces the request and the harness knows its trace id. */
-function traceparent(): { header: string; traceId: string } {
+/**
+ * A sampled W3C traceparent, so the app traces the request and the harness knows its trace id.
+ * Off (`--traceparent none`) to measure the app's own sampler: a sampled parent overrides it.
+ */
+let propagate = true
+export function setPropagation(on: boolean): void {
+  propagate = on
+}
+function traceparent(): { header: string | undefined; traceId: string } {
+  if (!propagate) return { header: undefined, traceId: '' }
   const traceId = randomBytes(16).toString('hex')
   return { header: `00-${traceId}-${randomBytes(8).toString('hex')}-01`, traceId }
 }
+const withTrace = (headers: Record<string, string> | undefined, header: string | undefined) =>
+  header ? { ...(headers ?? {}), traceparent: header } : { ...(headers ?? {}) }
 
 /**
  * Closed model, as fast as possible: autocannon with N connections. Each connection sends one
@@ -51,7 +61,7 @@ export async function maxLoad(url: string, s: Scenario, connections: number, dur
           const tp = traceparent()
           context.traceId = tp.traceId
           context.t0 = performance.now()
-          return { ...req, headers: { ...(s.headers ?? {}), traceparent: tp.header } }
+          return { ...req, headers: withTrace(s.headers, tp.header) }
         },
         onResponse: (status: number, _body: unknown, context: Ctx) => {
           if (context.t0 !== undefined) samples.push({ latencyMs: performance.now() - context.t0, status, traceId: context.traceId ?? '' })
@@ -69,7 +79,7 @@ function send(base: URL, s: Scenario, ag: http.Agent): Promise<Sample> {
   const t0 = performance.now()
   return new Promise((resolve) => {
     const req = http.request(
-      { host: base.hostname, port: base.port, path: s.path, method: s.method, agent: ag, headers: { ...(s.headers ?? {}), traceparent: tp.header } },
+      { host: base.hostname, port: base.port, path: s.path, method: s.method, agent: ag, headers: withTrace(s.headers, tp.header) },
       (res) => {
         res.resume()
         res.on('end', () => resolve({ latencyMs: performance.now() - t0, status: res.statusCode ?? 0, traceId: tp.traceId }))
