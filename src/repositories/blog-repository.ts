@@ -114,12 +114,7 @@ export class BlogRepository {
     imageLoc: string | undefined,
     transaction: Transaction
   ): Promise<{ previousImage: string | null } | null> {
-    const current = await this.Blog.findByPk(id, {
-      attributes: ['id', 'image_loc'],
-      transaction,
-      lock: transaction.LOCK.UPDATE,
-      raw: true
-    })
+    const current = await this.lockImageOf(id, transaction)
     if (!current) return null
     await this.Blog.update(
       {
@@ -136,15 +131,15 @@ export class BlogRepository {
 
   /** Deletes a post; returns its image (or null) or undefined when there was no such post. */
   async delete(id: number, transaction: Transaction): Promise<{ imageLoc: string | null } | undefined> {
-    const current = await this.Blog.findByPk(id, {
-      attributes: ['id', 'image_loc'],
-      transaction,
-      lock: transaction.LOCK.UPDATE,
-      raw: true
-    })
+    const current = await this.lockImageOf(id, transaction)
     if (!current) return undefined
     await this.Blog.destroy({ where: { id }, transaction })
     return { imageLoc: current.image_loc }
+  }
+
+  /** Locks a post's row for the rest of the transaction and reads its image (null: no such post). */
+  private async lockImageOf(id: number, transaction: Transaction): Promise<{ image_loc: string | null } | null> {
+    return this.Blog.findByPk(id, { attributes: ['id', 'image_loc'], transaction, lock: transaction.LOCK.UPDATE, raw: true })
   }
 
   /** Every image name a row points to (for the orphan-file sweep). */
