@@ -1,50 +1,16 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, readdirSync, statSync } from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
-import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { samplePosts } from '../../src/db/seeds/sample-posts'
 import { ROOT } from '../../src/paths'
 import { createTestEnv, multipart, storedFiles, type TestEnv } from '../helpers/app'
+import { assertBuilt, freePort, SERVER } from '../helpers/server'
 import { PNG_1x1 } from '../fixtures/images'
 
-// These tests run the compiled server the way `npm start` does: `npm test` builds first.
-const SERVER = path.join(ROOT, 'dist', 'src', 'server.js')
-
-/** Fails fast when dist/ is missing or older than src/ (the children would run stale code). */
-function assertBuilt(): void {
-  if (!existsSync(SERVER)) throw new Error(`${SERVER} is missing: run \`npm run build\` first (npm test does)`)
-  const stale: string[] = []
-  const walk = (dir: string) => {
-    for (const entry of readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, entry.name)
-      if (entry.isDirectory()) walk(p)
-      else if (entry.name.endsWith('.ts')) {
-        const js = path.join(ROOT, 'dist', path.relative(ROOT, p)).replace(/\.ts$/, '.js')
-        if (!existsSync(js) || statSync(js).mtimeMs < statSync(p).mtimeMs) stale.push(path.relative(ROOT, p))
-      }
-    }
-  }
-  walk(path.join(ROOT, 'src'))
-  if (stale.length > 0) throw new Error(`dist/ is older than ${stale.join(', ')}: run \`npm run build\` first (npm test does)`)
-}
-
-/** A port nothing listens on right now. */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.unref()
-    srv.on('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo
-      srv.close(() => resolve(port))
-    })
-  })
-}
-
+// These tests run the compiled server (SERVER) the way `npm start` does: `npm test` builds first.
 interface Exit {
   code: number | null
   signal: NodeJS.Signals | null
