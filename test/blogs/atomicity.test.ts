@@ -1,23 +1,16 @@
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, onTestFinished, vi } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, onTestFinished, vi } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import { ImageStore, STORED_NAME } from '../../src/plugins/image-store'
-import { buildApp, createTestEnv, incomingFiles, multipart, storedFiles, type TestEnv } from '../helpers/app'
+import { useTestApp, incomingFiles, multipart, storedFiles, type TestEnv } from '../helpers/app'
 import { GIF_1x1, JPEG_1x1, PNG_1x1, WEBP_1x1 } from '../fixtures/images'
 
 let env: TestEnv
 let app: FastifyInstance
-beforeAll(async () => {
-  // No sample posts: every row in the table was made by the test that looks at it.
-  env = await createTestEnv({ DB_SEED_ON_START: 'false' })
-  app = await buildApp(env)
-})
-afterAll(async () => {
-  await app?.close()
-  await env?.cleanup()
-})
+// No sample posts: every row in the table was made by the test that looks at it.
+useTestApp((t) => ({ env, app } = t), { DB_SEED_ON_START: 'false' })
 beforeEach(async () => {
   await env.query('DELETE FROM `blog`')
   for (const name of await storedFiles(env.uploadDir)) await fs.rm(path.join(env.uploadDir, name))

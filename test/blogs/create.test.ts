@@ -1,8 +1,8 @@
 import os from 'node:os'
 import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildApp, createTestEnv, multipart, type TestEnv } from '../helpers/app'
+import { describe, expect, it } from 'vitest'
+import { useTestApp, multipart, type TestEnv } from '../helpers/app'
 import {
   countRows,
   createPost,
@@ -20,14 +20,7 @@ import { GIF_1x1, JPEG_1x1, PNG_1x1, WEBP_1x1 } from '../fixtures/images'
 
 let env: TestEnv
 let app: FastifyInstance
-beforeAll(async () => {
-  env = await createTestEnv()
-  app = await buildApp(env)
-})
-afterAll(async () => {
-  await app?.close()
-  await env?.cleanup()
-})
+useTestApp((t) => ({ env, app } = t))
 
 const png = (filename = 'photo.png'): UploadFile => ({ data: PNG_1x1, filename, type: 'image/png' })
 

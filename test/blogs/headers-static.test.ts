@@ -2,22 +2,15 @@ import fs from 'node:fs/promises'
 import http from 'node:http'
 import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildApp, createTestEnv, multipart, type TestEnv } from '../helpers/app'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { useTestApp, multipart, type TestEnv } from '../helpers/app'
 import { createPost, GENERATED_NAME, rowsByTitle, unique, unusedId } from '../helpers/posts'
 import { PNG_1x1 } from '../fixtures/images'
 import { ROOT } from '../../src/paths'
 
 let env: TestEnv
 let app: FastifyInstance
-beforeAll(async () => {
-  env = await createTestEnv()
-  app = await buildApp(env)
-})
-afterAll(async () => {
-  await app?.close()
-  await env?.cleanup()
-})
+useTestApp((t) => ({ env, app } = t))
 
 const PROCESS_TIME = /^\d+\.\d{2}ms$/
 

@@ -1,20 +1,13 @@
 import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildApp, createTestEnv, multipart, type TestEnv } from '../helpers/app'
+import { buildApp, createTestEnv, useTestApp, multipart, type TestEnv } from '../helpers/app'
 import { createPost, ejsEscape, listedIds, postCard, unique, unusedId } from '../helpers/posts'
 import { PNG_1x1 } from '../fixtures/images'
 import { samplePosts } from '../../src/db/seeds/sample-posts'
 
 let env: TestEnv
 let app: FastifyInstance
-beforeAll(async () => {
-  env = await createTestEnv()
-  app = await buildApp(env)
-})
-afterAll(async () => {
-  await app?.close()
-  await env?.cleanup()
-})
+useTestApp((t) => ({ env, app } = t))
 
 const newestSample = [...samplePosts].sort((a, b) => b.modified_dt.localeCompare(a.modified_dt))[0]!
 

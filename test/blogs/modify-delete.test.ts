@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildApp, createTestEnv, multipart, type TestEnv } from '../helpers/app'
+import { describe, expect, it } from 'vitest'
+import { useTestApp, multipart, type TestEnv } from '../helpers/app'
 import {
   countRows,
   createPost,
@@ -17,14 +17,7 @@ import { GIF_1x1, PNG_1x1 } from '../fixtures/images'
 
 let env: TestEnv
 let app: FastifyInstance
-beforeAll(async () => {
-  env = await createTestEnv()
-  app = await buildApp(env)
-})
-afterAll(async () => {
-  await app?.close()
-  await env?.cleanup()
-})
+useTestApp((t) => ({ env, app } = t))
 
 const png: UploadFile = { data: PNG_1x1, filename: 'old.png', type: 'image/png' }
 const gif: UploadFile = { data: GIF_1x1, filename: 'new.gif', type: 'image/gif' }

@@ -4,6 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
 import mysql from 'mysql2/promise'
+import { afterAll, beforeAll } from 'vitest'
 import app from '../../src/app'
 import { loadConfig, type AppConfig } from '../../src/config'
 
@@ -70,6 +71,24 @@ export async function buildApp(env: TestEnv): Promise<FastifyInstance> {
   await fastify.register(app, { config: env.config })
   await fastify.ready()
   return fastify
+}
+
+/**
+ * One database, upload dir and app for a whole test file: built before its tests, closed and
+ * dropped after them. `assign` receives them (e.g. `useTestApp((t) => ({ env, app } = t))`).
+ */
+export function useTestApp(assign: (t: { env: TestEnv; app: FastifyInstance }) => void, extra: Record<string, string> = {}): void {
+  let env: TestEnv | undefined
+  let built: FastifyInstance | undefined
+  beforeAll(async () => {
+    env = await createTestEnv(extra)
+    built = await buildApp(env)
+    assign({ env, app: built })
+  })
+  afterAll(async () => {
+    await built?.close()
+    await env?.cleanup()
+  })
 }
 
 /** Encodes fields (and files) as multipart/form-data the way a browser does. */
