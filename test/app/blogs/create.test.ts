@@ -1,0 +1,320 @@
+import os from 'node:os'
+import path from 'node:path'
+import type { FastifyInstance } from 'fastify'
+import { describe, expect, it } from 'vitest'
+import { useTestApp, multipart, type TestEnv } from '../../kit/app'
+import {
+  countRows,
+  createPost,
+  ejsEscape,
+  exists,
+  fileState,
+  GENERATED_NAME,
+  rawMultipart,
+  readStored,
+  rowsByTitle,
+  unique,
+  type UploadFile
+} from '../../kit/posts'
+import { GIF_1x1, JPEG_1x1, PNG_1x1, WEBP_1x1 } from '../../fixtures/images'
+
+let env: TestEnv
+let app: FastifyInstance
+useTestApp((t) => ({ env, app } = t))
+
+const png = (filename = 'photo.png'): UploadFile => ({ data: PNG_1x1, filename, type: 'image/png' })
+
+async function postNew(fields: Record<string, string | string[]>, files: Record<string, UploadFile> = {}) {
+  return app.inject({ method: 'POST', url: '/blogs/new', ...(await multipart(fields, files)) })
+}
+
+/** Runs `act` and checks it left no row and no file (stored or incoming) behind. */
+async function expectNothingWritten(act: () => Promise<void>) {
+  const rowsBefore = await countRows(env)
+  const filesBefore = await fileState(env)
+  await act()
+  expect(await countRows(env)).toBe(rowsBefore)
+  expect(await fileState(env)).toEqual(filesBefore)
+}
+
+describe('POST /blogs/new: success', () => {
+  it('redirects with 303 to the list and stores exactly what was sent', async () => {
+    const fields = { title: unique('Created'), author: 'Jane Doe', content: 'Line one\r\nLine two\r\n\r\n  indented & <tagged>' }
+    const res = await postNew(fields)
+    expect(res.statusCode).toBe(303)
+    expect(res.headers.location).toBe('/blogs/')
+    const rows = await rowsByTitle(env, fields.title)
+    expect(rows).toHaveLength(1)
+    expect(rows[0]).toMatchObject({ title: fields.title, author: fields.author, content: fields.content, image_loc: null })
+    expect(Math.abs(rows[0]!.modified_dt.getTime() - Date.now())).toBeLessThan(60_000)
+  })
+
+  it('round-trips a unicode title byte for byte', async () => {
+    const title = `Café ☕ 日本 ${unique('u')} 😀`
+    const author = 'Zoë Ünïcødé'
+    const res = await postNew({ title, author, content: 'Ça marche — 大丈夫' })
+    expect(res.statusCode).toBe(303)
+    const [row] = await env.query<{ id: number; t: string; a: string; c: string }>(
+      'SELECT `id`, HEX(`title`) AS t, HEX(`author`) AS a, HEX(`content`) AS c FROM `blog` WHERE `title` = ?',
+      [title]
+    )
+    expect(row?.t).toBe(Buffer.from(title, 'utf8').toString('hex').toUpperCase())
+    expect(row?.a).toBe(Buffer.from(author, 'utf8').toString('hex').toUpperCase())
+    expect(row?.c).toBe(Buffer.from('Ça marche — 大丈夫', 'utf8').toString('hex').toUpperCase())
+    const show = await app.inject(`/blogs/show/${row?.id}`)
+    expect(show.body).toContain(`<h1>${title}</h1>`)
+  })
+
+  it('accepts every field at its exact minimum and maximum length', async () => {
+    const tag = unique('m').replace(' ', '')
+    const longest = { title: (tag + 't'.repeat(200)).slice(0, 200), author: 'a'.repeat(100), content: 'c'.repeat(4000) }
+    const shortest = { title: 'ab', author: 'a', content: 'cc' }
+    expect(longest.title).toHaveLength(200)
+
+    expect((await postNew(longest)).statusCode).toBe(303)
+    expect(await rowsByTitle(env, longest.title)).toMatchObject([longest])
+
+    const [{ m } = { m: 0 }] = await env.query<{ m: number }>('SELECT MAX(`id`) AS m FROM `blog`')
+    expect((await postNew(shortest)).statusCode).toBe(303)
+    const created = await env.query('SELECT `title`, `author`, `content` FROM `blog` WHERE `id` > ?', [m])
+    expect(created).toEqual([shortest])
+  })
+
+  it('counts length limits in characters: 200 emoji fit a title, 201 do not', async () => {
+    const tag = unique('e').replace(' ', '')
+    const fits = tag + '😀'.repeat(200 - tag.length)
+    expect(Array.from(fits)).toHaveLength(200)
+    expect((await postNew({ title: fits, author: '👩‍💻', content: '😀😀' })).statusCode).toBe(303)
+    expect(await rowsByTitle(env, fits)).toMatchObject([{ title: fits, author: '👩‍💻', content: '😀😀' }])
+
+    await expectNothingWritten(async () => {
+      const res = await postNew({ title: fits + '😀', author: 'A', content: 'cc' })
+      expect(res.statusCode).toBe(400)
+      expect(res.body).toContain('<p class="field-error" id="title-error">Title must be between 2 and 200 characters.</p>')
+    })
+  })
+
+  it('creates a post from an urlencoded body (no image)', async () => {
+    const title = unique('Urlencoded & co')
+    const res = await app.inject({
+      method: 'POST',
+      url: '/blogs/new',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: new URLSearchParams({ title, author: 'Form Author', content: 'Sent without multipart' }).toString()
+    })
+    expect(res.statusCode).toBe(303)
+    expect(res.headers.location).toBe('/blogs/')
+    expect(await rowsByTitle(env, title)).toMatchObject([{ title, author: 'Form Author', content: 'Sent without multipart', image_loc: null }])
+  })
+})
+
+type Field = 'title' | 'author' | 'content'
+const validationCases: [string, Field, string | undefined, string][] = [
+  ['missing', 'title', undefined, 'Title is required.'],
+  ['empty', 'title', '', 'Title is required.'],
+  ['too short', 'title', 'x', 'Title must be between 2 and 200 characters.'],
+  ['too long', 'title', 't'.repeat(201), 'Title must be between 2 and 200 characters.'],
+  ['only spaces', 'title', '     ', 'Title cannot be only spaces.'],
+  ['missing', 'author', undefined, 'Author is required.'],
+  ['empty (too short)', 'author', '', 'Author is required.'],
+  ['too long', 'author', 'a'.repeat(101), 'Author must be between 1 and 100 characters.'],
+  ['only spaces', 'author', ' \t ', 'Author cannot be only spaces.'],
+  ['missing', 'content', undefined, 'Content is required.'],
+  ['too short', 'content', 'c', 'Content must be between 2 and 4000 characters.'],
+  ['too long', 'content', 'c'.repeat(4001), 'Content must be between 2 and 4000 characters.'],
+  ['only spaces', 'content', '\n   \n', 'Content cannot be only spaces.']
+]
+
+describe('POST /blogs/new: validation', () => {
+  it.each(validationCases)('rejects a %s %s with 400, the error next to the field and the other input kept', async (_case, field, bad, message) => {
+    const good: Record<Field, string> = {
+      title: unique('Kept "title" <i>&'),
+      author: 'Kept <b>"author"</b> & co',
+      content: 'Kept content </textarea><script>alert(1)</script>'
+    }
+    const fields: Record<string, string> = { ...good }
+    if (bad === undefined) delete fields[field]
+    else fields[field] = bad
+
+    await expectNothingWritten(async () => {
+      // An image goes along: it must be discarded with the rejected form.
+      const res = await postNew(fields, { image_file: png() })
+      expect(res.statusCode).toBe(400)
+      expect(res.headers['content-type']).toMatch(/^text\/html/)
+      expect(res.body).toContain('<form class="post-form" method="post" action="/blogs/new"')
+      expect(res.body).toContain(`<p class="field-error" id="${field}-error">${message}</p>`)
+      expect(res.body).toContain(`aria-invalid="true" aria-describedby="${field}-error"`)
+      expect(res.body.match(/class="field-error"/g)).toHaveLength(1)
+      for (const other of (['title', 'author', 'content'] as Field[]).filter((f) => f !== field)) {
+        if (other === 'content') expect(res.body).toContain(`>${ejsEscape(good.content)}</textarea>`)
+        else expect(res.body).toContain(`name="${other}" type="text" required minlength="${other === 'title' ? 2 : 1}" maxlength="${other === 'title' ? 200 : 100}" value="${ejsEscape(good[other])}"`)
+      }
+      expect(res.body).not.toContain('<script>alert(1)')
+      expect(await rowsByTitle(env, fields.title ?? '')).toEqual([])
+    })
+  })
+
+  it('keeps the rejected value in its input, escaped', async () => {
+    const tooLong = '"><x '.repeat(50)
+    const res = await postNew({ title: tooLong, author: 'A', content: 'cc' })
+    expect(res.statusCode).toBe(400)
+    expect(res.body).toContain(`value="${'&#34;&gt;&lt;x '.repeat(50)}"`)
+    expect(res.body).toContain('<p class="field-error" id="title-error">')
+  })
+
+  it('shows an error for every invalid field at once', async () => {
+    await expectNothingWritten(async () => {
+      const res = await postNew({ title: 'x', author: '', content: ' ' })
+      expect(res.statusCode).toBe(400)
+      expect(res.body).toContain('<p class="form-summary" role="alert">')
+      for (const f of ['title', 'author', 'content']) expect(res.body).toContain(`<p class="field-error" id="${f}-error">`)
+    })
+  })
+
+  it('rejects a field sent twice with 400', async () => {
+    const title = unique('Twice')
+    await expectNothingWritten(async () => {
+      const res = await postNew({ title: [title, `${title} again`], author: 'A', content: 'Twice content' }, { image_file: png() })
+      expect(res.statusCode).toBe(400)
+      expect(res.body).toContain('<p class="field-error" id="title-error">Send this field only once.</p>')
+    })
+  })
+
+  it('rejects a field sent twice in an urlencoded body with 400', async () => {
+    const title = unique('Twice urlencoded')
+    await expectNothingWritten(async () => {
+      const payload = new URLSearchParams([['title', title], ['author', 'A'], ['author', 'B'], ['content', 'Content']]).toString()
+      const res = await app.inject({ method: 'POST', url: '/blogs/new', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload })
+      expect(res.statusCode).toBe(400)
+      expect(res.body).toContain('<p class="field-error" id="author-error">Send this field only once.</p>')
+    })
+  })
+
+  it('rejects a file sent in another field than image_file with 400', async () => {
+    await expectNothingWritten(async () => {
+      const res = await postNew({ title: unique('Wrong field'), author: 'A', content: 'Content' }, { attachment: png() })
+      expect(res.statusCode).toBe(400)
+      expect(res.body).toContain('<p class="field-error" id="image_file-error">')
+    })
+  })
+})
+
+describe('POST /blogs/new: uploads', () => {
+  it.each([
+    ['PNG', PNG_1x1, 'holiday.png', 'image/png', 'png'],
+    ['JPEG', JPEG_1x1, 'holiday.jpeg', 'image/jpeg', 'jpg'],
+    ['GIF', GIF_1x1, 'holiday.gif', 'image/gif', 'gif'],
+    ['WebP', WEBP_1x1, 'holiday.webp', 'image/webp', 'webp']
+  ])('stores a %s under a generated name with its extension', async (_kind, data, filename, type, ext) => {
+    const before = await fileState(env)
+    const post = await createPost(app, env, {}, { data, filename, type })
+    expect(post.image_loc).toMatch(GENERATED_NAME)
+    expect(post.image_loc?.endsWith(`.${ext}`)).toBe(true)
+    expect(post.image_loc).not.toContain('holiday')
+    const after = await fileState(env)
+    expect(after.stored).toEqual([...before.stored, post.image_loc].sort())
+    expect(after.incoming).toEqual([])
+    expect((await readStored(env, post.image_loc!)).equals(data)).toBe(true)
+  })
+
+  it('decides the type from the content, not from the client filename or MIME type', async () => {
+    const post = await createPost(app, env, {}, { data: PNG_1x1, filename: 'looks-like.gif', type: 'image/gif' })
+    expect(post.image_loc).toMatch(/\.png$/)
+  })
+
+  it('rejects a text file posted as image_file with 415', async () => {
+    const title = unique('Text as image')
+    await expectNothingWritten(async () => {
+      const res = await postNew({ title, author: 'A', content: 'Content' }, { image_file: { data: 'just some text, not an image at all', filename: 'x.png', type: 'image/png' } })
+      expect(res.statusCode).toBe(415)
+      expect(res.body).toContain('<p class="field-error" id="image_file-error">The image must be a PNG, JPEG, GIF or WebP file.</p>')
+      // The form comes back with what the user typed.
+      expect(res.body).toContain(`value="${ejsEscape(title)}"`)
+    })
+  })
+
+  it('rejects a tiny non-image file (shorter than a signature) with 415', async () => {
+    await expectNothingWritten(async () => {
+      const res = await postNew({ title: unique('Tiny'), author: 'A', content: 'Content' }, { image_file: { data: 'GIF8', filename: 'x.gif', type: 'image/gif' } })
+      expect(res.statusCode).toBe(415)
+    })
+  })
+
+  it('rejects a real PNG named evil.exe with 415', async () => {
+    await expectNothingWritten(async () => {
+      const res = await postNew({ title: unique('Exe'), author: 'A', content: 'Content' }, { image_file: png('evil.exe') })
+      expect(res.statusCode).toBe(415)
+      expect(res.body).toContain('<p class="field-error" id="image_file-error">')
+    })
+  })
+
+  it('treats an empty file part (no file chosen) as "no image"', async () => {
+    const title = unique('Empty file part')
+    const before = await fileState(env)
+    const body = rawMultipart([
+      { name: 'title', value: title },
+      { name: 'author', value: 'A' },
+      { name: 'content', value: 'No image chosen' },
+      { name: 'image_file', filename: '', type: 'application/octet-stream', data: Buffer.alloc(0) }
+    ])
+    const res = await app.inject({ method: 'POST', url: '/blogs/new', ...body })
+    expect(res.statusCode).toBe(303)
+    expect(await rowsByTitle(env, title)).toMatchObject([{ title, image_loc: null }])
+    expect(await fileState(env)).toEqual(before)
+  })
+
+  it('rejects a 6 MiB file with 413 and writes nothing', async () => {
+    const big = Buffer.concat([PNG_1x1, Buffer.alloc(6 * 1024 * 1024)])
+    const title = unique('Too big')
+    await expectNothingWritten(async () => {
+      const res = await postNew({ title, author: 'A', content: 'Content' }, { image_file: { data: big, filename: 'big.png', type: 'image/png' } })
+      expect(res.statusCode).toBe(413)
+      expect(res.body).toContain('The upload is too large (the limit is 5.0 MiB).')
+    })
+  })
+
+  it('answers a multipart body cut short in the middle of the file with 400, not 500', async () => {
+    const file = Buffer.concat([PNG_1x1, Buffer.alloc(64 * 1024, 1)])
+    const { payload, headers } = await multipart({ title: unique('Cut short'), author: 'A', content: 'Content' }, { image_file: { data: file, filename: 'a.png', type: 'image/png' } })
+    const fileStart = payload.indexOf(PNG_1x1)
+    expect(fileStart).toBeGreaterThan(0)
+    await expectNothingWritten(async () => {
+      const res = await app.inject({ method: 'POST', url: '/blogs/new', headers, payload: payload.subarray(0, fileStart + 32 * 1024) })
+      expect(res.statusCode).toBe(400)
+      expect(res.body).toContain('<p class="status">400</p>')
+    })
+  })
+
+  it('keeps an upload named ../../x.png inside the upload dir under a generated name', async () => {
+    const { payload } = await multipart({}, { image_file: png('../../x.png') })
+    expect(payload.toString('latin1')).toContain('filename="../../x.png"')
+    const candidates = [
+      path.join(env.uploadDir, 'x.png'),
+      path.join(env.uploadDir, '..', 'x.png'),
+      path.join(env.uploadDir, '..', '..', 'x.png'),
+      path.join(env.uploadDir, '.incoming', '..', '..', 'x.png'),
+      path.resolve('x.png'),
+      path.resolve('..', 'x.png'),
+      path.join(os.tmpdir(), 'x.png')
+    ]
+    const existedBefore = await Promise.all(candidates.map(exists))
+    const post = await createPost(app, env, {}, png('../../x.png'))
+    expect(post.image_loc).toMatch(GENERATED_NAME)
+    expect(await exists(path.join(env.uploadDir, post.image_loc!))).toBe(true)
+    expect(await Promise.all(candidates.map(exists))).toEqual(existedBefore)
+  })
+})
+
+describe('escaping user input on every page', () => {
+  it('never echoes a <script> title raw on the list, show and modify pages', async () => {
+    const title = `<script>alert(1)</script> ${unique('xss')}`
+    const post = await createPost(app, env, { title })
+    for (const url of ['/blogs/', `/blogs/show/${post.id}`, `/blogs/modify/${post.id}`]) {
+      const res = await app.inject(url)
+      expect(res.statusCode, url).toBe(200)
+      expect(res.body, url).not.toContain('<script>')
+      expect(res.body, url).toContain(ejsEscape(title))
+      expect(res.body, url).toContain('&lt;script&gt;')
+    }
+  })
+})

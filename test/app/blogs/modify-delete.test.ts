@@ -1,0 +1,232 @@
+import type { FastifyInstance } from 'fastify'
+import { describe, expect, it } from 'vitest'
+import { useTestApp, multipart, type TestEnv } from '../../kit/app'
+import {
+  countRows,
+  createPost,
+  ejsEscape,
+  fileState,
+  GENERATED_NAME,
+  readStored,
+  rowById,
+  unique,
+  unusedId,
+  type UploadFile
+} from '../../kit/posts'
+import { GIF_1x1, PNG_1x1 } from '../../fixtures/images'
+
+let env: TestEnv
+let app: FastifyInstance
+useTestApp((t) => ({ env, app } = t))
+
+const png: UploadFile = { data: PNG_1x1, filename: 'old.png', type: 'image/png' }
+const gif: UploadFile = { data: GIF_1x1, filename: 'new.gif', type: 'image/gif' }
+
+async function sendModify(method: 'POST' | 'PUT', id: number | string, fields: Record<string, string | string[]>, image?: UploadFile) {
+  return app.inject({ method, url: `/blogs/modify/${id}`, ...(await multipart(fields, image ? { image_file: image } : {})) })
+}
+
+describe('GET /blogs/modify/:id', () => {
+  it('shows the edit form pre-filled with the post, escaped', async () => {
+    const post = await createPost(app, env, {
+      title: unique('Edit "me" <now> &'),
+      author: "O'Brien <b>",
+      content: 'Body with </textarea><script>alert(1)</script> & "quotes"'
+    })
+    const res = await app.inject(`/blogs/modify/${post.id}`)
+    expect(res.statusCode).toBe(200)
+    expect(res.headers['content-type']).toMatch(/^text\/html/)
+    expect(res.body).toContain(`<form class="post-form" method="post" action="/blogs/modify/${post.id}" enctype="multipart/form-data">`)
+    expect(res.body).toContain(`value="${ejsEscape(post.title)}"`)
+    expect(res.body).toContain(`value="${ejsEscape(post.author)}"`)
+    expect(res.body).toContain(`>${ejsEscape(post.content)}</textarea>`)
+    expect(res.body).not.toContain('<script>alert(1)')
+    expect(res.body).not.toContain('class="field-error"')
+    expect(res.body).not.toContain('class="current-image"')
+  })
+
+  it('shows the current image of a post that has one', async () => {
+    const post = await createPost(app, env, {}, png)
+    const res = await app.inject(`/blogs/modify/${post.id}`)
+    expect(res.statusCode).toBe(200)
+    expect(res.body).toContain(`<img class="current-image" src="/static/uploads/${post.image_loc}"`)
+    expect(res.body).toContain('Replace the image')
+  })
+
+  it('answers an unknown id with 404', async () => {
+    const res = await app.inject(`/blogs/modify/${await unusedId(env)}`)
+    expect(res.statusCode).toBe(404)
+    expect(res.body).toContain('<p class="status">404</p>')
+  })
+
+  it.each(['abc', '0', '-5', '99999999999'])('answers the id %s with 404', async (id) => {
+    const res = await app.inject(`/blogs/modify/${id}`)
+    expect(res.statusCode).toBe(404)
+  })
+})
+
+describe.each(['POST', 'PUT'] as const)('%s /blogs/modify/:id', (method) => {
+  it('updates the post and redirects with 303 to it', async () => {
+    const post = await createPost(app, env, { title: unique('Before'), author: 'Old Author', content: 'Old content' })
+    await env.query('UPDATE `blog` SET `modified_dt` = ? WHERE `id` = ?', ['2020-01-01 00:00:00', post.id])
+    const fields = { title: unique(`After ${method} ☕`), author: 'New Author', content: 'New content\r\nsecond line' }
+    const res = await sendModify(method, post.id, fields)
+    expect(res.statusCode).toBe(303)
+    expect(res.headers.location).toBe(`/blogs/show/${post.id}`)
+    expect(res.cookies.find((c) => c.name === 'flash')?.value).toBe('updated')
+    const row = await rowById(env, post.id)
+    expect(row).toMatchObject({ ...fields, image_loc: null })
+    expect(row!.modified_dt.getTime()).toBeGreaterThan(new Date('2020-01-02T00:00:00Z').getTime())
+
+    const show = await app.inject({ url: `/blogs/show/${post.id}`, cookies: { flash: 'updated' } })
+    expect(show.body).toContain('<p class="flash" role="status">Your changes were saved.</p>')
+    expect(show.body).toContain(`<h1>${ejsEscape(fields.title)}</h1>`)
+  })
+
+  it('replaces the image with a new one and deletes the old file', async () => {
+    const post = await createPost(app, env, {}, png)
+    const oldName = post.image_loc!
+    const before = await fileState(env)
+    expect(before.stored).toContain(oldName)
+
+    const res = await sendModify(method, post.id, { title: post.title, author: post.author, content: post.content }, gif)
+    expect(res.statusCode).toBe(303)
+    const row = await rowById(env, post.id)
+    expect(row?.image_loc).toMatch(GENERATED_NAME)
+    expect(row?.image_loc).toMatch(/\.gif$/)
+    expect(row?.image_loc).not.toBe(oldName)
+    expect((await readStored(env, row!.image_loc!)).equals(GIF_1x1)).toBe(true)
+    const after = await fileState(env)
+    expect(after.stored).toEqual([...before.stored.filter((n) => n !== oldName), row!.image_loc!].sort())
+    expect(after.incoming).toEqual([])
+  })
+
+  it('keeps the old image when no new one is sent', async () => {
+    const post = await createPost(app, env, {}, png)
+    const before = await fileState(env)
+    const res = await sendModify(method, post.id, { title: unique('Text only'), author: post.author, content: post.content })
+    expect(res.statusCode).toBe(303)
+    expect((await rowById(env, post.id))?.image_loc).toBe(post.image_loc)
+    expect(await fileState(env)).toEqual(before)
+    expect((await readStored(env, post.image_loc!)).equals(PNG_1x1)).toBe(true)
+  })
+
+  it('re-renders the form with 400 on invalid input and changes nothing', async () => {
+    const post = await createPost(app, env, {}, png)
+    const before = await fileState(env)
+    const res = await sendModify(method, post.id, { title: 'x', author: 'Changed <author>', content: 'Changed content' }, gif)
+    expect(res.statusCode).toBe(400)
+    expect(res.body).toContain(`action="/blogs/modify/${post.id}"`)
+    expect(res.body).toContain('<p class="field-error" id="title-error">Title must be between 2 and 200 characters.</p>')
+    expect(res.body).toContain('value="Changed &lt;author&gt;"')
+    expect(await rowById(env, post.id)).toEqual(post)
+    expect(await fileState(env)).toEqual(before)
+  })
+
+  it('rejects a non-image upload with 415 and changes nothing', async () => {
+    const post = await createPost(app, env, {}, png)
+    const before = await fileState(env)
+    const res = await sendModify(method, post.id, { title: unique('Never saved'), author: 'A', content: 'cc' }, { data: 'not an image at all', filename: 'x.png', type: 'image/png' })
+    expect(res.statusCode).toBe(415)
+    expect(res.body).toContain('<p class="field-error" id="image_file-error">')
+    expect(await rowById(env, post.id)).toEqual(post)
+    expect(await fileState(env)).toEqual(before)
+  })
+
+  it('answers an unknown id with 404 and discards the uploaded file', async () => {
+    const id = await unusedId(env)
+    const rows = await countRows(env)
+    const before = await fileState(env)
+    const res = await sendModify(method, id, { title: unique('Ghost'), author: 'A', content: 'Ghost content' }, gif)
+    expect(res.statusCode).toBe(404)
+    expect(res.body).toContain('<p class="status">404</p>')
+    expect(res.cookies.find((c) => c.name === 'flash')).toBeUndefined()
+    expect(await rowById(env, id)).toBeUndefined()
+    expect(await countRows(env)).toBe(rows)
+    expect(await fileState(env)).toEqual(before)
+  })
+
+  it('answers an unknown id with invalid input with 404 and discards the uploaded file', async () => {
+    const before = await fileState(env)
+    const res = await sendModify(method, await unusedId(env), { title: 'x', author: 'A', content: 'cc' }, gif)
+    expect(res.statusCode).toBe(404)
+    expect(await fileState(env)).toEqual(before)
+  })
+})
+
+describe('DELETE /blogs/delete/:id', () => {
+  it('deletes the post and its image and answers 200 JSON', async () => {
+    const post = await createPost(app, env, {}, png)
+    const other = await createPost(app, env, {}, gif)
+    const before = await fileState(env)
+    const res = await app.inject({ method: 'DELETE', url: `/blogs/delete/${post.id}` })
+    expect(res.statusCode).toBe(200)
+    expect(res.headers['content-type']).toMatch(/^application\/json/)
+    expect(res.json()).toEqual({ message: `Post ${post.id} deleted` })
+    expect(await rowById(env, post.id)).toBeUndefined()
+    expect(await fileState(env)).toEqual({ stored: before.stored.filter((n) => n !== post.image_loc), incoming: [] })
+    // Other posts and their images are untouched.
+    expect(await rowById(env, other.id)).toEqual(other)
+    expect((await fileState(env)).stored).toContain(other.image_loc)
+  })
+
+  it('deletes a post without an image and leaves every file alone', async () => {
+    const post = await createPost(app, env)
+    const before = await fileState(env)
+    const res = await app.inject({ method: 'DELETE', url: `/blogs/delete/${post.id}` })
+    expect(res.statusCode).toBe(200)
+    expect(await rowById(env, post.id)).toBeUndefined()
+    expect(await fileState(env)).toEqual(before)
+  })
+
+  it('answers an unknown id with 404 JSON {message, code}', async () => {
+    const rows = await countRows(env)
+    const id = await unusedId(env)
+    const res = await app.inject({ method: 'DELETE', url: `/blogs/delete/${id}` })
+    expect(res.statusCode).toBe(404)
+    expect(res.headers['content-type']).toMatch(/^application\/json/)
+    expect(res.json()).toEqual({ message: `Post ${id} not found`, code: 'NOT_FOUND' })
+    expect(await countRows(env)).toBe(rows)
+  })
+
+  it('answers a second delete of the same post with 404', async () => {
+    const post = await createPost(app, env)
+    expect((await app.inject({ method: 'DELETE', url: `/blogs/delete/${post.id}` })).statusCode).toBe(200)
+    expect((await app.inject({ method: 'DELETE', url: `/blogs/delete/${post.id}` })).statusCode).toBe(404)
+  })
+
+  it.each(['abc', '0', '-1', '1.5', '99999999999'])('answers the id %s with 404 JSON', async (id) => {
+    const rows = await countRows(env)
+    const res = await app.inject({ method: 'DELETE', url: `/blogs/delete/${id}` })
+    expect(res.statusCode).toBe(404)
+    expect(res.headers['content-type']).toMatch(/^application\/json/)
+    expect(res.json()).toMatchObject({ code: 'NOT_FOUND', message: expect.any(String) })
+    expect(await countRows(env)).toBe(rows)
+  })
+})
+
+describe('POST /blogs/delete/:id (the no-JavaScript form)', () => {
+  it('deletes the post and its image and redirects with 303 and a "deleted" flash', async () => {
+    const post = await createPost(app, env, {}, png)
+    const before = await fileState(env)
+    const res = await app.inject({ method: 'POST', url: `/blogs/delete/${post.id}` })
+    expect(res.statusCode).toBe(303)
+    expect(res.headers.location).toBe('/blogs/')
+    expect(res.cookies.find((c) => c.name === 'flash')?.value).toBe('deleted')
+    expect(await rowById(env, post.id)).toBeUndefined()
+    expect((await fileState(env)).stored).toEqual(before.stored.filter((n) => n !== post.image_loc))
+
+    const list = await app.inject({ url: '/blogs/', cookies: { flash: 'deleted' } })
+    expect(list.body).toContain('<p class="flash" role="status">The post was deleted.</p>')
+    expect(list.body).not.toContain(`href="/blogs/show/${post.id}"`)
+  })
+
+  it('answers an unknown id with a 404 page', async () => {
+    const rows = await countRows(env)
+    const res = await app.inject({ method: 'POST', url: `/blogs/delete/${await unusedId(env)}` })
+    expect(res.statusCode).toBe(404)
+    expect(res.headers['content-type']).toMatch(/^text\/html/)
+    expect(res.cookies.find((c) => c.name === 'flash')).toBeUndefined()
+    expect(await countRows(env)).toBe(rows)
+  })
+})

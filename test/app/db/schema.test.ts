@@ -1,0 +1,319 @@
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import type { FastifyInstance } from 'fastify'
+import mysql from 'mysql2/promise'
+import { QueryTypes } from 'sequelize'
+import { samplePosts } from '../../../src/db/seeds/sample-posts'
+import { EXCERPT_CHARS, LIST_SQL } from '../../../src/repositories/blog-repository'
+import { ROOT } from '../../../src/paths'
+import { buildApp, createTestEnv, type TestEnv } from '../../kit/app'
+
+// Every database and app made here is closed and dropped after each test.
+const envs: TestEnv[] = []
+const apps: FastifyInstance[] = []
+async function newEnv(extra: Record<string, string> = {}): Promise<TestEnv> {
+  const env = await createTestEnv(extra)
+  envs.push(env)
+  return env
+}
+async function newApp(env: TestEnv): Promise<FastifyInstance> {
+  const app = await buildApp(env)
+  apps.push(app)
+  return app
+}
+afterEach(async () => {
+  for (const app of apps.splice(0)) await app.close()
+  for (const env of envs.splice(0)) await env.cleanup()
+})
+
+const INITIAL_DATA = path.join(ROOT, 'initial_data.sql')
+
+/** Runs initial_data.sql the way `mysql < initial_data.sql` would, with blog_db renamed to env.database. */
+async function runInitialData(env: TestEnv): Promise<void> {
+  const sql = await fs.readFile(INITIAL_DATA, 'utf8')
+  const renamed = sql.replaceAll('blog_db', env.database)
+  // Guard against the file addressing some other database the replace did not catch.
+  expect(renamed).not.toMatch(/blog_db/)
+  expect(renamed).toContain(`USE \`${env.database}\``)
+  const { host, port, user, password } = env.config.db
+  const conn = await mysql.createConnection({ host, port, user, password, multipleStatements: true })
+  try {
+    await conn.query(renamed)
+  } finally {
+    await conn.end()
+  }
+}
+
+async function showCreateTable(env: TestEnv, table = 'blog'): Promise<string> {
+  const [row] = await env.query<{ 'Create Table': string }>(`SHOW CREATE TABLE \`${table}\``)
+  // The counter depends on the rows inserted so far, not on the schema.
+  return row!['Create Table'].replace(/ AUTO_INCREMENT=\d+/, '')
+}
+
+interface DumpedPost {
+  id: number
+  title: string
+  author: string
+  content: string
+  content_hex: string
+  image_loc: string | null
+  modified_dt: string
+}
+
+/** All posts, with the content's stored bytes and the DATETIME as written (no driver time zone conversion). */
+async function dumpPosts(env: TestEnv): Promise<DumpedPost[]> {
+  return env.query<DumpedPost>(
+    "SELECT `id`, `title`, `author`, `content`, HEX(`content`) AS `content_hex`, `image_loc`, " +
+      "DATE_FORMAT(`modified_dt`, '%Y-%m-%d %H:%i:%s') AS `modified_dt` FROM `blog` ORDER BY `id`"
+  )
+}
+
+const expectedPosts: DumpedPost[] = samplePosts.map((p) => ({
+  id: p.id,
+  title: p.title,
+  author: p.author,
+  content: p.content,
+  content_hex: Buffer.from(p.content, 'utf8').toString('hex').toUpperCase(),
+  image_loc: null,
+  modified_dt: p.modified_dt
+}))
+
+async function countPosts(env: TestEnv): Promise<number> {
+  const [row] = await env.query<{ n: number }>('SELECT COUNT(*) AS n FROM `blog`')
+  return Number(row!.n)
+}
+
+describe('initial_data.sql and the migrations', () => {
+  it('create the same blog table (SHOW CREATE TABLE is identical)', async () => {
+    const fromSql = await newEnv()
+    const fromApp = await newEnv()
+    expect(fromSql.database).not.toBe(fromApp.database)
+
+    await runInitialData(fromSql)
+    await newApp(fromApp)
+
+    const a = await showCreateTable(fromSql)
+    const b = await showCreateTable(fromApp)
+    expect(a).toContain('KEY `idx_blog_modified_dt_id` (`modified_dt`,`id`)')
+    expect(a).toContain('PRIMARY KEY (`id`)')
+    expect(b).toBe(a)
+  })
+
+  it('create the database with the same character set and collation', async () => {
+    const fromSql = await newEnv()
+    const fromApp = await newEnv()
+    await runInitialData(fromSql)
+    await newApp(fromApp)
+    const charset = async (env: TestEnv) =>
+      env.query<{ cs: string; co: string }>(
+        'SELECT DEFAULT_CHARACTER_SET_NAME AS cs, DEFAULT_COLLATION_NAME AS co FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?',
+        [env.database]
+      )
+    expect(await charset(fromSql)).toEqual([{ cs: 'utf8mb4', co: 'utf8mb4_unicode_ci' }])
+    expect(await charset(fromApp)).toEqual(await charset(fromSql))
+  })
+
+  it('initial_data.sql inserts exactly the sample posts of the seed, byte for byte', async () => {
+    const env = await newEnv()
+    await runInitialData(env)
+    const rows = await dumpPosts(env)
+    expect(rows).toHaveLength(samplePosts.length)
+    expect(rows).toEqual(expectedPosts)
+  })
+
+  it('the app seed stores the same rows as initial_data.sql', async () => {
+    const fromSql = await newEnv()
+    const fromApp = await newEnv()
+    await runInitialData(fromSql)
+    await newApp(fromApp)
+    expect(await dumpPosts(fromApp)).toEqual(await dumpPosts(fromSql))
+  })
+
+  it('running initial_data.sql twice changes nothing and duplicates nothing', async () => {
+    const env = await newEnv()
+    await runInitialData(env)
+    const first = await dumpPosts(env)
+    await runInitialData(env)
+    expect(await countPosts(env)).toBe(samplePosts.length)
+    expect(await dumpPosts(env)).toEqual(first)
+  })
+
+  it('running initial_data.sql again keeps posts edited since and adds nothing', async () => {
+    const env = await newEnv()
+    await runInitialData(env)
+    await env.query("UPDATE `blog` SET `title` = 'Edited' WHERE `id` = 3")
+    await env.query("INSERT INTO `blog` (`title`, `author`, `content`) VALUES ('Mine', 'Me', 'My own post')")
+    await runInitialData(env)
+    expect(await countPosts(env)).toBe(samplePosts.length + 1)
+    const [row] = await env.query<{ title: string }>('SELECT `title` FROM `blog` WHERE `id` = 3')
+    expect(row!.title).toBe('Edited')
+  })
+})
+
+describe('starting the app on a database made by initial_data.sql', () => {
+  it('migrates cleanly, records the migration and the seed, and does not duplicate the sample posts', async () => {
+    const env = await newEnv()
+    await runInitialData(env)
+    const before = await showCreateTable(env)
+
+    const app = await newApp(env)
+
+    expect(await showCreateTable(env)).toBe(before)
+    expect(await dumpPosts(env)).toEqual(expectedPosts)
+    expect(await env.query('SELECT `name` FROM `schema_migrations`')).toEqual([{ name: '001-create-blog' }])
+    expect(await env.query('SELECT `name` FROM `schema_seeds`')).toEqual([{ name: '001-sample-posts' }])
+
+    // The app works on that table: the list shows the posts.
+    const res = await app.inject('/blogs/')
+    expect(res.statusCode).toBe(200)
+    for (const p of samplePosts) expect(res.body).toContain(p.title.replaceAll("'", '&#39;'))
+  })
+
+  it('can be restarted on the same database without changes', async () => {
+    const env = await newEnv()
+    await runInitialData(env)
+    await (await newApp(env)).close()
+    apps.length = 0
+    await newApp(env)
+    expect(await countPosts(env)).toBe(samplePosts.length)
+    expect(await env.query('SELECT `name` FROM `schema_migrations`')).toHaveLength(1)
+    expect(await env.query('SELECT `name` FROM `schema_seeds`')).toHaveLength(1)
+  })
+
+  it('gives new posts ids after the sample ids', async () => {
+    const env = await newEnv()
+    await runInitialData(env)
+    const app = await newApp(env)
+    const res = await app.inject({
+      method: 'POST',
+      url: '/blogs/new',
+      payload: 'title=After+the+samples&author=Test&content=Next+id+please',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' }
+    })
+    expect(res.statusCode).toBe(303)
+    const rows = await env.query<{ id: number }>("SELECT `id` FROM `blog` WHERE `title` = 'After the samples'")
+    expect(rows).toEqual([{ id: samplePosts.length + 1 }])
+  })
+})
+
+describe('the sample-post seed', () => {
+  it('fills a fresh database with the sample posts on first start', async () => {
+    const env = await newEnv()
+    await newApp(env)
+    expect(await dumpPosts(env)).toEqual(expectedPosts)
+    expect(await env.query('SELECT `name` FROM `schema_seeds`')).toEqual([{ name: '001-sample-posts' }])
+  })
+
+  it('loads only once: posts deleted after the first start do not come back on the next', async () => {
+    const env = await newEnv()
+    const first = await newApp(env)
+    expect(await countPosts(env)).toBe(samplePosts.length)
+
+    // Delete through the app, the way a user would.
+    for (const p of samplePosts) {
+      const res = await first.inject({ method: 'DELETE', url: `/blogs/delete/${p.id}` })
+      expect(res.statusCode).toBe(200)
+    }
+    expect(await countPosts(env)).toBe(0)
+    await first.close()
+    apps.length = 0
+
+    const second = await newApp(env)
+    expect(await countPosts(env)).toBe(0)
+    expect(await env.query('SELECT `name` FROM `schema_seeds`')).toEqual([{ name: '001-sample-posts' }])
+    const res = await second.inject('/blogs/')
+    expect(res.statusCode).toBe(200)
+    expect(res.body).not.toContain(samplePosts[0]!.title)
+  })
+
+  it('does not load when DB_SEED_ON_START=false: a fresh database gets the table and no posts', async () => {
+    const env = await newEnv({ DB_SEED_ON_START: 'false' })
+    expect(env.config.db.seedOnStart).toBe(false)
+    await newApp(env)
+    expect(await countPosts(env)).toBe(0)
+    expect(await env.query('SELECT `name` FROM `schema_migrations`')).toEqual([{ name: '001-create-blog' }])
+    // The seed did not run, so it is not recorded either (a later start with seeding on may load it).
+    const seeds = await env.query<{ n: number }>(
+      'SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?',
+      [env.database, 'schema_seeds']
+    )
+    expect(Number(seeds[0]!.n)).toBe(0)
+  })
+})
+
+describe('the list query', () => {
+  interface ExplainRow {
+    table: string
+    type: string
+    key: string | null
+    rows: number | string
+    Extra: string | null
+  }
+
+  /** Captures the SQL and bind values listPage really sends. */
+  async function captureListQuery(app: FastifyInstance, page: number, pageSize: number) {
+    const spy = vi.spyOn(app.sequelize, 'query')
+    try {
+      await app.blogs.listPage(page, pageSize)
+      const call = spy.mock.calls.find(([sql]) => sql === LIST_SQL)
+      expect(call, 'listPage should run LIST_SQL').toBeDefined()
+      const bind = (call![1] as { bind: unknown[] }).bind
+      return { sql: call![0] as string, bind }
+    } finally {
+      spy.mockRestore()
+    }
+  }
+
+  async function explain(app: FastifyInstance, sql: string, bind: unknown[]): Promise<ExplainRow[]> {
+    return app.sequelize.query<ExplainRow>(`EXPLAIN ${sql}`, { type: QueryTypes.SELECT, bind })
+  }
+
+  it('walks idx_blog_modified_dt_id (no filesort) for the first pages of a large table', async () => {
+    const env = await newEnv()
+    const app = await newApp(env)
+    // On a dozen rows the optimizer rightly prefers a scan and sort; give it a real table.
+    const start = Date.UTC(2027, 0, 1) // after the sample posts (2026)
+    const rows = Array.from({ length: 3000 }, (_, i) => [
+      `Post ${i}`,
+      `Author ${i % 17}`,
+      'x'.repeat(500),
+      new Date(start + i * 60_000).toISOString().slice(0, 19).replace('T', ' ')
+    ])
+    await env.query('INSERT INTO `blog` (`title`, `author`, `content`, `modified_dt`) VALUES ?', [rows])
+    await env.query('ANALYZE TABLE `blog`')
+
+    const pageSize = env.config.pageSize
+    for (const page of [1, 2, 3]) {
+      const { sql, bind } = await captureListQuery(app, page, pageSize)
+      expect(bind).toEqual([String(EXCERPT_CHARS), String(pageSize + 1), String((page - 1) * pageSize)])
+      const plan = await explain(app, sql, bind)
+      expect(plan, `page ${page}`).toHaveLength(1)
+      const [step] = plan
+      expect(step!.key, `page ${page}: ${JSON.stringify(step)}`).toBe('idx_blog_modified_dt_id')
+      expect(step!.type).toBe('index')
+      expect(step!.Extra ?? '').not.toMatch(/filesort/i)
+      // Reads about offset + limit index entries, not the whole table.
+      expect(Number(step!.rows)).toBeLessThanOrEqual(page * pageSize + 1)
+    }
+
+    // The list still answers correctly on that table: newest first.
+    const page1 = await app.blogs.listPage(1, pageSize)
+    expect(page1.items[0]!.title).toBe('Post 2999')
+    expect(page1.items).toHaveLength(pageSize)
+    expect(page1.hasNext).toBe(true)
+  })
+
+  it('needs the index: without it the same query sorts the whole table (the check above can fail)', async () => {
+    const env = await newEnv()
+    const app = await newApp(env)
+    const rows = Array.from({ length: 3000 }, (_, i) => [`Post ${i}`, 'A', 'x', new Date(Date.UTC(2027, 0, 1) + i * 1000)])
+    await env.query('INSERT INTO `blog` (`title`, `author`, `content`, `modified_dt`) VALUES ?', [rows])
+    await env.query('ALTER TABLE `blog` DROP INDEX `idx_blog_modified_dt_id`')
+    await env.query('ANALYZE TABLE `blog`')
+    const { sql, bind } = await captureListQuery(app, 1, env.config.pageSize)
+    const [step] = await explain(app, sql, bind)
+    expect(step!.key).toBeNull()
+    expect(step!.Extra ?? '').toMatch(/filesort/i)
+  })
+})

@@ -1,0 +1,191 @@
+import { randomBytes } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createTestEnv, type TestEnv } from '../../kit/app'
+import { OtlpReceiver } from '../../kit/otlp-receiver'
+import { assertBuilt, request, startListening, type ServerChild } from '../../kit/server'
+import { PNG_1x1 } from '../../fixtures/images'
+import { attributeValues, inspect, postForm, traceIdOf, traceLinks, waterfallLabels } from '../../kit/inspector'
+
+// The compiled server with the OTel bootstrap (as `npm start`), INSPECTOR_ENABLED=true and an
+// OTLP exporter configured: the inspector's pages show each request's spans, and the exporter
+// still gets them. Both ways of making server spans are covered.
+
+const MODES: { name: string; env: Record<string, string> }[] = [
+  { name: 'the http instrumentation', env: { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'http,mysql2,pino,runtime-node' } },
+  { name: 'the Fastify hooks', env: { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'mysql2,pino,runtime-node' } }
+]
+
+const JAEGER_URL = 'http://jaeger.example:16686'
+
+let env: TestEnv
+
+beforeAll(async () => {
+  assertBuilt()
+  env = await createTestEnv()
+})
+
+afterAll(async () => {
+  await env?.cleanup()
+})
+
+async function postId(title: string): Promise<number> {
+  const [row] = await env.query<{ id: number }>('SELECT `id` FROM `blog` WHERE `title` = ?', [title])
+  expect(row, `post "${title}" should exist`).toBeDefined()
+  return row!.id
+}
+
+describe.each(MODES)('the inspector with server spans made by $name', (mode) => {
+  let receiver: OtlpReceiver
+  let child: ServerChild
+
+  beforeAll(async () => {
+    receiver = await OtlpReceiver.start()
+    child = await startListening(
+      { ...env.env, ...receiver.env(), ...mode.env, INSPECTOR_ENABLED: 'true', INSPECTOR_BADGE: 'true', JAEGER_URL: `${JAEGER_URL}/` },
+      { telemetry: true }
+    )
+  })
+
+  afterAll(async () => {
+    await child?.kill()
+    await receiver?.close()
+  })
+
+  it("shows a request's spans in order on its trace page, SQL masked, and the exporter still gets them", async () => {
+    const title = `Inspected ${randomBytes(4).toString('hex')}`
+    expect((await postForm(child.port, '/blogs/new', { title, author: 'Inspector', content: 'Shown in a waterfall.' })).status).toBe(303)
+    const id = await postId(title)
+
+    const res = await request(child.port, `/blogs/show/${id}`)
+    expect(res.status).toBe(200)
+    const traceId = traceIdOf(res)
+
+    const page = await inspect(child.port, `/_inspect/traces/${traceId}`)
+    expect(page.status).toBe(200)
+    expect(page.headers['cache-control']).toBe('no-store')
+    expect(waterfallLabels(page.body)).toEqual(['GET /blogs/show/:id', 'pool.acquire', 'SELECT', 'view.render'])
+    const [sql] = attributeValues(page.body, 'db.query.text')
+    expect(sql).toBe('SELECT `id`, `title`, `author`, `content`, `image_loc`, `modified_dt` FROM `blog` WHERE `id` = ?')
+    expect(page.body).not.toContain(title)
+    expect(page.body).toContain(`href="${JAEGER_URL}/trace/${traceId}"`)
+    // Bars are drawn with SVG attributes, never inline styles (the CSP allows no inline style).
+    const rects = page.body.match(/<rect class="wf-rect"[^>]*>/g) ?? []
+    expect(rects[0], rects.join('\n')).toMatch(/x="0\.00%" y="5" width="100\.00%"/)
+    // Every child inside the request's bar (start times are taken precisely, not Date.now()).
+    for (const r of rects) {
+      const [x, w] = [/x="([\d.]+)%"/, /width="([\d.]+)%"/].map((re) => Number(re.exec(r)![1]))
+      expect(x! + w!, rects.join('\n')).toBeLessThanOrEqual(100.01)
+    }
+    expect(page.body).not.toMatch(/\sstyle=/)
+
+    const exported = await receiver.waitForTrace(traceId)
+    expect(exported.map((s) => s.name).sort()).toEqual(['GET /blogs/show/:id', 'SELECT', 'pool.acquire', 'view.render'])
+  })
+
+  it('shows an upload as image write, then START, INSERT and COMMIT', async () => {
+    const title = `Inspected upload ${randomBytes(4).toString('hex')}`
+    const res = await postForm(child.port, '/blogs/new', { title, author: 'Inspector', content: 'With a picture.' }, {
+      image_file: { data: Buffer.concat([PNG_1x1, randomBytes(5000)]), filename: 'p.png', type: 'image/png' }
+    })
+    expect(res.status).toBe(303)
+    const page = await inspect(child.port, `/_inspect/traces/${traceIdOf(res)}`)
+    expect(page.status).toBe(200)
+    const labels = waterfallLabels(page.body)
+    expect(labels[0]).toBe('POST /blogs/new')
+    const order = ['blog.image.write', 'START', 'INSERT', 'COMMIT;'].map((n) => labels.indexOf(n))
+    expect(order.every((i) => i > 0), labels.join(', ')).toBe(true)
+    expect([...order].sort((a, b) => a - b)).toEqual(order)
+    const insert = attributeValues(page.body, 'db.query.text').find((t) => t.startsWith('INSERT'))
+    expect(insert).toMatch(/^INSERT INTO `blog` \(.*\) VALUES \((DEFAULT,)?\?(,\?)*\);?$/)
+    expect(insert).not.toContain('Inspector')
+    expect(attributeValues(page.body, 'blog.image.bytes')).toEqual([String(PNG_1x1.length + 5000)])
+  })
+
+  it('lists requests with route, status, queries and DB time, filtered and slowest first on demand', async () => {
+    const missing = await request(child.port, '/blogs/show/999999999')
+    expect(missing.status).toBe(404)
+    const ok = await request(child.port, '/blogs/')
+    const okId = traceIdOf(ok)
+    await inspect(child.port, `/_inspect/traces/${okId}`)
+
+    const all = await inspect(child.port, '/_inspect/')
+    expect(all.status).toBe(200)
+    expect(traceLinks(all.body)).toEqual(expect.arrayContaining([traceIdOf(missing), okId]))
+    const row = all.body.slice(all.body.indexOf(`/_inspect/traces/${okId}`)).split('</tr>')[0]!
+    expect(row).toMatch(/<span class="method">GET<\/span> \/blogs\//)
+    expect(row).toContain('>200<')
+    expect(row).toMatch(/<td class="num">1<\/td>/)
+
+    const notFound = await inspect(child.port, '/_inspect/?status=4xx')
+    expect(traceLinks(notFound.body)).toContain(traceIdOf(missing))
+    expect(traceLinks(notFound.body)).not.toContain(okId)
+
+    const byRoute = await inspect(child.port, `/_inspect/?route=${encodeURIComponent('/blogs/')}&sort=slowest`)
+    expect(traceLinks(byRoute.body)).toContain(okId)
+    expect(traceLinks(byRoute.body)).not.toContain(traceIdOf(missing))
+
+    const none = await inspect(child.port, '/_inspect/?slower=600000')
+    expect(traceLinks(none.body)).toEqual([])
+    expect(none.body).toContain('No request matches these filters.')
+
+    expect((await request(child.port, '/_inspect/?status=abc')).status).toBe(400)
+  })
+
+  it('shows per-route percentiles and the top SQL statements', async () => {
+    for (let i = 0; i < 3; i++) await request(child.port, '/blogs/')
+    const page = await inspect(child.port, '/_inspect/routes')
+    expect(page.status).toBe(200)
+    const row = page.body.slice(page.body.indexOf('<span class="method">GET</span> /blogs/</a>')).split('</tr>')[0]!
+    expect(row).toMatch(/ms<\/td>/)
+    expect(page.body).toContain('Top SQL')
+    expect(page.body).toContain('FROM `blog` ORDER BY `modified_dt` DESC, `id` DESC LIMIT ? OFFSET ?')
+  })
+
+  it("does not record or trace its own pages", async () => {
+    for (const path of ['/_inspect/', '/_inspect/routes', '/_inspect/?sort=slowest']) {
+      const res = await request(child.port, path)
+      expect(res.status).toBe(200)
+      expect(res.headers.traceresponse).toBeUndefined()
+    }
+    await request(child.port, '/blogs/')
+    const list = await inspect(child.port, '/_inspect/?static=1')
+    expect(list.body).not.toMatch(/<\/span> \/_inspect/)
+    await receiver.waitForTrace(traceIdOf(await request(child.port, '/blogs/')))
+    expect(receiver.spans.filter((s) => String(s.attributes['url.path'] ?? '').startsWith('/_inspect'))).toEqual([])
+  })
+
+  it("puts a badge with the request's time and DB time on blog pages, linking to its trace", async () => {
+    const res = await request(child.port, '/blogs/')
+    const badge = /<aside class="inspector-badge"[^>]*>\s*<a href="([^"]+)"[^>]*><span class="inspector-badge-total">([0-9.]+ m?s)<\/span> · DB ([0-9.]+ m?s) · 1 query<\/a>/.exec(res.body)
+    expect(badge, res.body.slice(-800)).not.toBeNull()
+    expect(badge![1]).toBe(`/_inspect/traces/${traceIdOf(res)}`)
+    expect(res.body).toContain('<link rel="stylesheet" href="/assets/inspector.css">')
+    expect((await request(child.port, '/_inspect/')).body).not.toContain('inspector-badge')
+  })
+
+  it('never shows form contents, parameters, query strings or secret headers', async () => {
+    const m = `mk${randomBytes(6).toString('hex')}`
+    const created = await postForm(child.port, '/blogs/new', { title: `Title ${m}T`, author: `Author ${m}A`, content: `Content ${m}C` }, {}, { cookie: `sid=${m}K` })
+    expect(created.status).toBe(303)
+    const id = await postId(`Title ${m}T`)
+    const headers = { authorization: `Bearer ${m}H`, cookie: `session=${m}K`, 'user-agent': `agent-${m}U`, 'x-api-key': `${m}X` }
+    expect((await request(child.port, { path: `/blogs/show/${id}?q=${m}Q`, headers })).status).toBe(200)
+    expect((await request(child.port, { path: `/blogs/?page=1&secret=${m}Q`, headers })).status).toBe(200)
+    // Rejected form (re-rendered with the text kept) and an edit.
+    expect((await postForm(child.port, '/blogs/new', { title: 'x', author: `Author ${m}A`, content: `Content ${m}F` })).status).toBe(400)
+    expect((await postForm(child.port, `/blogs/modify/${id}`, { title: `Title ${m}E`, author: `Author ${m}A`, content: `Edited ${m}E` }, {}, headers)).status).toBe(303)
+    const last = await request(child.port, { path: `/blogs/show/${id}`, headers })
+    await inspect(child.port, `/_inspect/traces/${traceIdOf(last)}`)
+
+    const pages = ['/_inspect/?static=1', '/_inspect/routes', '/_inspect/?sort=slowest&static=1']
+    const list = await inspect(child.port, pages[0]!)
+    const traces = traceLinks(list.body)
+    expect(traces.length).toBeGreaterThan(5)
+    for (const t of traces) pages.push(`/_inspect/traces/${t}`)
+    for (const path of pages) {
+      const page = await inspect(child.port, path)
+      expect(page.status, path).toBe(200)
+      expect(page.body, path).not.toContain(m)
+    }
+  })
+})

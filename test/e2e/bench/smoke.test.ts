@@ -1,0 +1,58 @@
+import { execFile } from 'node:child_process'
+import fs from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import { describe, expect, it } from 'vitest'
+
+const ROOT = path.resolve(__dirname, '..', '..', '..')
+
+// The benchmark harness, at smoke size (1 s runs): it must produce its report; no speed thresholds.
+describe('npm run bench (smoke)', () => {
+  it('compares an untraced and a traced app and breaks the traced requests into phases', async () => {
+    const out = await fs.mkdtemp(path.join(os.tmpdir(), 'bench-smoke-'))
+    try {
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        ['dist/bench/run.js', '--smoke', '--variants', 'otel=off,otel=on', '--scenario', 'list', '--out', out],
+        { cwd: ROOT, timeout: 120_000, maxBuffer: 10 * 1024 * 1024 }
+      )
+      expect(stdout).toContain('| otel=off | /blogs/ |')
+      const { summary } = JSON.parse(await fs.readFile(path.join(out, 'results.json'), 'utf8')) as {
+        summary: { variant: string; rps: number; failPct: number; traced: number; phases: Record<string, number> | null }[]
+      }
+      const off = summary.find((s) => s.variant === 'otel=off')!
+      const on = summary.find((s) => s.variant === 'otel=on')!
+      for (const s of [off, on]) {
+        expect(s.rps).toBeGreaterThan(0)
+        expect(s.failPct).toBe(0)
+      }
+      expect(off.phases).toBeNull()
+      expect(on.traced).toBeGreaterThan(0)
+      expect(on.phases!.SQL).toBeGreaterThan(0)
+      expect(on.phases!.queries).toBeCloseTo(1, 0)
+      expect(await fs.readFile(path.join(out, 'chart.svg'), 'utf8')).toMatch(/^<svg[\s\S]*Server time by phase/)
+    } finally {
+      await fs.rm(out, { recursive: true, force: true })
+    }
+  }, 150_000)
+
+  it('runs the write scenario in the open model and leaves no failures', async () => {
+    const out = await fs.mkdtemp(path.join(os.tmpdir(), 'bench-smoke-'))
+    try {
+      await promisify(execFile)(
+        process.execPath,
+        ['dist/bench/run.js', '--smoke', '--variants', 'otel=on', '--scenario', 'write', '--mode', 'rate', '--rate', '50', '--out', out],
+        { cwd: ROOT, timeout: 120_000 }
+      )
+      const { summary } = JSON.parse(await fs.readFile(path.join(out, 'results.json'), 'utf8')) as {
+        summary: { rps: number; failPct: number; dropped: number; phases: Record<string, number> | null }[]
+      }
+      expect(summary[0]!.failPct).toBe(0)
+      expect(summary[0]!.rps).toBeGreaterThan(10)
+      expect(summary[0]!.phases!['image write']).toBeGreaterThan(0)
+    } finally {
+      await fs.rm(out, { recursive: true, force: true })
+    }
+  }, 150_000)
+})

@@ -1,0 +1,390 @@
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import YAML from 'yaml'
+import { createTestEnv, multipart, type TestEnv } from '../../kit/app'
+import { PNG_1x1 } from '../../fixtures/images'
+import {
+  assertBuilt, BOOTSTRAP, dashboardExprs, expandCollectorEnv, freePorts, k6MetricsIn, K6_METRIC_NAMES, readYaml, ROOT, stackTools,
+  SERVER, startProcess, substituteVariables, variableQueries, waitFor, waitHealthy, type Proc, type Tools
+} from '../../kit/stack'
+
+// The observability pipeline with real programs, all on loopback ports:
+//   app (compiled, OTel bootstrap) --OTLP/HTTP--> otelcol-blog (otel/collector.yaml, built from
+//   otel/builder-config.yaml) --OTLP/gRPC--> Jaeger, and a second Jaeger standing in for Tempo
+//   (both take OTLP/gRPC); collector :prometheus exporter <--scrape-- Prometheus 2.42 running
+//   prometheus/prometheus.yml. Then every PromQL expression of the Grafana dashboards runs
+//   against that Prometheus. Grafana, Tempo and k6 do not run here (see compose.test.ts).
+
+const COLLECTOR_CONFIG = path.join(ROOT, 'otel', 'collector.yaml')
+
+function jaegerConfig(): string {
+  // Jaeger v2 is a collector too: OTLP/gRPC in, memory storage, the query API; nothing else.
+  return YAML.stringify({
+    service: {
+      extensions: ['jaeger_storage', 'jaeger_query', 'healthcheckv2'],
+      pipelines: { traces: { receivers: ['otlp'], exporters: ['jaeger_storage_exporter'] } },
+      telemetry: { logs: { level: 'warn' }, metrics: { level: 'none' } }
+    },
+    extensions: {
+      jaeger_storage: { backends: { mem: { memory: { max_traces: 10000 } } } },
+      jaeger_query: { storage: { traces: 'mem' }, http: { endpoint: '127.0.0.1:${env:QUERY_HTTP_PORT}' }, grpc: { endpoint: '127.0.0.1:${env:QUERY_GRPC_PORT}' } },
+      healthcheckv2: { use_v2: true, http: { endpoint: '127.0.0.1:${env:HEALTH_PORT}' } }
+    },
+    receivers: { otlp: { protocols: { grpc: { endpoint: '127.0.0.1:${env:OTLP_PORT}' } } } },
+    exporters: { jaeger_storage_exporter: { trace_storage: 'mem' } }
+  })
+}
+
+interface Jaeger { proc: Proc; api: string; otlp: number }
+
+interface PromResult { metric: Record<string, string>; value?: [number, string]; values?: [number, string][] }
+interface PromResponse { status: string; error?: string; data: { resultType: string; result: PromResult[] } }
+
+interface JaegerSpan {
+  traceID: string
+  spanID: string
+  operationName: string
+  references: { refType: string; spanID: string }[]
+  tags: { key: string; value: unknown }[]
+}
+
+let tools: Tools
+let work: string
+let env: TestEnv
+const procs: Proc[] = []
+let jaeger: Jaeger
+let tempo: Jaeger
+let collector: Proc
+let prometheus: Proc
+let promUrl: string
+let appUrl: string
+let loadStart: number
+
+const SHOW_REQUESTS = 30
+const showTraceIds: string[] = []
+let createTraceId: string
+let listCount = 0
+let postId: number
+
+async function startJaeger(name: string): Promise<Jaeger> {
+  const [otlp, http, grpc, health] = await freePorts(4)
+  const config = path.join(work, `${name}.yaml`)
+  writeFileSync(config, jaegerConfig())
+  const proc = startProcess(name, tools.jaeger, ['--config', config], {
+    OTLP_PORT: String(otlp), QUERY_HTTP_PORT: String(http), QUERY_GRPC_PORT: String(grpc), HEALTH_PORT: String(health)
+  })
+  procs.push(proc)
+  await waitHealthy(proc, `http://127.0.0.1:${health}/status`)
+  return { proc, api: `http://127.0.0.1:${http}`, otlp: otlp! }
+}
+
+async function promQuery(expr: string, range?: { start: number; end: number; step: number }): Promise<PromResponse> {
+  const params = new URLSearchParams({ query: expr })
+  if (range) {
+    params.set('start', String(range.start))
+    params.set('end', String(range.end))
+    params.set('step', String(range.step))
+  }
+  const res = await fetch(`${promUrl}/api/v1/${range ? 'query_range' : 'query'}`, { method: 'POST', body: params })
+  return (await res.json()) as PromResponse
+}
+
+/** Series of a range query over the load, with at least one finite value. */
+async function seriesWithData(expr: string): Promise<PromResult[]> {
+  const now = Date.now() / 1000
+  const r = await promQuery(expr, { start: loadStart / 1000 - 5, end: now, step: 1 })
+  if (r.status !== 'success') throw new Error(`${expr}: ${r.error}`)
+  return r.data.result.filter((s) => (s.values ?? []).some(([, v]) => Number.isFinite(Number(v))))
+}
+
+async function jaegerTrace(api: string, traceId: string): Promise<JaegerSpan[] | undefined> {
+  const res = await fetch(`${api}/api/traces/${traceId}`)
+  if (res.status !== 200) return undefined
+  const body = (await res.json()) as { data: { spans: JaegerSpan[] }[] }
+  return body.data[0]?.spans
+}
+
+const traceIdOf = (res: Response) => /^00-([0-9a-f]{32})-/.exec(res.headers.get('traceresponse') ?? '')?.[1]
+
+beforeAll(async () => {
+  assertBuilt()
+  tools = stackTools()
+  work = mkdtempSync(path.join(os.tmpdir(), 'blog-stack-'))
+
+  jaeger = await startJaeger('jaeger')
+  tempo = await startJaeger('tempo-stand-in')
+
+  const [grpc, http, promExporter, telemetry, health, promPort] = await freePorts(6)
+  collector = startProcess('otelcol', tools.otelcol, ['--config', COLLECTOR_CONFIG], {
+    OTELCOL_OTLP_GRPC_ENDPOINT: `127.0.0.1:${grpc}`,
+    OTELCOL_OTLP_HTTP_ENDPOINT: `127.0.0.1:${http}`,
+    OTELCOL_HEALTH_ENDPOINT: `127.0.0.1:${health}`,
+    OTELCOL_PROMETHEUS_ENDPOINT: `127.0.0.1:${promExporter}`,
+    OTELCOL_TELEMETRY_HOST: '127.0.0.1',
+    OTELCOL_TELEMETRY_PORT: String(telemetry),
+    OTELCOL_LOG_LEVEL: 'warn',
+    JAEGER_OTLP_ENDPOINT: `127.0.0.1:${jaeger.otlp}`,
+    TEMPO_OTLP_ENDPOINT: `127.0.0.1:${tempo.otlp}`
+  })
+  procs.push(collector)
+  await waitHealthy(collector, `http://127.0.0.1:${health}/`)
+
+  // prometheus/prometheus.yml as it is, its compose targets moved to the loopback ports.
+  const promConfig = readYaml<{ global: Record<string, string>; scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[] }>('prometheus/prometheus.yml')
+  const moved: Record<string, string> = { 'otel-collector:8889': `127.0.0.1:${promExporter}`, 'otel-collector:8888': `127.0.0.1:${telemetry}` }
+  for (const job of promConfig.scrape_configs) {
+    for (const sc of job.static_configs) {
+      sc.targets = sc.targets.map((t) => {
+        if (!moved[t]) throw new Error(`prometheus.yml scrapes ${t}, which this test does not know how to run`)
+        return moved[t]!
+      })
+    }
+  }
+  promConfig.global.scrape_interval = '1s'
+  writeFileSync(path.join(work, 'prometheus.yml'), YAML.stringify(promConfig))
+  prometheus = startProcess('prometheus', tools.prometheus, [
+    `--config.file=${path.join(work, 'prometheus.yml')}`,
+    `--storage.tsdb.path=${path.join(work, 'tsdb')}`,
+    `--web.listen-address=127.0.0.1:${promPort}`,
+    // The flags docker-compose.yml gives Prometheus.
+    '--web.enable-remote-write-receiver',
+    '--enable-feature=exemplar-storage,native-histograms'
+  ], {})
+  procs.push(prometheus)
+  promUrl = `http://127.0.0.1:${promPort}`
+  await waitHealthy(prometheus, `${promUrl}/-/ready`)
+
+  const [appPort] = await freePorts(1)
+  env = await createTestEnv()
+  const app = startProcess('app', process.execPath, ['--require', BOOTSTRAP, SERVER], {
+    ...env.env,
+    HOST: '127.0.0.1',
+    PORT: String(appPort),
+    OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${http}`,
+    // Short intervals so the test does not wait a minute for the SDK's defaults.
+    OTEL_METRIC_EXPORT_INTERVAL: '1000',
+    OTEL_BSP_SCHEDULE_DELAY: '200'
+  })
+  procs.push(app)
+  appUrl = `http://127.0.0.1:${appPort}`
+  await waitHealthy(app, `${appUrl}/health`, 30_000)
+
+  // A short load: the list, a post, a missing post (404), creates with an image. One round
+  // first, so every series exists in Prometheus before the counted rounds: rate() sees the
+  // increase after a series appears, not the count it starts with.
+  loadStart = Date.now()
+  const list = await fetch(`${appUrl}/blogs/`)
+  expect(list.status).toBe(200)
+  listCount++
+  postId = Number(/href="\/blogs\/show\/(\d+)"/.exec(await list.text())?.[1])
+  expect(postId).toBeGreaterThan(0)
+  const round = async () => {
+    const [show, miss, again] = await Promise.all([fetch(`${appUrl}/blogs/show/${postId}`), fetch(`${appUrl}/blogs/show/999999999`), fetch(`${appUrl}/blogs/`)])
+    expect([show.status, miss.status, again.status]).toEqual([200, 404, 200])
+    showTraceIds.push(traceIdOf(show)!)
+    listCount++
+    await Promise.all([show.arrayBuffer(), miss.arrayBuffer(), again.arrayBuffer()])
+  }
+  const create = async () => {
+    const { payload, headers } = await multipart(
+      { title: `stack test ${Date.now()}`, author: 'collector.test', content: 'A post with an image.' },
+      { image_file: { data: PNG_1x1, filename: 'pixel.png', type: 'image/png' } }
+    )
+    const created = await fetch(`${appUrl}/blogs/new`, { method: 'POST', headers, body: new Uint8Array(payload), redirect: 'manual' })
+    expect(created.status).toBe(303)
+    return traceIdOf(created)!
+  }
+  await round()
+  await create()
+  await sleep(3000)
+  for (let i = 1; i < SHOW_REQUESTS; i++) {
+    await round()
+    await sleep(150)
+  }
+  createTraceId = await create()
+  expect(showTraceIds.every(Boolean) && Boolean(createTraceId)).toBe(true)
+}, 180_000)
+
+afterAll(async () => {
+  for (const p of procs.reverse()) await p.stop()
+  await env?.cleanup()
+  if (work) rmSync(work, { recursive: true, force: true })
+})
+
+describe('the collector build', () => {
+  it('accepts otel/collector.yaml (otelcol validate)', () => {
+    expect(() => execFileSync(tools.otelcol, ['validate', `--config=${COLLECTOR_CONFIG}`], { encoding: 'utf8', stdio: 'pipe' })).not.toThrow()
+  })
+
+  it('rejects a config that names a component it was not built with (validate is not a no-op)', () => {
+    const broken = path.join(work, 'broken.yaml')
+    writeFileSync(broken, readFileSync(COLLECTOR_CONFIG, 'utf8').replace('exporters: [prometheus]', 'exporters: [prometheus, debug]').replace(/^exporters:\n/m, 'exporters:\n  debug: {}\n'))
+    let stderr = ''
+    try {
+      execFileSync(tools.otelcol, ['validate', `--config=${broken}`], { encoding: 'utf8', stdio: 'pipe' })
+    } catch (err) {
+      stderr = String((err as { stderr?: string }).stderr)
+    }
+    expect(stderr).toMatch(/debug/)
+  })
+
+  it('contains exactly the components otel/collector.yaml uses', () => {
+    const built = YAML.parse(execFileSync(tools.otelcol, ['components'], { encoding: 'utf8' })) as Record<string, { name: string }[] | unknown>
+    const config = YAML.parse(expandCollectorEnv(readFileSync(COLLECTOR_CONFIG, 'utf8'))) as Record<string, Record<string, unknown>>
+    for (const kind of ['receivers', 'processors', 'exporters', 'connectors', 'extensions']) {
+      const used = [...new Set(Object.keys(config[kind] ?? {}).map((id) => id.split('/')[0]!))].sort()
+      const have = ((built[kind] as { name: string }[] | undefined) ?? []).map((c) => c.name).sort()
+      expect(have, kind).toEqual(used)
+    }
+  })
+
+  it('lets Prometheus accept prometheus/prometheus.yml (promtool)', () => {
+    expect(() => execFileSync(tools.promtool, ['check', 'config', path.join(ROOT, 'prometheus', 'prometheus.yml')], { stdio: 'pipe' })).not.toThrow()
+  })
+})
+
+describe('traces: app -> collector -> Jaeger (and the Tempo exporter)', () => {
+  it('delivers a show request as one trace: server span, pool wait, SQL and render under it', async () => {
+    const id = showTraceIds[0]!
+    const spans = await waitFor(`trace ${id} in Jaeger`, async () => {
+      const s = await jaegerTrace(jaeger.api, id)
+      return s && ['GET /blogs/show/:id', 'SELECT', 'pool.acquire', 'view.render'].every((n) => s.some((x) => x.operationName === n)) ? s : undefined
+    }, 20_000)
+    const server = spans.find((s) => s.operationName === 'GET /blogs/show/:id')!
+    expect(server.references.filter((r) => r.refType === 'CHILD_OF')).toEqual([])
+    expect(server.tags).toEqual(expect.arrayContaining([{ key: 'http.route', type: 'string', value: '/blogs/show/:id' }]))
+    const byId = new Map(spans.map((s) => [s.spanID, s]))
+    const underServer = (s: JaegerSpan): boolean => {
+      const parent = s.references.find((r) => r.refType === 'CHILD_OF')?.spanID
+      return parent === server.spanID || (parent !== undefined && byId.has(parent) && underServer(byId.get(parent)!))
+    }
+    for (const s of spans.filter((x) => x !== server)) expect(underServer(s), s.operationName).toBe(true)
+    expect(new Set(spans.map((s) => s.traceID))).toEqual(new Set([id]))
+  })
+
+  it('delivers the create request with its INSERT and the image write span', async () => {
+    const spans = await waitFor(`trace ${createTraceId} in Jaeger`, async () => {
+      const s = await jaegerTrace(jaeger.api, createTraceId)
+      return s && ['POST /blogs/new', 'INSERT', 'blog.image.write'].every((n) => s.some((x) => x.operationName === n)) ? s : undefined
+    }, 20_000)
+    expect(spans.length).toBeGreaterThanOrEqual(3)
+  })
+
+  it('sends the same traces through the Tempo exporter (to a stand-in OTLP/gRPC receiver)', async () => {
+    for (const id of [showTraceIds[0]!, createTraceId]) {
+      const [viaTempo, viaJaeger] = await waitFor(`trace ${id} via the Tempo exporter`, async () => {
+        const a = await jaegerTrace(tempo.api, id)
+        const b = await jaegerTrace(jaeger.api, id)
+        return a && b && a.length === b.length ? [a, b] : undefined
+      }, 20_000)
+      expect(viaTempo.map((s) => s.spanID).sort()).toEqual(viaJaeger.map((s) => s.spanID).sort())
+    }
+  })
+})
+
+describe('metrics: app and spanmetrics -> collector -> Prometheus', () => {
+  it('counts every request the app served, by route and status', async () => {
+    const value = async (sel: string) => {
+      const r = await promQuery(`sum(http_server_request_duration_seconds_count{job="blog-app", ${sel}})`)
+      return Number(r.data.result[0]?.value?.[1] ?? NaN)
+    }
+    await waitFor('the request counts to reach Prometheus', async () => {
+      const [show, miss, list] = await Promise.all([
+        value('http_route="/blogs/show/:id", http_response_status_code="200"'),
+        value('http_route="/blogs/show/:id", http_response_status_code="404"'),
+        value('http_route="/blogs/", http_response_status_code="200"')
+      ])
+      return show === SHOW_REQUESTS && miss === SHOW_REQUESTS && list === listCount ? true : undefined
+    }, 30_000)
+  })
+
+  it('derives RED metrics from spans, with exemplars whose trace ids are in Jaeger', async () => {
+    await waitFor('spanmetrics calls', async () => {
+      const r = await promQuery('sum(traces_span_metrics_calls_total{job="blog-app", span_name="GET /blogs/show/:id", span_kind="SPAN_KIND_SERVER"})')
+      return Number(r.data.result[0]?.value?.[1]) === SHOW_REQUESTS * 2 ? true : undefined
+    }, 30_000)
+    const exemplars = await waitFor('exemplars on the span duration histogram', async () => {
+      const params = new URLSearchParams({
+        query: 'traces_span_metrics_duration_seconds_bucket{job="blog-app", span_name="GET /blogs/show/:id"}',
+        start: String(loadStart / 1000 - 5),
+        end: String(Date.now() / 1000)
+      })
+      const body = (await (await fetch(`${promUrl}/api/v1/query_exemplars?${params}`)).json()) as { data: { exemplars: { labels: Record<string, string> }[] }[] }
+      const all = body.data.flatMap((s) => s.exemplars)
+      return all.length > 0 ? all : undefined
+    }, 30_000)
+    const traceId = exemplars[0]!.labels.trace_id!
+    expect(traceId).toMatch(/^[0-9a-f]{32}$/)
+    expect(await waitFor(`exemplar trace ${traceId} in Jaeger`, () => jaegerTrace(jaeger.api, traceId), 10_000)).not.toHaveLength(0)
+  })
+
+  it('returns data for every PromQL expression of the dashboards (k6 panels: valid, k6 metric names)', async () => {
+    const vars = { service: 'blog-app', route: '.*', testid: '', __rate_interval: '10s', __interval: '1s' }
+    const exprs = dashboardExprs()
+    expect(exprs.length).toBeGreaterThan(30)
+    const k6Only = exprs.filter((e) => k6MetricsIn(e.expr).length > 0)
+    const server = exprs.filter((e) => !k6Only.includes(e))
+    // Listed on purpose: these fill only while k6 pushes a run (they cannot here).
+    expect(k6Only.map((e) => `${e.dashboard} / ${e.panel} / ${e.refId}`)).toEqual([
+      'Load test / Virtual users / A',
+      'Load test / Virtual users / B',
+      'Load test / Request rate (k6) by request name / A',
+      'Load test / Latency percentiles (k6) / A',
+      'Load test / Latency percentiles (k6) / B',
+      'Load test / Latency percentiles (k6) / C',
+      'Load test / Failure rate (k6) / A',
+      'Load test / Failure rate (k6) / B',
+      'Load test / Dropped iterations (open model) / A',
+      'Load test / p95 latency: k6 (client) vs server / A'
+    ])
+    for (const e of k6Only) {
+      for (const m of k6MetricsIn(e.expr)) expect(K6_METRIC_NAMES.has(m), `${e.panel}: ${m} is not a metric k6's prometheus-rw output writes`).toBe(true)
+      const r = await promQuery(substituteVariables(e.expr, vars))
+      expect(r.status, `${e.panel} / ${e.refId}: ${r.error}`).toBe('success')
+    }
+    // The tags the k6 panels filter or group by are ones the scripts keep.
+    const options = readFileSync(path.join(ROOT, 'k6', 'lib', 'options.js'), 'utf8')
+    for (const tag of ['name', 'expected_response']) expect(options).toContain(`'${tag}'`)
+    expect(options).toMatch(/tags: \{ testid:/)
+
+    // The event-loop delay gauges need 5 samples at the SDK's 5 s resolution: up to ~30 s.
+    const missing = new Map<string, string>()
+    await waitFor('data for every dashboard expression', async () => {
+      missing.clear()
+      for (const e of server) {
+        const expr = substituteVariables(e.expr, vars)
+        if ((await seriesWithData(expr)).length === 0) missing.set(`${e.dashboard} / ${e.panel} / ${e.refId}`, expr)
+      }
+      return missing.size === 0 ? true : undefined
+    }, 60_000, 2000).catch(() => undefined)
+    expect(Object.fromEntries(missing)).toEqual({})
+  }, 120_000)
+
+  it('fills the dashboards\' variables from Prometheus (label_values queries)', async () => {
+    const expected: Record<string, string | undefined> = { service: 'blog-app', route: '/blogs/show/:id', testid: undefined }
+    for (const v of variableQueries()) {
+      const m = /^label_values\((.+),\s*(\w+)\)$/.exec(v.query)
+      expect(m, `${v.dashboard} $${v.name}: ${v.query}`).not.toBeNull()
+      const [, series, label] = m!
+      const params = new URLSearchParams({ 'match[]': substituteVariables(series!, { service: 'blog-app' }) })
+      const body = (await (await fetch(`${promUrl}/api/v1/label/${label}/values?${params}`)).json()) as { status: string; data: string[] }
+      expect(body.status, v.query).toBe('success')
+      if (expected[v.name]) expect(body.data, `${v.dashboard} $${v.name}`).toContain(expected[v.name])
+    }
+  })
+
+  it("answers the trace datasources' span-to-metrics queries", async () => {
+    const ds = readYaml<{ datasources: { uid: string; jsonData?: { tracesToMetrics?: { queries: { query: string }[] } } }[] }>('grafana/provisioning/datasources/datasources.yaml').datasources
+    const queries = ds.flatMap((d) => d.jsonData?.tracesToMetrics?.queries ?? []).map((q) => q.query)
+    expect(queries.length).toBe(4)
+    for (const q of queries) {
+      // What Grafana makes of it for a span of the show route ($$ is the provisioning escape).
+      const expr = q.replaceAll('$$', '$').replace('$__tags', 'service_name="blog-app"').replace('${__span.name}', 'GET /blogs/show/:id')
+      expect(await seriesWithData(expr), expr).not.toHaveLength(0)
+    }
+  })
+})
