@@ -1,5 +1,12 @@
 // OpenTelemetry SDK bootstrap, loaded before the app:  node --require ./dist/otel/bootstrap.js ...
-// Configured by the standard OTEL_* variables (see README "Tracing" and .env.example).
-import { startTelemetry } from './sdk'
+// Configured by the standard OTEL_* variables (README "Tracing", .env.example) and, for the
+// request inspector, by the app's own validated configuration.
+import { ConfigError, loadConfig } from '../src/config'
+import { startTelemetry } from '../src/telemetry/sdk'
 
-startTelemetry()
+try {
+  startTelemetry({ inspector: loadConfig().inspector })
+} catch (err) {
+  // A bad variable: the server reports it (naming the variable) and exits 2 before serving.
+  if (!(err instanceof ConfigError)) throw err
+}

@@ -1,5 +1,32 @@
 import { BaseError, ConnectionError, DatabaseError } from 'sequelize'
 
+/**
+ * The one error type the app answers with: an HTTP status, a stable code for JSON clients and a
+ * message safe to show. `expected` marks failures the app chose (shedding, a database known to
+ * be down): logged as one warning line, no stack. `reason` is for the log only.
+ */
+export class AppError extends Error {
+  override name = 'AppError'
+  readonly expected: boolean
+  readonly reason: string | undefined
+
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+    opts: { cause?: unknown; expected?: boolean; reason?: string } = {}
+  ) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause })
+    this.expected = opts.expected ?? false
+    this.reason = opts.reason
+  }
+}
+
+export const notFound = (message = 'There is no such page.') => new AppError(404, 'NOT_FOUND', message)
+
+export const DB_DOWN_MESSAGE = 'The database is not answering right now. Please try again in a few seconds.'
+const INTERNAL_MESSAGE = 'Something went wrong on our side.'
+
 // mysql2 codes that mean "the database went away", not "your query was wrong".
 const UNAVAILABLE_CODES = new Set([
   'PROTOCOL_CONNECTION_LOST', 'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH',
@@ -11,45 +38,27 @@ const UNAVAILABLE_CODES = new Set([
 // directory): the server's fault, not the form's.
 const STORAGE_CODES = new Set(['EROFS', 'EACCES', 'EPERM', 'ENOSPC', 'EDQUOT', 'ENOTDIR', 'ENOENT', 'EISDIR', 'EXDEV', 'EIO', 'EMFILE', 'ENFILE'])
 
-export interface ErrorReply {
-  status: number
-  code: string
-  /** Safe to show to the user. */
-  message: string
+const CLIENT_MESSAGES: Record<number, string> = {
+  415: 'That kind of content is not accepted here.'
 }
 
-/** Maps any thrown error to what the client sees; internals never leak into the message. */
-export function classifyError(err: unknown): ErrorReply {
-  const e = err as {
-    statusCode?: number
-    code?: string
-    message?: string
-    validation?: unknown
-    validationContext?: string
-    parent?: { code?: string; fatal?: boolean }
-    syscall?: string
-  }
-  if (e.validation && e.validationContext === 'params') {
-    return { status: 404, code: 'NOT_FOUND', message: 'There is no such page.' }
-  }
+/** Maps anything thrown to what the client sees; internals never leak into the message. */
+export function toAppError(err: unknown, limits: { maxUploadBytes: number }): AppError {
+  if (err instanceof AppError) return err
+  const e = err as { statusCode?: number; code?: string; message?: string; validation?: unknown; validationContext?: string; parent?: { code?: string; fatal?: boolean }; syscall?: string }
+  // A path parameter that fails its schema names no page.
+  if (e.validation && e.validationContext === 'params') return new AppError(404, 'NOT_FOUND', 'There is no such page.', { cause: err })
   if (err instanceof ConnectionError || (err instanceof DatabaseError && (e.parent?.fatal || UNAVAILABLE_CODES.has(e.parent?.code ?? '')))) {
-    return { status: 503, code: 'DB_UNAVAILABLE', message: 'The database is not answering right now. Please try again in a few seconds.' }
+    return new AppError(503, 'DB_UNAVAILABLE', DB_DOWN_MESSAGE, { cause: err })
   }
   if (typeof e.syscall === 'string' && STORAGE_CODES.has(e.code ?? '')) {
-    return { status: 503, code: 'STORAGE_UNAVAILABLE', message: 'Images cannot be stored right now. Please try again later.' }
+    return new AppError(503, 'STORAGE_UNAVAILABLE', 'Images cannot be stored right now. Please try again later.', { cause: err })
   }
-  if (err instanceof BaseError) {
-    return { status: 500, code: 'INTERNAL', message: 'Something went wrong on our side.' }
-  }
+  if (err instanceof BaseError) return new AppError(500, 'INTERNAL', INTERNAL_MESSAGE, { cause: err })
   const status = typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 600 ? e.statusCode : 500
-  if (status >= 500 && status !== 503) return { status, code: 'INTERNAL', message: 'Something went wrong on our side.' }
-  const messages: Record<number, string> = {
-    413: 'The upload is too large.',
-    415: 'That kind of content is not accepted here.'
+  if (status >= 500 && status !== 503) return new AppError(status, 'INTERNAL', INTERNAL_MESSAGE, { cause: err })
+  if (status === 413) {
+    return new AppError(413, e.code ?? 'BAD_REQUEST', `The upload is too large (the limit is ${(limits.maxUploadBytes / 1048576).toFixed(1)} MiB).`, { cause: err })
   }
-  return {
-    status,
-    code: e.code ?? 'BAD_REQUEST',
-    message: messages[status] ?? e.message ?? 'The request could not be understood.'
-  }
+  return new AppError(status, e.code ?? 'BAD_REQUEST', CLIENT_MESSAGES[status] ?? e.message ?? 'The request could not be understood.', { cause: err })
 }

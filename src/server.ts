@@ -5,6 +5,7 @@ import closeWithGrace from 'close-with-grace'
 import Fastify, { LogController } from 'fastify'
 import app from './app'
 import { ConfigError, loadConfig } from './config'
+import { telemetryRuntime } from './telemetry/runtime'
 
 // The only file that listens. Everything else is the app plugin, which tests build directly.
 async function main(): Promise<void> {
@@ -38,7 +39,7 @@ async function main(): Promise<void> {
     forceCloseConnections: 'idle'
   })
 
-  await fastify.register(app, { config })
+  await fastify.register(app, { config, telemetry: telemetryRuntime() })
 
   // A socket that connected but never sent a request (browser preconnect, TCP health check) is
   // not "idle" to Node's closeIdleConnections: it would hold close() open until the grace timer

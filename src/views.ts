@@ -1,5 +1,3 @@
-import { UPLOAD_URL_PREFIX } from './plugins/image-store'
-
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']
 const pad = (n: number) => (n < 10 ? '0' : '') + n
 
@@ -20,7 +18,6 @@ export const viewHelpers = {
   siteName: 'blog_app',
   formatDate,
   isoDate,
-  imageUrl: (name: string): string => UPLOAD_URL_PREFIX + encodeURIComponent(name),
   /** aria attributes for a form field with an error (field names are ours, never user input). */
   invalidAttrs: (errors: Record<string, string | undefined>, field: string): string =>
     errors[field] ? `aria-invalid="true" aria-describedby="${field}-error"` : '',

@@ -3,9 +3,9 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { InspectorConfig } from '../config'
 import inspectorRoutes from './routes'
-import { formatMs } from './summary'
-
-export const INSPECTOR_PREFIX = '/_inspect'
+import { INSPECTOR_PREFIX } from '../telemetry/constants'
+import { formatMs } from './format'
+import type { TraceSource } from './trace-buffer'
 
 /**
  * The request timing badge at the foot of a page. Read by the layout when it renders, after the
@@ -40,15 +40,17 @@ export class Badge {
 
 export interface InspectorOptions {
   config: InspectorConfig
+  /** The buffer the OTel bootstrap fills (null without it: the pages say so). */
+  traces: TraceSource | null
 }
 
 /**
- * The request inspector: /_inspect/ pages over the traces kept by the span processor that
- * otel/bootstrap installs (otel/inspector-processor.ts), and the optional badge. Registers
+ * The request inspector: /_inspect/ pages over the traces kept by the span processor that the
+ * OTel bootstrap installs (./processor.ts), and the optional badge. Registers
  * nothing when disabled, so /_inspect/* is the app's ordinary 404.
  */
 export default fp<InspectorOptions>(
-  async (fastify, { config }) => {
+  async (fastify, { config, traces }) => {
     if (!config.enabled) return
     if (config.badge) {
       fastify.addHook('onRequest', (request, reply, done) => {
@@ -62,7 +64,7 @@ export default fp<InspectorOptions>(
       })
     }
     // No per-request log line for these pages: the URL can carry ?token= (denials are logged).
-    await fastify.register(inspectorRoutes, { prefix: INSPECTOR_PREFIX, config, logLevel: 'warn' })
+    await fastify.register(inspectorRoutes, { prefix: INSPECTOR_PREFIX, config, traces, logLevel: 'warn' })
   },
-  { name: 'inspector', dependencies: ['request-timing', 'telemetry'] }
+  { name: 'inspector', dependencies: ['telemetry'] }
 )

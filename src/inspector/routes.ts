@@ -3,8 +3,10 @@ import type { FastifyReply } from 'fastify'
 import { Type } from 'typebox'
 import type { InspectorConfig } from '../config'
 import { tokenGuard } from './auth'
-import { filterRequests, formatBytes, routeStats, summarize, topSql, traceSummary, waterfall, type RequestFilter } from './summary'
-import { traceSource, type TraceSource } from './trace-buffer'
+import { formatBytes } from './format'
+import { filterRequests, routeStats, summarize, topSql, type RequestFilter } from './stats'
+import type { TraceSource } from './trace-buffer'
+import { traceSummary, waterfall } from './waterfall'
 
 /** At most this many rows on the list page (the buffer may hold thousands). */
 const LIST_LIMIT = 200
@@ -32,6 +34,7 @@ const statusOptions = (current: string) => [
 
 export interface InspectorRoutesOptions {
   config: InspectorConfig
+  traces: TraceSource | null
 }
 
 const setLocal = (reply: FastifyReply, key: string, value: unknown) => {
@@ -44,10 +47,10 @@ const setLocal = (reply: FastifyReply, key: string, value: unknown) => {
  * reply.render: these requests are not traced, and a view.render span would start a trace of
  * its own.
  */
-const inspectorRoutes: FastifyPluginAsyncTypebox<InspectorRoutesOptions> = async (fastify, { config }) => {
+const inspectorRoutes: FastifyPluginAsyncTypebox<InspectorRoutesOptions> = async (fastify, { config, traces: source }) => {
   const check = config.token ? tokenGuard(config.token) : undefined
 
-  const stats = (source: TraceSource | undefined) => {
+  const stats = () => {
     if (!source) return undefined
     const s = source.stats()
     return { ...s, bytesText: formatBytes(s.bytes), maxBytesText: formatBytes(s.maxBytes) }
@@ -68,12 +71,9 @@ const inspectorRoutes: FastifyPluginAsyncTypebox<InspectorRoutesOptions> = async
   })
 
   // Unknown pages under /_inspect/ go through the guard above too: no probing without the token.
-  fastify.setNotFoundHandler(async (_request, reply) =>
-    reply.code(404).viewAsync('inspector/missing', { pageTitle: 'Not found', nav: '', stats: stats(traceSource()), message: 'There is no such inspector page.', jaegerHref: undefined })
-  )
+  fastify.setNotFoundHandler(async (_request, reply) => reply.notFound('There is no such inspector page.'))
 
   fastify.get('/', { schema: { querystring: ListQuery } }, async (request, reply) => {
-    const source = traceSource()
     const q = request.query
     const filter: RequestFilter = {
       route: q.route || undefined,
@@ -91,7 +91,7 @@ const inspectorRoutes: FastifyPluginAsyncTypebox<InspectorRoutesOptions> = async
     return reply.viewAsync('inspector/requests', {
       pageTitle: filter.sort === 'slowest' ? 'Slowest requests' : 'Recent requests',
       nav: filter.sort === 'slowest' && !filtered ? 'slowest' : 'requests',
-      stats: stats(source),
+      stats: stats(),
       rows: rows.map((r) => ({
         ...r,
         barWidth: `${((r.durationMs / maxMs) * 100).toFixed(2)}%`,
@@ -107,7 +107,6 @@ const inspectorRoutes: FastifyPluginAsyncTypebox<InspectorRoutesOptions> = async
   })
 
   fastify.get('/traces/:traceId', { schema: { params: TraceParams } }, async (request, reply) => {
-    const source = traceSource()
     const { traceId } = request.params
     const jaegerHref = config.jaegerUrl ? `${config.jaegerUrl}/trace/${traceId}` : undefined
     const entry = source?.get(traceId)
@@ -116,7 +115,7 @@ const inspectorRoutes: FastifyPluginAsyncTypebox<InspectorRoutesOptions> = async
       return reply.code(404).viewAsync('inspector/missing', {
         pageTitle: 'Trace not found',
         nav: '',
-        stats: stats(source),
+        stats: stats(),
         message: source
           ? 'This trace is not in the buffer: it is older than what the buffer keeps, was not sampled, or has not finished yet.'
           : undefined,
@@ -126,7 +125,7 @@ const inspectorRoutes: FastifyPluginAsyncTypebox<InspectorRoutesOptions> = async
     return reply.viewAsync('inspector/trace', {
       pageTitle: `Trace ${summary.method} ${summary.route}`,
       nav: '',
-      stats: stats(source),
+      stats: stats(),
       traceId,
       summary,
       waterfall: waterfall(entry),
@@ -135,13 +134,12 @@ const inspectorRoutes: FastifyPluginAsyncTypebox<InspectorRoutesOptions> = async
   })
 
   fastify.get('/routes', async (_request, reply) => {
-    const source = traceSource()
     const entries = source ? source.requests() : []
     const now = Date.now()
     return reply.viewAsync('inspector/routes', {
       pageTitle: 'Routes and SQL',
       nav: 'routes',
-      stats: stats(source),
+      stats: stats(),
       routes: routeStats(entries.map((e) => summarize(e, now))),
       sql: topSql(entries),
       requests: entries.length

@@ -1,8 +1,7 @@
 /**
  * The request inspector's trace buffer: the most recent traces, bounded by count and by an
- * estimate of their size, oldest dropped first. The span processor in otel/ writes it; the app
- * reads it through the global symbol below, so it never imports the SDK (which is loaded by
- * `--require` before the app, possibly as a different copy of this module).
+ * estimate of their size, oldest dropped first. The span processor (./processor.ts) writes it;
+ * the app reads it through the TraceSource the OTel bootstrap hands over (telemetry/runtime.ts).
  */
 
 /** A compact copy of one ended span: no events, no links, only allow-listed attributes. */
@@ -100,16 +99,4 @@ export class TraceBuffer implements TraceSource {
   stats(): BufferStats {
     return { traces: this.traces.size, bytes: this.bytes, maxTraces: this.maxTraces, maxBytes: this.maxBytes, evicted: this.evicted }
   }
-}
-
-export const INSPECTOR_KEY = Symbol.for('blog_app.inspector')
-
-/** Makes `source` the one the app reads (called by the SDK bootstrap). */
-export function publishTraceSource(source: TraceSource): void {
-  ;(globalThis as Record<symbol, unknown>)[INSPECTOR_KEY] = source
-}
-
-/** The buffer the bootstrap published, or undefined when the process runs without it. */
-export function traceSource(): TraceSource | undefined {
-  return (globalThis as Record<symbol, unknown>)[INSPECTOR_KEY] as TraceSource | undefined
 }

@@ -3,6 +3,7 @@ import type { Sequelize } from 'sequelize'
 import type { DbConfig } from '../config'
 import { createSequelize } from '../db/sequelize'
 import { migrate, prepareDatabase, seed } from '../db/bootstrap'
+import { instrumentSequelize } from '../telemetry/db'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -14,7 +15,7 @@ export interface DbPluginOptions {
   db: DbConfig
 }
 
-/** Connects (with bounded retries), migrates and seeds; closes the pool on app close. */
+/** Connects (with bounded retries), migrates and seeds, instruments the pool; closes it on app close. */
 export default fp<DbPluginOptions>(
   async (fastify, { db }) => {
     await prepareDatabase(db, fastify.log)
@@ -27,6 +28,7 @@ export default fp<DbPluginOptions>(
       await sequelize.close()
       throw err
     }
+    instrumentSequelize(sequelize)
     fastify.decorate('sequelize', sequelize)
     fastify.addHook('onClose', async () => {
       await sequelize.close()

@@ -5,22 +5,13 @@ import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import mysql from 'mysql2/promise'
 import type { DbConfig, LoadConfig } from '../config'
+import { AppError, DB_DOWN_MESSAGE } from '../errors'
+import { INSPECTOR_PREFIX } from '../telemetry/constants'
 
-/** A 503 the app chose to give (overload, database known down): logged as a warning, no stack. */
-export class ShedError extends Error {
-  readonly statusCode = 503
-  readonly shed = true
-  constructor(
-    readonly code: 'OVERLOADED' | 'DB_UNAVAILABLE',
-    message: string,
-    readonly reason: string
-  ) {
-    super(message)
-  }
-}
+/** A 503 the app chose to give: logged as one warning line, no stack. */
+const shed = (code: string, message: string, reason: string) => new AppError(503, code, message, { expected: true, reason })
 
 const OVERLOADED = 'The server is too busy right now. Please try again in a few seconds.'
-const DB_DOWN = 'The database is not answering right now. Please try again in a few seconds.'
 
 // Liveness must not fail because the process is busy or the database is down (an orchestrator
 // would restart a healthy process); /ready and static files do not need the database.
@@ -90,11 +81,11 @@ export default fp<LoadSheddingOptions>(
       const route = request.routeOptions.url ?? ''
       if (type === underPressure.TYPE_HEALTH_CHECK) {
         // The request inspector reads its in-memory buffer only: useful exactly when the DB is down.
-        if (NO_DATABASE.has(route) || route.startsWith('/_inspect')) return
-        return Promise.reject(new ShedError('DB_UNAVAILABLE', DB_DOWN, 'database health check failing'))
+        if (NO_DATABASE.has(route) || route.startsWith(INSPECTOR_PREFIX)) return
+        return Promise.reject(shed('DB_UNAVAILABLE', DB_DOWN_MESSAGE, 'database health check failing'))
       }
       if (NEVER_SHED.has(route)) return
-      return Promise.reject(new ShedError('OVERLOADED', OVERLOADED, `${type} ${value?.toFixed(3) ?? ''}`.trim()))
+      return Promise.reject(shed('OVERLOADED', OVERLOADED, `${type} ${value?.toFixed(3) ?? ''}`.trim()))
     }
 
     await fastify.register(underPressure, {

@@ -129,10 +129,10 @@ export class BlogRepository {
     return { previousImage: current.image_loc }
   }
 
-  /** Deletes a post; returns its image (or null) or undefined when there was no such post. */
-  async delete(id: number, transaction: Transaction): Promise<{ imageLoc: string | null } | undefined> {
+  /** Deletes a post; returns its image (or null), or null when there was no such post. */
+  async delete(id: number, transaction: Transaction): Promise<{ imageLoc: string | null } | null> {
     const current = await this.lockImageOf(id, transaction)
-    if (!current) return undefined
+    if (!current) return null
     await this.Blog.destroy({ where: { id }, transaction })
     return { imageLoc: current.image_loc }
   }
@@ -151,7 +151,8 @@ export class BlogRepository {
     return new Set(rows.map((r) => r.image_loc))
   }
 
-  async transaction<T>(work: (t: Transaction) => Promise<T>): Promise<T> {
-    return this.sequelize.transaction(work)
+  /** Starts the transaction a write's owner (the posts service) commits or rolls back itself. */
+  begin(): Promise<Transaction> {
+    return this.sequelize.transaction()
   }
 }

@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { SpanKind, SpanStatusCode, type Attributes } from '@opentelemetry/api'
 import type { ReadableSpan } from '@opentelemetry/sdk-trace'
-import { afterEach, describe, expect, it } from 'vitest'
-import { InspectorSpanProcessor, inspectorProcessorFromEnv } from '../../otel/inspector-processor'
-import { INSPECTOR_KEY, traceSource } from '../../src/inspector/trace-buffer'
+import { describe, expect, it } from 'vitest'
+import { InspectorSpanProcessor } from '../../src/inspector/processor'
 
 // The processor on its own, fed fabricated spans: the bounds, what it keeps and what it drops.
 
@@ -57,10 +56,6 @@ function request(p: InspectorSpanProcessor, route = '/blogs/', sql = 'SELECT * F
   p.onEnd(span({ traceId, spanId: serverId, attributes: { 'http.route': route, 'url.path': route, 'http.request.method': 'GET', 'http.response.status_code': 200 } }))
   return traceId
 }
-
-afterEach(() => {
-  delete (globalThis as Record<symbol, unknown>)[INSPECTOR_KEY]
-})
 
 describe('the inspector span processor', () => {
   it('keeps at most INSPECTOR_MAX_TRACES traces under a burst, dropping the oldest first', () => {
@@ -167,15 +162,6 @@ describe('the inspector span processor', () => {
     })
     expect(root.error).toBe(true)
     expect(JSON.stringify(root)).not.toMatch(/secret|10\.1\.2\.3/)
-  })
-
-  it('is published on the global symbol only when INSPECTOR_ENABLED=true', () => {
-    expect(inspectorProcessorFromEnv({})).toBeNull()
-    expect(traceSource()).toBeUndefined()
-    const p = inspectorProcessorFromEnv({ INSPECTOR_ENABLED: 'true', INSPECTOR_MAX_TRACES: '7', INSPECTOR_MAX_BYTES: '100000' })
-    expect(p).not.toBeNull()
-    expect(traceSource()).toBe(p!.buffer)
-    expect(traceSource()!.stats()).toMatchObject({ maxTraces: 7, maxBytes: 100000 })
   })
 
   it('handles a span in a few microseconds (onEnd runs for every span)', () => {

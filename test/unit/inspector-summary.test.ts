@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { filterRequests, percentile, summarize, topSql, waterfall, type RequestRow } from '../../src/inspector/summary'
+import { filterRequests, summarize, topSql, type RequestRow } from '../../src/inspector/stats'
+import { waterfall } from '../../src/inspector/waterfall'
+import { percentile } from '../../src/lib/stats'
 import type { SpanRecord, TraceEntry } from '../../src/inspector/trace-buffer'
 
 // The read side: numbers and layout the pages print, from hand-made trace entries.

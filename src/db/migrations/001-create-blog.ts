@@ -1,7 +1,8 @@
 import type { MigrationFn } from 'umzug'
 import type { QueryInterface } from 'sequelize'
 
-// Same DDL as initial_data.sql (a test compares the two), with IF NOT EXISTS so a database
+// Same DDL as initial_data.sql (a test compares the two, and the column lengths with
+// src/posts/fields.ts: a migration is history, so it keeps its literals), with IF NOT EXISTS so a database
 // first made by initial_data.sql (e.g. the Compose MySQL) migrates cleanly.
 export const up: MigrationFn<QueryInterface> = async ({ context }) => {
   await context.sequelize.query(`

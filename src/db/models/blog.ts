@@ -1,4 +1,5 @@
 import { DataTypes, Model, type CreationOptional, type InferAttributes, type InferCreationAttributes, type Sequelize } from 'sequelize'
+import { FIELD_RULES } from '../../posts/fields'
 
 export class BlogModel extends Model<InferAttributes<BlogModel>, InferCreationAttributes<BlogModel>> {
   declare id: CreationOptional<number>
@@ -16,8 +17,8 @@ export function defineBlogModel(sequelize: Sequelize): typeof BlogModel {
   Blog.init(
     {
       id: { type: DataTypes.INTEGER, autoIncrement: true, primaryKey: true },
-      title: { type: DataTypes.STRING(200), allowNull: false },
-      author: { type: DataTypes.STRING(100), allowNull: false },
+      title: { type: DataTypes.STRING(FIELD_RULES.title.maxLength), allowNull: false },
+      author: { type: DataTypes.STRING(FIELD_RULES.author.maxLength), allowNull: false },
       content: { type: DataTypes.TEXT, allowNull: false },
       image_loc: { type: DataTypes.STRING(255), allowNull: true },
       modified_dt: { type: DataTypes.DATE, allowNull: false, defaultValue: DataTypes.NOW }

@@ -3,7 +3,8 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it, onTestFinished, vi } from 'vitest'
 import type { FastifyInstance } from 'fastify'
-import { ImageStore, STORED_NAME } from '../../../src/plugins/image-store'
+import { LocalImageStorage } from '../../../src/storage/local'
+import { STORED_NAME } from '../../../src/storage/sniff'
 import { useTestApp, incomingFiles, multipart, storedFiles, type TestEnv } from '../../kit/app'
 import { GIF_1x1, JPEG_1x1, PNG_1x1, WEBP_1x1 } from '../../fixtures/images'
 
@@ -40,8 +41,8 @@ describe('creating a post with an image is all or nothing', () => {
       "CREATE TRIGGER `blog_reject_insert` BEFORE INSERT ON `blog` FOR EACH ROW " +
         "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'insert rejected by test trigger'"
     )
-    const adopt = vi.spyOn(app.imageStore, 'adopt')
-    const remove = vi.spyOn(app.imageStore, 'remove')
+    const promote = vi.spyOn(app.imageStore, 'promote')
+    const remove = vi.spyOn(app.imageStore, 'delete')
 
     const res = await postWithImage('Trigger says no')
 
@@ -50,8 +51,8 @@ describe('creating a post with an image is all or nothing', () => {
     expect(res.body).toContain('Something went wrong on our side.')
     expect(res.body).not.toContain('insert rejected by test trigger')
     // The file really had been moved into the store before the INSERT failed...
-    expect(adopt).toHaveBeenCalledTimes(1)
-    const stored = await adopt.mock.results[0]!.value
+    expect(promote).toHaveBeenCalledTimes(1)
+    const stored = await promote.mock.results[0]!.value
     expect(stored).toMatch(STORED_NAME)
     expect(remove).toHaveBeenCalledWith(stored)
     // ...and nothing is left of it.
@@ -81,7 +82,7 @@ describe('creating a post with an image is all or nothing', () => {
 
   it('a failure moving the file into the store leaves no row and no file', async () => {
     const create = vi.spyOn(app.blogs, 'create')
-    vi.spyOn(app.imageStore, 'adopt').mockRejectedValue(
+    vi.spyOn(app.imageStore, 'promote').mockRejectedValue(
       Object.assign(new Error('ENOSPC: no space left on device, rename'), { code: 'ENOSPC' })
     )
 
@@ -97,7 +98,7 @@ describe('creating a post with an image is all or nothing', () => {
   })
 
   it('after a failure the app still creates posts normally', async () => {
-    vi.spyOn(app.imageStore, 'adopt').mockRejectedValueOnce(new Error('transient'))
+    vi.spyOn(app.imageStore, 'promote').mockRejectedValueOnce(new Error('transient'))
     expect((await postWithImage('First try')).statusCode).toBe(500)
     const res = await postWithImage('Second try')
     expect(res.statusCode).toBe(303)
@@ -156,7 +157,7 @@ describe('the orphan sweep', () => {
   it('removes unreferenced files older than the grace period and keeps referenced and young ones', async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'blog-sweep-'))
     onTestFinished(() => fs.rm(dir, { recursive: true, force: true }))
-    const store = new ImageStore(dir)
+    const store = new LocalImageStorage(dir)
     await store.init()
     const now = Date.now()
     const files = {

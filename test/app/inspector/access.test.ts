@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConfigError, loadConfig } from '../../../src/config'
 import { COOKIE_NAME } from '../../../src/inspector/auth'
 import { buildApp, createTestEnv, type TestEnv } from '../../kit/app'
-import { assertBuilt, request, startListening } from '../../kit/server'
+import { assertBuilt, request, startListening, startServer } from '../../kit/server'
 
 // Who may see /_inspect/: nobody unless INSPECTOR_ENABLED=true, and with INSPECTOR_TOKEN only a
 // caller that presents it. The app is built in-process (no OTel bootstrap, so no buffer).
@@ -113,6 +113,33 @@ describe('the server log', () => {
       expect(child.logs().filter((l) => String(l.msg).startsWith('inspector: access denied'))).toHaveLength(1)
     } finally {
       await child.kill()
+      await env.cleanup()
+    }
+  })
+})
+
+describe('the buffer bounds (read by the OTel bootstrap from the same validated configuration)', () => {
+  it('INSPECTOR_MAX_TRACES bounds what the buffer keeps', async () => {
+    assertBuilt()
+    const env = await createTestEnv({ INSPECTOR_ENABLED: 'true', INSPECTOR_MAX_TRACES: '3', INSPECTOR_MAX_BYTES: '100000' })
+    const child = await startListening(env.env, { telemetry: true })
+    try {
+      for (let i = 0; i < 5; i++) expect((await request(child.port, '/blogs/')).status).toBe(200)
+      await expect.poll(async () => (await request(child.port, '/_inspect/')).body).toMatch(/Buffer: 3 of 3 traces · [\d.]+ KiB of 97\.7 KiB · 2 dropped/)
+    } finally {
+      await child.kill()
+      await env.cleanup()
+    }
+  })
+
+  it('a bad bound stops the server with a message naming it, with the bootstrap loaded', async () => {
+    assertBuilt()
+    const env = await createTestEnv({ INSPECTOR_ENABLED: 'true' })
+    try {
+      const child = await startServer({ ...env.env, INSPECTOR_MAX_TRACES: '0' }, { telemetry: true })
+      expect((await child.exited).code).toBe(2)
+      expect(child.stderr()).toMatch(/INSPECTOR_MAX_TRACES must be >= 1/)
+    } finally {
       await env.cleanup()
     }
   })

@@ -6,7 +6,8 @@ import { promisify } from 'node:util'
 import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ROOT } from '../../../src/paths'
-import { BlogFormSchema, FIELD_RULES } from '../../../src/routes/blogs/form'
+import { FIELD_RULES } from '../../../src/posts/fields'
+import { PostFormSchema } from '../../../src/posts/form'
 import { PNG_1x1 } from '../../fixtures/images'
 import { buildApp, createTestEnv, type TestEnv } from '../../kit/app'
 import { rawMultipart, readStored, rowsByTitle } from '../../kit/posts'
@@ -139,11 +140,11 @@ describe('k6 scripts: every request against the real app', () => {
   })
 
   it('uses the form rules of src/routes/blogs/form.ts', () => {
-    expect(Object.keys(k6.FIELD_LIMITS).sort()).toEqual(Object.keys(BlogFormSchema.properties).sort())
+    expect(Object.keys(k6.FIELD_LIMITS).sort()).toEqual(Object.keys(PostFormSchema.properties).sort())
     for (const [name, rule] of Object.entries(FIELD_RULES)) {
       expect(k6.FIELD_LIMITS[name as keyof typeof FIELD_RULES]).toEqual({ min: rule.minLength, max: rule.maxLength })
     }
-    expect([...k6.REQUESTS.create.fields].sort()).toEqual(Object.keys(BlogFormSchema.properties).sort())
+    expect([...k6.REQUESTS.create.fields].sort()).toEqual(Object.keys(PostFormSchema.properties).sort())
     expect(k6.REQUESTS.create.file).toEqual(k6.UPLOAD)
     expect(k6.UPLOAD.field).toBe('image_file')
   })

@@ -1,19 +1,13 @@
+import type { IncomingMessage } from 'node:http'
 import { diag, DiagLogLevel, type DiagLogger } from '@opentelemetry/api'
 import { getNodeAutoInstrumentations } from '@opentelemetry/auto-instrumentations-node'
-import type { IncomingMessage } from 'node:http'
 import { NodeSDK, type NodeSDKConfiguration } from '@opentelemetry/sdk-node'
 import type { SpanProcessor } from '@opentelemetry/sdk-trace'
-import { spanProcessorsFromEnv } from './env-span-processors'
-import { inspectorProcessorFromEnv } from './inspector-processor'
-
-// Only what the app uses: mysql2 (one span per statement), pino (trace ids in logs),
-// runtime-node (event loop, heap). fs, dns and net spans are noise. Server spans, traceparent
-// and http.server.request.duration come from the app's Fastify hooks (src/plugins/telemetry.ts),
-// measured cheaper than the http instrumentation; add `http` to use that instead.
-export const DEFAULT_INSTRUMENTATIONS = 'mysql2,pino,runtime-node'
-
-/** Health probes are not worth a trace each. */
-const UNTRACED_PATHS = new Set(['/health', '/ready'])
+import type { InspectorConfig } from '../config'
+import { InspectorSpanProcessor } from '../inspector/processor'
+import { DEFAULT_INSTRUMENTATIONS, isUntraced } from './constants'
+import { spanProcessorsFromEnv } from './exporters'
+import { setTelemetryRuntime, type TelemetryRuntime } from './runtime'
 
 /** Export errors arrive as a whole serialised error, stack and all: keep its message. */
 function shortMessage(message: string): string {
@@ -64,25 +58,30 @@ export function applyEnvDefaults(env: NodeJS.ProcessEnv = process.env): void {
   env.OTEL_LOGS_EXPORTER ??= 'none'
 }
 
+export interface TelemetryOptions {
+  inspector: Pick<InspectorConfig, 'enabled' | 'maxTraces' | 'maxBytes'>
+  /** Tests pass their own span processors or metric readers. */
+  sdk?: Partial<NodeSDKConfiguration>
+}
+
 /**
- * Starts the SDK (unless OTEL_SDK_DISABLED=true). Tests pass their own span processors and
- * metric readers; otherwise exporters come from the environment.
+ * Starts the SDK (unless OTEL_SDK_DISABLED=true) and publishes what the app needs from it
+ * (./runtime.ts). Exporters, sampler and batching come from the standard OTEL_* variables.
  */
-export function startTelemetry(overrides: Partial<NodeSDKConfiguration> = {}): NodeSDK | null {
+export function startTelemetry(opts: TelemetryOptions): NodeSDK | null {
+  setTelemetryRuntime(null)
   if ((process.env.OTEL_SDK_DISABLED ?? '').toLowerCase() === 'true') return null
   applyEnvDefaults()
-  // Without the http instrumentation, the app's Fastify plugin makes the server spans.
-  const enabled = (process.env.OTEL_NODE_ENABLED_INSTRUMENTATIONS ?? '').split(',').map((s) => s.trim())
-  ;(globalThis as Record<symbol, unknown>)[Symbol.for('blog_app.otel.serverSpansByFastify')] = !enabled.includes('http')
   diag.setLogger(rateLimitedDiagLogger(), { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true })
+  const enabled = (process.env.OTEL_NODE_ENABLED_INSTRUMENTATIONS ?? '').split(',').map((s) => s.trim())
 
   // No endpoint and no exporter chosen: still trace (traceresponse, logs with trace ids), but
   // send spans nowhere rather than to a localhost:4318 that is probably not there.
   const env = process.env
   const exportTraces = Boolean(env.OTEL_TRACES_EXPORTER || env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
-  // The request inspector (INSPECTOR_ENABLED=true) keeps recent traces in memory alongside the
-  // exporter: `spanProcessors` replaces the env-configured ones, so they are built here too.
-  const inspector = inspectorProcessorFromEnv()
+  // The request inspector keeps recent traces in memory alongside the exporter: `spanProcessors`
+  // replaces the env-configured ones, so those are built here too (./exporters.ts).
+  const inspector = opts.inspector.enabled ? new InspectorSpanProcessor(opts.inspector.maxTraces, opts.inspector.maxBytes) : null
   const sdk = new NodeSDK({
     ...(inspector
       ? { spanProcessors: [...(exportTraces ? spanProcessorsFromEnv() : []), inspector] }
@@ -90,8 +89,7 @@ export function startTelemetry(overrides: Partial<NodeSDKConfiguration> = {}): N
     instrumentations: [
       getNodeAutoInstrumentations({
         '@opentelemetry/instrumentation-http': {
-          // The request inspector's own pages are not traced either (src/inspector).
-          ignoreIncomingRequestHook: (req: IncomingMessage) => UNTRACED_PATHS.has(req.url ?? '') || (req.url ?? '').startsWith('/_inspect'),
+          ignoreIncomingRequestHook: (req: IncomingMessage) => isUntraced(req.url ?? ''),
           // The app makes no outgoing HTTP calls of its own; exporters' calls are not traced.
           disableOutgoingRequestInstrumentation: true
         },
@@ -101,14 +99,15 @@ export function startTelemetry(overrides: Partial<NodeSDKConfiguration> = {}): N
         }
       })
     ],
-    ...overrides
+    ...opts.sdk
   })
   sdk.start()
+  const runtime: TelemetryRuntime = { serverSpans: enabled.includes('http') ? 'http' : 'app', traces: inspector?.buffer ?? null }
+  setTelemetryRuntime(runtime)
 
   // Flush spans on the way out; the app's own SIGTERM handler closes the server first.
-  const shutdown = () => {
+  process.once('beforeExit', () => {
     sdk.shutdown().catch((err: unknown) => diag.warn('shutdown failed', err))
-  }
-  process.once('beforeExit', shutdown)
+  })
   return sdk
 }

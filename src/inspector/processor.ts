@@ -1,7 +1,8 @@
 import { SpanKind, SpanStatusCode, type HrTime } from '@opentelemetry/api'
 import { performance } from 'node:perf_hooks'
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace'
-import { publishTraceSource, TraceBuffer, type SpanRecord } from '../src/inspector/trace-buffer'
+import { INSPECTOR_PREFIX } from '../telemetry/constants'
+import { TraceBuffer, type SpanRecord } from './trace-buffer'
 
 /**
  * The only attributes the inspector keeps. Everything else (user agent, client address, any
@@ -31,8 +32,6 @@ const MAX_TEXT = 2000
 /** Rough heap cost of a record without its strings (object, arrays, numbers, map slot). */
 const RECORD_OVERHEAD = 240
 const ATTRIBUTE_OVERHEAD = 40
-
-const INSPECTOR_PREFIX = '/_inspect'
 
 const toMs = (t: HrTime) => t[0] * 1e3 + t[1] / 1e6
 
@@ -108,26 +107,4 @@ export class InspectorSpanProcessor implements SpanProcessor {
   async forceFlush(): Promise<void> {}
 
   async shutdown(): Promise<void> {}
-}
-
-const positiveInt = (raw: string | undefined, fallback: number) => {
-  const n = Number(raw)
-  return raw !== undefined && raw !== '' && Number.isInteger(n) && n > 0 ? n : fallback
-}
-
-export const DEFAULT_MAX_TRACES = 500
-export const DEFAULT_MAX_BYTES = 8 * 1024 * 1024
-
-/**
- * The processor when INSPECTOR_ENABLED=true, published for the app; null otherwise. The app
- * validates the same variables (src/config.ts) and refuses to start on a bad value.
- */
-export function inspectorProcessorFromEnv(env: NodeJS.ProcessEnv = process.env): InspectorSpanProcessor | null {
-  if ((env.INSPECTOR_ENABLED ?? '').toLowerCase() !== 'true') return null
-  const processor = new InspectorSpanProcessor(
-    positiveInt(env.INSPECTOR_MAX_TRACES, DEFAULT_MAX_TRACES),
-    positiveInt(env.INSPECTOR_MAX_BYTES, DEFAULT_MAX_BYTES)
-  )
-  publishTraceSource(processor.buffer)
-  return processor
 }

@@ -1,0 +1,158 @@
+import { formatBytes, formatMs } from './format'
+import { categoryOf, summarize, type Category } from './stats'
+import type { SpanRecord, TraceEntry } from './trace-buffer'
+
+const KIND_NAMES = ['internal', 'server', 'client', 'producer', 'consumer']
+
+export interface WaterfallRow {
+  spanId: string
+  name: string
+  /** Second line: the masked SQL, the view name, the image size. */
+  detail: string
+  category: Category
+  /** 0..6, for an indentation class. */
+  depth: number
+  /** SVG x and width, as percentages of the trace's time span. */
+  x: string
+  width: string
+  offset: string
+  duration: string
+  error: boolean
+  attrs: [string, string][]
+}
+
+export interface Tick {
+  x: string
+  label: string
+  anchor: 'start' | 'middle' | 'end'
+}
+
+export interface Waterfall {
+  rows: WaterfallRow[]
+  ticks: Tick[]
+  total: string
+}
+
+// Two decimals: a hundredth of a percent is well under a pixel, and epoch-millisecond floats
+// make the root's width come out as 99.999...% otherwise.
+const pct = (n: number) => `${Math.min(100, Math.max(0, n)).toFixed(2)}%`
+
+/** A step of 1, 2 or 5 times a power of ten giving about five intervals. */
+function tickStep(totalMs: number): number {
+  const raw = totalMs / 5
+  const pow = 10 ** Math.floor(Math.log10(raw))
+  return [1, 2, 5, 10].map((m) => m * pow).find((s) => s >= raw) ?? 10 * pow
+}
+
+function detailOf(span: SpanRecord, category: Category): string {
+  const a = span.attrs
+  if (category === 'sql') return String(a['db.query.text'] ?? '')
+  if (category === 'render') return String(a['blog.view.name'] ?? '')
+  if (category === 'image' && typeof a['blog.image.bytes'] === 'number') return formatBytes(a['blog.image.bytes'])
+  if (category === 'pool') return String(a['db.client.connection.pool.name'] ?? '')
+  if (category === 'server' && a['url.path'] !== a['http.route']) return String(a['url.path'] ?? '')
+  return ''
+}
+
+/** The spans of one trace as rows drawn to scale: parents before children, siblings by start. */
+export function waterfall(entry: TraceEntry): Waterfall {
+  const spans = entry.spans
+  const ids = new Set(spans.map((s) => s.spanId))
+  const children = new Map<string | undefined, SpanRecord[]>()
+  for (const s of spans) {
+    const parent = s.parentId !== undefined && ids.has(s.parentId) ? s.parentId : undefined
+    const list = children.get(parent)
+    if (list) list.push(s)
+    else children.set(parent, [s])
+  }
+  let t0 = Infinity
+  let t1 = -Infinity
+  for (const s of spans) {
+    t0 = Math.min(t0, s.start)
+    t1 = Math.max(t1, s.start + s.duration)
+  }
+  const total = Math.max(t1 - t0, 0.001)
+
+  const rows: WaterfallRow[] = []
+  const walk = (parent: string | undefined, depth: number) => {
+    const list = (children.get(parent) ?? []).sort((a, b) => a.start - b.start)
+    for (const s of list) {
+      const category = categoryOf(s)
+      rows.push({
+        spanId: s.spanId,
+        name: s.name,
+        detail: detailOf(s, category),
+        category,
+        depth: Math.min(depth, 6),
+        x: pct(((s.start - t0) / total) * 100),
+        // At least a sliver, so a 20 µs statement is still visible.
+        width: pct(Math.max((s.duration / total) * 100, 0.25)),
+        offset: formatMs(s.start - t0),
+        duration: formatMs(s.duration),
+        error: s.error,
+        attrs: [
+          ['span id', s.spanId],
+          ['parent span id', s.parentId ?? '(root)'],
+          ['kind', KIND_NAMES[s.kind] ?? String(s.kind)],
+          ['starts at', `+${formatMs(s.start - t0)}`],
+          ['duration', formatMs(s.duration)],
+          ['status', s.error ? 'error' : 'ok'],
+          ...Object.entries(s.attrs).map(([k, v]): [string, string] => [k, String(v)])
+        ]
+      })
+      walk(s.spanId, depth + 1)
+    }
+  }
+  walk(undefined, 0)
+
+  const step = tickStep(total)
+  const ticks: Tick[] = []
+  for (let i = 0; i * step <= total * 1.0001; i++) {
+    const at = ((i * step) / total) * 100
+    // "10 ms", not "10.0 ms": an axis reads better without the trailing zeros.
+    const label = i === 0 ? '0' : formatMs(i * step).replace(/\.(\d*?)0+ /, (_m, d: string) => (d ? `.${d} ` : ' '))
+    ticks.push({ x: pct(at), label, anchor: i === 0 ? 'start' : at > 92 ? 'end' : 'middle' })
+  }
+  return { rows, ticks, total: formatMs(total) }
+}
+
+export interface TraceSummary {
+  method: string
+  route: string
+  path: string
+  status: number
+  time: string
+  total: string
+  db: string
+  queries: number
+  pool: string
+  render: string
+  image: string | undefined
+  error: boolean
+}
+
+/** The numbers above the waterfall: where the request's time went, by kind of work. */
+export function traceSummary(entry: TraceEntry): TraceSummary | undefined {
+  if (!entry.root) return undefined
+  const row = summarize(entry)
+  // '–' when the request had no such work (a redirect renders nothing).
+  const sumOf = (c: Category) => {
+    const spans = entry.spans.filter((s) => categoryOf(s) === c)
+    return spans.length > 0 ? formatMs(spans.reduce((acc, s) => acc + s.duration, 0)) : '–'
+  }
+  const image = sumOf('image')
+  return {
+    method: row.method,
+    route: row.route,
+    path: row.path,
+    status: row.status,
+    time: `${new Date(row.start).toISOString().replace('T', ' ').slice(0, 23)} UTC`,
+    total: row.duration,
+    db: row.db,
+    queries: row.queries,
+    pool: sumOf('pool'),
+    render: sumOf('render'),
+    image: image === '–' ? undefined : image,
+    error: row.error
+  }
+}

@@ -1,0 +1,51 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { AppError, notFound, toAppError } from '../errors'
+
+declare module 'fastify' {
+  interface FastifyReply {
+    /** Answers with an error page (HTML) or `{ message, code }` (JSON routes and clients). */
+    sendError(err: AppError): Promise<FastifyReply>
+    /** The 404 answer, with a message for this case. */
+    notFound(message?: string): Promise<FastifyReply>
+  }
+  interface FastifyContextConfig {
+    /** Routes that answer JSON, errors included. */
+    json?: boolean
+  }
+}
+
+const wantsJson = (request: FastifyRequest) =>
+  request.routeOptions.config?.json === true || (request.headers.accept ?? '').startsWith('application/json')
+
+/**
+ * Every error answer in one place: thrown errors (the error handler), unknown URLs (the 404
+ * handler) and expected outcomes a route returns (`reply.notFound()`), as HTML or JSON.
+ */
+export default fp<{ maxUploadBytes: number }>(
+  async (fastify, limits) => {
+    fastify.decorateReply('sendError', async function (this: FastifyReply, err: AppError) {
+      if (err.statusCode === 503) this.header('Retry-After', '5')
+      this.code(err.statusCode)
+      if (wantsJson(this.request)) return this.send({ message: err.message, code: err.code })
+      const status = err.statusCode
+      const pageTitle = status === 404 ? 'Not found' : status >= 500 ? 'Error' : 'Request not accepted'
+      return this.type('text/html; charset=utf-8').send(await this.render('errors/error', { pageTitle, status, message: err.message }))
+    })
+    fastify.decorateReply('notFound', function (this: FastifyReply, message?: string) {
+      return this.sendError(notFound(message))
+    })
+
+    fastify.setErrorHandler(async (err, request, reply) => {
+      const e = toAppError(err, limits)
+      // Shed requests (overload, database known down) come in bursts: one short line each, no stack.
+      if (e.expected) request.log.warn({ code: e.code, reason: e.reason }, 'request shed')
+      else if (e.statusCode >= 500) request.log.error({ err }, 'request failed')
+      else request.log.info({ status: e.statusCode, code: e.code, reason: e.reason ?? (err as Error).message }, 'request rejected')
+      return reply.sendError(e)
+    })
+
+    fastify.setNotFoundHandler(async (_request, reply) => reply.notFound())
+  },
+  { name: 'errors', dependencies: ['view'] }
+)

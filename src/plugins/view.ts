@@ -1,0 +1,52 @@
+import path from 'node:path'
+import { performance } from 'node:perf_hooks'
+import view from '@fastify/view'
+import ejs from 'ejs'
+import fp from 'fastify-plugin'
+import { ROOT } from '../paths'
+import { FIELD_RULES } from '../posts/fields'
+import { withSpan } from '../telemetry/tracer'
+import { viewHelpers } from '../views'
+
+declare module 'fastify' {
+  interface FastifyReply {
+    /** Renders a view (timed for Server-Timing, traced as `view.render`); return its result. */
+    render(view: string, data: Record<string, unknown>): Promise<string>
+  }
+}
+
+export interface ViewPluginOptions {
+  /** Cache compiled templates (production); off while editing views. */
+  cache: boolean
+  maxUploadBytes: number
+}
+
+/** EJS views with the helpers and facts every template may use. */
+export default fp<ViewPluginOptions>(
+  async (fastify, opts) => {
+    await fastify.register(view, {
+      engine: { ejs },
+      root: path.join(ROOT, 'views'),
+      layout: 'layout.ejs',
+      viewExt: 'ejs',
+      production: opts.cache,
+      defaultContext: {
+        ...viewHelpers,
+        fields: FIELD_RULES,
+        maxUploadMiB: +(opts.maxUploadBytes / 1048576).toFixed(1),
+        // Looked up when a page renders: the store is registered after the views.
+        imageUrl: (name: string): string => fastify.imageStore.url(name)
+      }
+    })
+
+    fastify.decorateReply('render', async function (name: string, data: Record<string, unknown>) {
+      const start = performance.now()
+      try {
+        return await withSpan('view.render', { 'blog.view.name': name }, async () => (await this.viewAsync(name, data)) as string)
+      } finally {
+        if (this.request.timings) this.request.timings.renderMs += performance.now() - start
+      }
+    })
+  },
+  { name: 'view' }
+)
