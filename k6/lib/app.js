@@ -1,17 +1,15 @@
 // @ts-check
 // What the load scripts send to the blog, as plain data: no k6 imports, so the vitest suite
-// (test/k6/k6-scripts.test.ts) imports this same module and replays every request against the
+// (test/app/k6/k6-scripts.test.ts) imports this same module and replays every request against the
 // real app. Change a route or a form field here, never inline in a script.
 
-/** The blog's limits (src/routes/blogs/form.ts FIELD_RULES); the test checks they still match. */
-export const FIELD_LIMITS = {
-  title: { min: 2, max: 200 },
-  author: { min: 1, max: 100 },
-  content: { min: 2, max: 4000 }
-}
+import { FIELD_LIMITS, IMAGE_FIELD } from './fields.js'
+
+/** The blog's field limits, generated from src/posts/fields.ts (`npm run gen:k6`). */
+export { FIELD_LIMITS }
 
 /** The image part of the post form. */
-export const UPLOAD = { field: 'image_file', filename: 'pixel.png', contentType: 'image/png' }
+export const UPLOAD = { field: IMAGE_FIELD, filename: 'pixel.png', contentType: 'image/png' }
 
 /**
  * Every request the scripts make. `name` is the k6 `name` tag: one series per route, not per

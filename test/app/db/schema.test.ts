@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import mysql from 'mysql2/promise'
 import { QueryTypes } from 'sequelize'
 import { samplePosts } from '../../../src/db/seeds/sample-posts'
+import { FIELD_RULES } from '../../../src/posts/fields'
 import { EXCERPT_CHARS, LIST_SQL } from '../../../src/repositories/blog-repository'
 import { ROOT } from '../../../src/paths'
 import { buildApp, createTestEnv, type TestEnv } from '../../kit/app'
@@ -98,6 +99,21 @@ describe('initial_data.sql and the migrations', () => {
     expect(a).toContain('KEY `idx_blog_modified_dt_id` (`modified_dt`,`id`)')
     expect(a).toContain('PRIMARY KEY (`id`)')
     expect(b).toBe(a)
+  })
+
+  it('size the text columns by the form rules of src/posts/fields.ts (a longer value would be cut or refused)', async () => {
+    const env = await newEnv()
+    await newApp(env)
+    const columns = await env.query<{ name: string; type: string; max: number | null }>(
+      'SELECT `COLUMN_NAME` AS `name`, `DATA_TYPE` AS `type`, `CHARACTER_MAXIMUM_LENGTH` AS `max` FROM information_schema.`COLUMNS` WHERE `TABLE_SCHEMA` = ? AND `TABLE_NAME` = ?',
+      [env.database, 'blog']
+    )
+    const byName = new Map(columns.map((c) => [c.name, c]))
+    expect(byName.get('title')).toMatchObject({ type: 'varchar', max: FIELD_RULES.title.maxLength })
+    expect(byName.get('author')).toMatchObject({ type: 'varchar', max: FIELD_RULES.author.maxLength })
+    // TEXT holds 65,535 bytes: the longest content in 4-byte characters must fit.
+    expect(byName.get('content')!.type).toBe('text')
+    expect(FIELD_RULES.content.maxLength * 4).toBeLessThanOrEqual(65_535)
   })
 
   it('create the database with the same character set and collation', async () => {

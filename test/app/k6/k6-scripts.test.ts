@@ -6,6 +6,7 @@ import { promisify } from 'node:util'
 import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ROOT } from '../../../src/paths'
+import { K6_FIELDS_FILE, renderK6Fields } from '../../../src/cli/gen-k6'
 import { FIELD_RULES } from '../../../src/posts/fields'
 import { PostFormSchema } from '../../../src/posts/form'
 import { PNG_1x1 } from '../../fixtures/images'
@@ -139,7 +140,11 @@ describe('k6 scripts: every request against the real app', () => {
     await env?.cleanup()
   })
 
-  it('uses the form rules of src/routes/blogs/form.ts', () => {
+  it('reads its field rules from k6/lib/fields.js, generated from the current src/posts/fields.ts (npm run gen:k6)', async () => {
+    expect(await fs.readFile(K6_FIELDS_FILE, 'utf8')).toBe(renderK6Fields())
+  })
+
+  it('uses the form rules of src/posts', () => {
     expect(Object.keys(k6.FIELD_LIMITS).sort()).toEqual(Object.keys(PostFormSchema.properties).sort())
     for (const [name, rule] of Object.entries(FIELD_RULES)) {
       expect(k6.FIELD_LIMITS[name as keyof typeof FIELD_RULES]).toEqual({ min: rule.minLength, max: rule.maxLength })
