@@ -1,0 +1,190 @@
+import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { describe, expect, it } from 'vitest'
+import { PNG_1x1 } from '../../fixtures/images'
+import { multipart } from '../../kit/app'
+import { spanStrings, type ReceivedSpan } from '../../kit/otlp-receiver'
+import { request } from '../../kit/server'
+import { SERVER_SPAN_MODES, useTracedServer } from '../../kit/traced-server'
+
+// What else a request tells: Server-Timing that agrees with its trace, log lines with its trace
+// ids, metrics with semantic-convention attributes, and never a submitted value in any of them.
+
+const mysqlSpans = (spans: ReceivedSpan[]) => spans.filter((s) => s.scope === '@opentelemetry/instrumentation-mysql2')
+
+/** `db;dur=1.23;desc="1 queries", render;dur=...` as { db: { dur: 1.23, desc: '1 queries' }, ... }. */
+function parseServerTiming(header: string | string[] | undefined): Record<string, { dur: number; desc?: string }> {
+  const out: Record<string, { dur: number; desc?: string }> = {}
+  for (const entry of String(header ?? '').split(',')) {
+    const [name, ...params] = entry.trim().split(';')
+    if (!name) continue
+    const p = Object.fromEntries(params.map((x) => x.split('=') as [string, string]))
+    out[name] = { dur: Number(p.dur), ...(p.desc ? { desc: p.desc.replace(/^"|"$/g, '') } : {}) }
+  }
+  return out
+}
+
+describe.each(SERVER_SPAN_MODES)('server spans made by $name', (mode) => {
+  const s = useTracedServer(mode.env)
+
+  it('answers Server-Timing with db, render and total entries that agree with the trace', async () => {
+    const res = await request(s.child.port, '/blogs/')
+    expect(res.status).toBe(200)
+    const timing = parseServerTiming(res.headers['server-timing'])
+    expect(Object.keys(timing)).toEqual(expect.arrayContaining(['db', 'render', 'total']))
+    expect(timing.db!.desc).toBe('1 queries')
+    for (const name of ['db', 'render', 'total']) {
+      expect(timing[name]!.dur, name).toBeGreaterThan(0)
+    }
+    expect(timing.total!.dur).toBeGreaterThanOrEqual(timing.render!.dur)
+    expect(timing.total!.dur).toBeGreaterThanOrEqual(timing.db!.dur)
+    expect(res.headers['x-process-time']).toMatch(/^\d+\.\d{2}ms$/)
+
+    const { server, spans } = await s.traced(res)
+    const serverMs = Number(server.endNs - server.startNs) / 1e6
+    // Fastify's clock starts after the http instrumentation's: total fits inside the server span.
+    expect(timing.total!.dur).toBeLessThanOrEqual(serverMs + 1)
+    const select = mysqlSpans(spans)[0]!
+    const selectMs = Number(select.endNs - select.startNs) / 1e6
+    // Measured by different hooks, so not equal, but the same order of magnitude.
+    expect(timing.db!.dur).toBeLessThanOrEqual(serverMs)
+    expect(selectMs).toBeLessThanOrEqual(serverMs)
+  })
+
+  it('never puts the submitted values (SQL parameters) into any span or metric: create, show, edit, delete', async () => {
+    const marker = randomBytes(6).toString('hex')
+    const values = { title: `TitleMarker${marker}`, author: `AuthorMarker${marker}`, content: `ContentMarker${marker} body text` }
+    const created = await s.postForm(values, PNG_1x1)
+    expect(created.status, created.body).toBe(303)
+    const createTrace = await s.traced(created)
+    expect(mysqlSpans(createTrace.spans).some((s) => s.name === 'INSERT'), createTrace.tree).toBe(true)
+    const [row] = await s.env.query<{ id: number }>('SELECT `id` FROM `blog` WHERE `title` = ?', [values.title])
+    const id = row!.id
+    // Read it back: the SELECT by id and the page carry the values, the spans must not.
+    const shown = await request(s.child.port, `/blogs/show/${id}`)
+    expect(shown.status).toBe(200)
+    expect(shown.body).toContain(`ContentMarker${marker}`)
+    const showTrace = await s.traced(shown)
+    // Edit it (a locking SELECT and an UPDATE), then delete it (SELECT ... FOR UPDATE, DELETE).
+    const edit = await multipart({ title: `EditedMarker${marker}`, author: values.author, content: values.content })
+    const edited = await request(s.child.port, { method: 'POST', path: `/blogs/modify/${id}`, headers: edit.headers, body: edit.payload })
+    expect(edited.status, edited.body).toBe(303)
+    const editTrace = await s.traced(edited)
+    expect(mysqlSpans(editTrace.spans).map((s) => s.name), editTrace.tree).toContain('UPDATE')
+    const deleted = await request(s.child.port, { method: 'DELETE', path: `/blogs/delete/${id}` })
+    expect(deleted.status).toBe(200)
+    const deleteTrace = await s.traced(deleted)
+    expect(mysqlSpans(deleteTrace.spans).map((s) => s.name), deleteTrace.tree).toContain('DELETE')
+    // A rejected form with the markers (nothing is written, the values are re-rendered).
+    const rejected = await s.postForm({ ...values, title: '' })
+    expect(rejected.status).toBe(400)
+    const rejectTrace = await s.traced(rejected)
+
+    const markers = [values.title, values.author, `ContentMarker${marker}`, `EditedMarker${marker}`, marker]
+    for (const t of [createTrace, showTrace, editTrace, deleteTrace, rejectTrace]) {
+      for (const span of t.spans) {
+        const leaked = spanStrings(span).filter((v) => markers.some((m) => v.includes(m)))
+        expect(leaked, `span ${span.name} of ${t.server.name}`).toEqual([])
+      }
+      // No literal at all in any statement: the post id (inlined by Sequelize in findByPk and
+      // destroy) is masked as well as the bound values.
+      for (const q of mysqlSpans(t.spans)) {
+        expect(String(q.attributes['db.query.text']), `${q.name} of ${t.server.name}`).not.toMatch(/\b\d+\b|'[^']*'|"[^"]*"/)
+      }
+    }
+    // And nowhere in anything the app exported (metrics included), byte for byte.
+    expect(s.receiver.requests.length).toBeGreaterThan(0)
+    for (const r of s.receiver.requests) expect(r.body.includes(marker), `export to ${r.path}`).toBe(false)
+  })
+
+  it('every request log line carries the trace_id and span_id of its request\'s server span', async () => {
+    const id = await s.existingPostId()
+    const responses = [
+      await request(s.child.port, '/blogs/'),
+      await request(s.child.port, `/blogs/show/${id}`),
+      await request(s.child.port, '/blogs/show/999999'),
+      // A params validation failure: the error handler logs 'request rejected' as well.
+      await request(s.child.port, '/blogs/show/not-a-number'),
+      await s.postForm({ title: '', author: 'Log Tester', content: 'Rejected.' })
+    ]
+    const expected = new Map<string, string>()
+    for (const res of responses) {
+      const { server } = await s.traced(res)
+      expected.set(server.traceId, server.spanId)
+    }
+    // Health probes are deliberately untraced.
+    expect((await request(s.child.port, '/health')).headers.traceresponse).toBeUndefined()
+    await sleep(100) // the last line is written after the response
+
+    const requestLines = s.child.logs().filter((l) => typeof l.reqId === 'string')
+    const urlOf = (l: Record<string, unknown>) => String((l.req as { url?: string } | undefined)?.url)
+    const healthReqs = new Set(requestLines.filter((l) => ['/health', '/ready'].includes(urlOf(l))).map((l) => l.reqId))
+    expect(healthReqs.size).toBeGreaterThanOrEqual(1)
+    const tracedLines = requestLines.filter((l) => !healthReqs.has(l.reqId))
+    for (const line of tracedLines) {
+      expect(line.trace_id, JSON.stringify(line)).toMatch(/^[0-9a-f]{32}$/)
+      expect(line.span_id, JSON.stringify(line)).toMatch(/^[0-9a-f]{16}$/)
+    }
+    // All lines of one request name the same trace.
+    const tracesByReq = new Map<string, Set<unknown>>()
+    for (const l of tracedLines) tracesByReq.set(String(l.reqId), (tracesByReq.get(String(l.reqId)) ?? new Set()).add(l.trace_id))
+    for (const [reqId, traces] of tracesByReq) expect(traces.size, reqId).toBe(1)
+
+    // Each of our requests: its lines (at least the completion line) name its server span.
+    for (const [traceId, spanId] of expected) {
+      const lines = tracedLines.filter((l) => l.trace_id === traceId)
+      expect(lines.map((l) => l.msg), traceId).toContain('request completed')
+      for (const l of lines) expect(l.span_id, JSON.stringify(l)).toBe(spanId)
+    }
+    const rejected = tracedLines.filter((l) => urlOf(l) === '/blogs/show/not-a-number' || l.msg === 'request rejected')
+    expect(rejected.map((l) => l.msg)).toEqual(expect.arrayContaining(['request rejected', 'request completed']))
+
+    for (const reqId of healthReqs) {
+      for (const l of requestLines.filter((x) => x.reqId === reqId)) expect(l.trace_id, JSON.stringify(l)).toBeUndefined()
+    }
+  })
+
+  it('exports HTTP, database, pool and runtime metrics with their semantic-convention attributes', async () => {
+    // Traffic of every kind this test looks for (the earlier tests made some too, but run alone it must pass).
+    expect((await request(s.child.port, '/blogs/')).status).toBe(200)
+    expect((await s.postForm({ title: `Metric ${randomBytes(3).toString('hex')}`, author: 'M', content: 'Counted.' })).status).toBe(303)
+
+    const http = await s.receiver.waitForMetric('http.server.request.duration', (m) =>
+      m.points.some((p) => p.attributes['http.route'] === '/blogs/' && (p.count ?? 0) > 0)
+    )
+    expect(http.unit).toBe('s')
+    expect(http.type).toBe('histogram')
+    const listPoint = http.points.find((p) => p.attributes['http.route'] === '/blogs/' && p.attributes['http.response.status_code'] === 200)
+    expect(listPoint?.attributes).toMatchObject({ 'http.request.method': 'GET' })
+    // Seconds, not milliseconds: a local page takes well under a second.
+    expect(listPoint!.sum! / listPoint!.count!).toBeLessThan(1)
+    // Route templates only: no URL with an id becomes a series of its own.
+    for (const p of http.points) expect(String(p.attributes['http.route'] ?? '')).not.toMatch(/\/\d+/)
+
+    const ops = await s.receiver.waitForMetric('db.client.operation.duration', (m) =>
+      ['SELECT', 'INSERT'].every((op) => m.points.some((p) => p.attributes['db.operation.name'] === op))
+    )
+    expect(ops.unit).toBe('s')
+    expect(ops.type).toBe('histogram')
+    for (const p of ops.points) expect(p.attributes).toMatchObject({ 'db.system.name': 'mysql', 'db.namespace': s.env.database })
+
+    const count = await s.receiver.waitForMetric('db.client.connection.count', (m) =>
+      ['used', 'idle'].every((state) => m.points.some((p) => p.attributes['db.client.connection.state'] === state))
+    )
+    expect(count.unit).toBe('{connection}')
+    for (const p of count.points) expect(p.attributes['db.client.connection.pool.name']).toBe(s.env.database)
+    const idle = count.points.find((p) => p.attributes['db.client.connection.state'] === 'idle')
+    expect(idle!.value).toBeGreaterThanOrEqual(1)
+
+    const wait = await s.receiver.waitForMetric('db.client.connection.wait_time', (m) => m.points.some((p) => (p.count ?? 0) > 0))
+    expect(wait.unit).toBe('s')
+    expect(wait.points[0]!.attributes['db.client.connection.pool.name']).toBe(s.env.database)
+
+    const heap = await s.receiver.waitForMetric('v8js.memory.heap.used')
+    expect(heap.unit).toBe('By')
+    expect(heap.points.some((p) => (p.value ?? 0) > 1_000_000)).toBe(true)
+    const loop = await s.receiver.waitForMetric('nodejs.eventloop.utilization')
+    expect(loop.points[0]!.value).toBeGreaterThanOrEqual(0)
+    expect(loop.points[0]!.value).toBeLessThanOrEqual(1)
+  })
+})
