@@ -7,6 +7,7 @@ import { loadConfig, parseDatabaseUrl } from '../../src/config'
 import {
   allPanels, DASHBOARD_FILES, expandCollectorEnv, interpolate, interpolateDeep, readJson, readYaml, ROOT, type Dashboard
 } from '../kit/stack'
+import { SERVICE_GRAPH_TABLE_METRICS } from '../kit/grafana-tempo'
 
 // Static checks of docker-compose.yml, the Dockerfile and the Grafana provisioning. Docker,
 // Grafana, Tempo and k6 cannot run on these machines; test/stack/collector.test.ts runs the
@@ -305,6 +306,20 @@ describe('Grafana provisioning', () => {
     for (const d of datasources.filter((x) => x.jsonData?.tracesToMetrics)) {
       expect(d.jsonData!.tracesToMetrics!.datasourceUid).toBe('prometheus')
     }
+  })
+
+  it("names the span metrics as Grafana's Service Graph table queries them, and uses only those names", () => {
+    const collector = readYaml<{ connectors: { spanmetrics: { namespace: string; histogram: { unit: string } } } }>('otel/collector.yaml')
+    // namespace traces.spanmetrics + unit s -> traces_spanmetrics_{calls_total,duration_seconds_bucket}
+    // (test/e2e/stack/collector.test.ts sees these names arrive in a real Prometheus).
+    expect(collector.connectors.spanmetrics.namespace).toBe('traces.spanmetrics')
+    expect(collector.connectors.spanmetrics.histogram.unit).toBe('s')
+    const files = [...DASHBOARD_FILES, 'grafana/provisioning/datasources/datasources.yaml']
+    const used = new Set(files.flatMap((f) => [...readFileSync(path.join(ROOT, f), 'utf8').matchAll(/\btraces_span[a-z_]*/g)].map((m) => m[0])))
+    expect([...used].sort()).toEqual([...SERVICE_GRAPH_TABLE_METRICS].sort())
+    // Tempo's own span-metrics processor would write the same names a second time.
+    const tempo = readYaml<{ overrides: { defaults: { metrics_generator: { processors: string[] } } } }>('otel/tempo.yaml')
+    expect(tempo.overrides.defaults.metrics_generator.processors).toEqual(['service-graphs'])
   })
 
   it("writes Grafana's own $__tags as $$__tags (provisioning files expand environment variables)", () => {
