@@ -232,6 +232,17 @@ describe('docker-compose.yml', () => {
     expect(services.jaeger!.ports).toContain('127.0.0.1:16686:16686')
   })
 
+  it('lets the anonymous Viewer follow metrics -> trace links, which need Explore access in Grafana 12', () => {
+    const env = services.grafana!.environment!
+    // Viewer, not Editor: viewers_can_edit adds datasources:explore without the right to save.
+    expect(env).toMatchObject({ GF_AUTH_ANONYMOUS_ORG_ROLE: 'Viewer', GF_USERS_VIEWERS_CAN_EDIT: 'true' })
+    // The links that need it: exemplars to Tempo/Jaeger, and each dashboard's Explore links.
+    const ds = readYaml<{ datasources: { uid: string; jsonData?: { exemplarTraceIdDestinations?: unknown[] } }[] }>('grafana/provisioning/datasources/datasources.yaml').datasources
+    expect(ds.find((d) => d.uid === 'prometheus')!.jsonData!.exemplarTraceIdDestinations).toHaveLength(2)
+    for (const f of DASHBOARD_FILES) expect(readJson<Dashboard>(f).links!.some((l) => l.url.startsWith('/explore?')), f).toBe(true)
+    expect(readFileSync(path.join(ROOT, 'README.md'), 'utf8')).toContain('GF_USERS_VIEWERS_CAN_EDIT')
+  })
+
   it('is accepted by `docker compose config` where Compose is installed', (ctx) => {
     const version = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8' })
     if (version.status !== 0) {
