@@ -210,7 +210,9 @@ describe('docker-compose.yml', () => {
       BASE_URL: 'http://app:8000',
       K6_OUT: 'experimental-prometheus-rw',
       K6_PROMETHEUS_RW_SERVER_URL: 'http://prometheus:9090/api/v1/write',
-      K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM: 'true'
+      K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM: 'true',
+      // Off by default in k6: a finished run's series would hold their last value for 5 minutes.
+      K6_PROMETHEUS_RW_STALE_MARKERS: 'true'
     })
     expect(k6.command).toEqual(['run', '-o', 'experimental-prometheus-rw', '/scripts/mixed.js'])
     expect(k6.volumes).toContain('./k6:/scripts:ro')
