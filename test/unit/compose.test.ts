@@ -447,7 +447,8 @@ describe('Grafana provisioning', () => {
       for (const p of allPanels(d).filter((x) => x.type !== 'row')) {
         const where = `${d.title} panel #${p.id}`
         expect(p.title?.trim(), where).toBeTruthy()
-        expect(p.fieldConfig?.defaults?.unit, `${where} (${p.title})`).toBeTruthy()
+        // A node graph shows the units the Tempo datasource gives its frames (ms/r, r/sec).
+        if (p.type !== 'nodeGraph') expect(p.fieldConfig?.defaults?.unit, `${where} (${p.title})`).toBeTruthy()
         if (p.type === 'heatmap') expect(p.options?.yAxis?.unit, `${where} (${p.title})`).toBeTruthy()
         expect(p.targets?.length, `${where} (${p.title}) has no query`).toBeGreaterThan(0)
       }
@@ -464,6 +465,11 @@ describe('Grafana provisioning', () => {
     for (const want of [/Virtual users/, /Request rate \(k6\)/, /Latency percentiles \(k6\)/, /Failure rate \(k6\)/, /Server p99/, /DB operation latency/]) {
       expect(load.some((t) => want.test(t)), String(want)).toBe(true)
     }
+    // Tempo's service graph, with the reason it shows no k6 edge where one would look for it.
+    const graph = allPanels(dashboards[1]!).find((p) => p.type === 'nodeGraph')
+    expect(graph?.datasource?.uid).toBe('tempo')
+    expect(graph?.targets).toEqual([expect.objectContaining({ queryType: 'serviceMap', datasource: { type: 'tempo', uid: 'tempo' } })])
+    expect((graph as { description?: string }).description).toMatch(/k6 sends a traceparent but exports no span.*no k6 -> blog-app edge/)
     const testid = dashboards[1]!.templating!.list.find((v) => v.name === 'testid')
     expect(testid?.query).toEqual({ query: 'label_values(k6_http_reqs_total, testid)', refId: 'testid' })
   })
