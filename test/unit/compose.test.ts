@@ -11,7 +11,7 @@ import { SERVICE_GRAPH_TABLE_METRICS } from '../kit/grafana-tempo'
 import { effectiveOutputs, hostPath, k6Run, problems, shellLines, words, writtenPaths, type ComposeK6Service, type K6Run } from '../kit/k6-cli'
 
 // Static checks of docker-compose.yml, the Dockerfile and the Grafana provisioning. Docker,
-// Grafana, Tempo and k6 cannot run on these machines; test/stack/collector.test.ts runs the
+// Grafana, Tempo and k6 cannot run on these machines; test/e2e/stack/collector.test.ts runs the
 // collector, Jaeger and Prometheus for real.
 
 interface Healthcheck { test: string[] | string; interval?: string; retries?: number }
