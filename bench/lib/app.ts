@@ -2,19 +2,9 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import http from 'node:http'
 import net from 'node:net'
 import path from 'node:path'
+import { freePort } from './ports'
 
 export const ROOT = path.resolve(__dirname, '..', '..', '..')
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo
-      srv.close(() => resolve(port))
-    })
-  })
-}
 
 export interface RunningApp {
   url: string

@@ -1,10 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readdirSync, statSync } from 'node:fs'
 import http from 'node:http'
-import net from 'node:net'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { freePort } from '../../bench/lib/ports'
 import { ROOT } from '../../src/paths'
+
+export { freePort, freePorts } from '../../bench/lib/ports'
 
 // Children run the compiled server the way `npm start` does (`npm test` builds first).
 export const SERVER = path.join(ROOT, 'dist', 'src', 'server.js')
@@ -29,34 +31,6 @@ export function assertBuilt(): void {
   walk(path.join(ROOT, 'src'))
   walk(path.join(ROOT, 'otel'))
   if (stale.length > 0) throw new Error(`dist/ is older than ${stale.join(', ')}: run \`npm run build\` first (npm test does)`)
-}
-
-/** A port nothing listens on right now. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.unref()
-    srv.on('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo
-      srv.close(() => resolve(port))
-    })
-  })
-}
-
-/** `n` distinct ports nothing listens on right now (all held until every one is picked). */
-export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<net.Server>((resolve, reject) => {
-      const srv = net.createServer()
-      srv.unref()
-      srv.on('error', reject)
-      srv.listen(0, '127.0.0.1', () => resolve(srv))
-    }))
-  )
-  const ports = servers.map((srv) => (srv.address() as net.AddressInfo).port)
-  await Promise.all(servers.map((srv) => new Promise((r) => srv.close(r))))
-  return ports
 }
 
 export interface Exit {
@@ -193,6 +167,14 @@ export async function waitUntilListening(child: ServerChild, timeoutMs = 20_000)
     await sleep(100)
   }
   throw new Error(`server did not listen within ${timeoutMs} ms\nstdout:\n${child.stdout()}\nstderr:\n${child.stderr()}`)
+}
+
+/** Waits for the process to exit; fails with its output after `timeoutMs`. */
+export async function waitForExit(child: ServerChild, timeoutMs: number): Promise<Exit> {
+  const timeout = sleep(timeoutMs).then(() => {
+    throw new Error(`server did not exit within ${timeoutMs} ms\nstdout:\n${child.stdout()}\nstderr:\n${child.stderr()}`)
+  })
+  return Promise.race([child.exited, timeout])
 }
 
 /** Starts the server and waits until it answers. */

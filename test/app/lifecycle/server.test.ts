@@ -1,110 +1,18 @@
-import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import http from 'node:http'
 import net from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { samplePosts } from '../../../src/db/seeds/sample-posts'
-import { ROOT } from '../../../src/paths'
 import { createTestEnv, multipart, storedFiles, type TestEnv } from '../../kit/app'
-import { assertBuilt, freePort, SERVER } from '../../kit/server'
+import { assertBuilt, freePort, killAllServers, request, startServer, waitForExit, waitUntilListening } from '../../kit/server'
 import { PNG_1x1 } from '../../fixtures/images'
 
-// These tests run the compiled server (SERVER) the way `npm start` does: `npm test` builds first.
-interface Exit {
-  code: number | null
-  signal: NodeJS.Signals | null
-}
+// These tests run the compiled server the way `npm start` does: `npm test` builds first.
 
-interface Child {
-  proc: ChildProcess
-  port: number
-  stdout(): string
-  stderr(): string
-  /** Parsed pino lines written so far. */
-  logs(): Record<string, unknown>[]
-  exited: Promise<Exit>
-  hasExited(): boolean
-}
-
-const children = new Set<Child>()
+/** One GET on a fresh connection. */
+const get = (port: number, urlPath: string) => request(port, urlPath)
 const envs: TestEnv[] = []
-
-/** Spawns `node dist/src/server.js`; `overrides` are applied after HOST and PORT. */
-function startServer(env: Record<string, string>, port: number, overrides: Record<string, string> = {}): Child {
-  // Only what we pass: no variable of the test runner's environment leaks into the server.
-  const proc = spawn(process.execPath, [SERVER], {
-    cwd: ROOT,
-    env: { ...env, HOST: '127.0.0.1', PORT: String(port), ...overrides },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let out = ''
-  let err = ''
-  let done = false
-  proc.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d))
-  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d))
-  const exited = new Promise<Exit>((resolve) =>
-    proc.on('close', (code, signal) => {
-      done = true
-      resolve({ code, signal })
-    })
-  )
-  const child: Child = {
-    proc,
-    port,
-    stdout: () => out,
-    stderr: () => err,
-    logs: () =>
-      out
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => {
-          try {
-            return JSON.parse(l) as Record<string, unknown>
-          } catch {
-            return {}
-          }
-        }),
-    exited,
-    hasExited: () => done
-  }
-  children.add(child)
-  void exited.then(() => children.delete(child))
-  return child
-}
-
-async function waitForExit(child: Child, timeoutMs: number): Promise<Exit> {
-  const timeout = sleep(timeoutMs).then(() => {
-    throw new Error(`server did not exit within ${timeoutMs} ms\nstdout:\n${child.stdout()}\nstderr:\n${child.stderr()}`)
-  })
-  return Promise.race([child.exited, timeout])
-}
-
-function get(port: number, urlPath: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: urlPath, agent: false }, (res) => {
-      let body = ''
-      res.setEncoding('utf8').on('data', (d: string) => (body += d))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }))
-    })
-    req.on('error', reject)
-  })
-}
-
-/** Waits for the 'Server listening' log line (LOG_LEVEL info or lower) or a 200 from /health. */
-async function waitUntilListening(child: Child, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (child.hasExited()) {
-      throw new Error(`server exited before listening\nstdout:\n${child.stdout()}\nstderr:\n${child.stderr()}`)
-    }
-    if (/Server listening at/.test(child.stdout())) return
-    const ok = await get(child.port, '/health').then((r) => r.status === 200, () => false)
-    if (ok) return
-    await sleep(100)
-  }
-  throw new Error(`server did not listen within ${timeoutMs} ms\nstdout:\n${child.stdout()}\nstderr:\n${child.stderr()}`)
-}
 
 /** Resolves with the error code of a TCP connect attempt, or 'connected'. */
 function tryConnect(port: number): Promise<string> {
@@ -127,13 +35,8 @@ async function newEnv(extra: Record<string, string> = {}): Promise<TestEnv> {
 beforeAll(() => {
   assertBuilt()
 })
-afterEach(async () => {
-  // Nothing outlives its test: SIGKILL whatever still runs (only the children this file started).
-  for (const child of [...children]) {
-    if (!child.hasExited()) child.proc.kill('SIGKILL')
-    await child.exited
-  }
-})
+// Nothing outlives its test: SIGKILL whatever still runs.
+afterEach(killAllServers)
 afterAll(async () => {
   for (const env of envs.splice(0)) await env.cleanup()
 })
@@ -142,7 +45,7 @@ describe('graceful shutdown', () => {
   it('on SIGTERM finishes an upload in flight (303, row saved), refuses new connections and exits 0', async () => {
     const env = await newEnv()
     const port = await freePort()
-    const child = startServer({ ...env.env, LOG_LEVEL: 'info' }, port)
+    const child = await startServer({ ...env.env, LOG_LEVEL: 'info' }, { port })
     await waitUntilListening(child)
 
     const title = `In flight ${randomBytes(4).toString('hex')}`
@@ -203,7 +106,7 @@ describe('graceful shutdown', () => {
   it('on SIGTERM with idle connections open (kept-alive, and a preconnect that never sent a request) exits 0 promptly', async () => {
     const env = await newEnv()
     const port = await freePort()
-    const child = startServer({ ...env.env, LOG_LEVEL: 'info' }, port)
+    const child = await startServer({ ...env.env, LOG_LEVEL: 'info' }, { port })
     await waitUntilListening(child)
 
     // A kept-alive connection after a finished request...
@@ -243,7 +146,7 @@ describe('bad configuration', () => {
     [{ PAGE_SIZE: 'ten' }, 'PAGE_SIZE']
   ])('%j stops the process with a message naming %s', async (bad, variable) => {
     const env = await newEnv()
-    const child = startServer({ ...env.env, LOG_LEVEL: 'info' }, await freePort(), bad)
+    const child = await startServer({ ...env.env, LOG_LEVEL: 'info', ...bad })
     const exit = await waitForExit(child, 10_000)
     const stderr = child.stderr()
     const stdout = child.stdout()
@@ -262,14 +165,13 @@ describe('database unreachable at start', () => {
   it('retries with host and port in the log, then exits non-zero within the startup timeout', async () => {
     const dbPort = await freePort() // nothing listens there
     const env = await newEnv()
-    const child = startServer(
+    const child = await startServer(
       {
         ...env.env,
         DATABASE_URL: `mysql://root@127.0.0.1:${dbPort}/blog_db`,
         DB_STARTUP_TIMEOUT_MS: '1500',
         LOG_LEVEL: 'warn'
-      },
-      await freePort()
+      }
     )
     const t0 = Date.now()
     const exit = await waitForExit(child, 10_000)
@@ -299,7 +201,7 @@ describe('npm start on a fresh database', () => {
   it('creates the schema, loads the sample posts and serves them at /blogs/', async () => {
     const env = await newEnv()
     const port = await freePort()
-    const child = startServer({ ...env.env, LOG_LEVEL: 'info' }, port)
+    const child = await startServer({ ...env.env, LOG_LEVEL: 'info' }, { port })
     await waitUntilListening(child)
     expect(child.stdout()).toContain(`Server listening at http://127.0.0.1:${port}`)
 

@@ -3,7 +3,9 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTestEnv, type TestEnv } from '../../kit/app'
-import { assertBuilt, freePorts, readJson, ROOT, startProcess, waitHealthy, type Proc } from '../../kit/stack'
+import { freePorts, startProcess, waitHealthy, type Proc } from '../../kit/process'
+import { assertBuilt } from '../../kit/server'
+import { readJson, ROOT } from '../../kit/stack'
 
 // Docker cannot run here, so this test lays out the final stage of the Dockerfile by hand:
 // what its COPY lines put in /app, with node_modules holding only what `npm ci --omit=dev`

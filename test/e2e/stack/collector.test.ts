@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -7,10 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import YAML from 'yaml'
 import { createTestEnv, multipart, type TestEnv } from '../../kit/app'
 import { PNG_1x1 } from '../../fixtures/images'
-import {
-  assertBuilt, BOOTSTRAP, dashboardExprs, expandCollectorEnv, freePorts, k6MetricsIn, K6_METRIC_NAMES, readYaml, ROOT, stackTools,
-  SERVER, startProcess, substituteVariables, variableQueries, waitFor, waitHealthy, type Proc, type Tools
-} from '../../kit/stack'
+import { startJaeger, type Jaeger } from '../../kit/jaeger'
+import { freePorts, stackTools, startProcess, waitFor, waitHealthy, type Proc, type Tools } from '../../kit/process'
+import { assertBuilt, startListening, type ServerChild } from '../../kit/server'
+import { expectRequestTrace, fromJaeger } from '../../kit/trace'
+import { dashboardExprs, k6MetricsIn, K6_METRIC_NAMES, readYaml, ROOT, substituteVariables, variableQueries } from '../../kit/stack'
 import { SERVICE_GRAPH_TABLE_METRICS, serviceGraphTableQueries } from '../../kit/grafana-tempo'
 
 // The observability pipeline with real programs, all on loopback ports:
@@ -22,38 +22,11 @@ import { SERVICE_GRAPH_TABLE_METRICS, serviceGraphTableQueries } from '../../kit
 
 const COLLECTOR_CONFIG = path.join(ROOT, 'otel', 'collector.yaml')
 
-function jaegerConfig(): string {
-  // Jaeger v2 is a collector too: OTLP/gRPC in, memory storage, the query API; nothing else.
-  return YAML.stringify({
-    service: {
-      extensions: ['jaeger_storage', 'jaeger_query', 'healthcheckv2'],
-      pipelines: { traces: { receivers: ['otlp'], exporters: ['jaeger_storage_exporter'] } },
-      telemetry: { logs: { level: 'warn' }, metrics: { level: 'none' } }
-    },
-    extensions: {
-      jaeger_storage: { backends: { mem: { memory: { max_traces: 10000 } } } },
-      jaeger_query: { storage: { traces: 'mem' }, http: { endpoint: '127.0.0.1:${env:QUERY_HTTP_PORT}' }, grpc: { endpoint: '127.0.0.1:${env:QUERY_GRPC_PORT}' } },
-      healthcheckv2: { use_v2: true, http: { endpoint: '127.0.0.1:${env:HEALTH_PORT}' } }
-    },
-    receivers: { otlp: { protocols: { grpc: { endpoint: '127.0.0.1:${env:OTLP_PORT}' } } } },
-    exporters: { jaeger_storage_exporter: { trace_storage: 'mem' } }
-  })
-}
-
-interface Jaeger { proc: Proc; api: string; otlp: number }
-
 interface PromResult { metric: Record<string, string>; value?: [number, string]; values?: [number, string][] }
 interface PromResponse { status: string; error?: string; data: { resultType: string; result: PromResult[] } }
 
-interface JaegerSpan {
-  traceID: string
-  spanID: string
-  operationName: string
-  references: { refType: string; spanID: string }[]
-  tags: { key: string; value: unknown }[]
-}
-
 let tools: Tools
+let app: ServerChild
 let work: string
 let env: TestEnv
 const procs: Proc[] = []
@@ -70,18 +43,6 @@ const showTraceIds: string[] = []
 let createTraceId: string
 let listCount = 0
 let postId: number
-
-async function startJaeger(name: string): Promise<Jaeger> {
-  const [otlp, http, grpc, health] = await freePorts(4)
-  const config = path.join(work, `${name}.yaml`)
-  writeFileSync(config, jaegerConfig())
-  const proc = startProcess(name, tools.jaeger, ['--config', config], {
-    OTLP_PORT: String(otlp), QUERY_HTTP_PORT: String(http), QUERY_GRPC_PORT: String(grpc), HEALTH_PORT: String(health)
-  })
-  procs.push(proc)
-  await waitHealthy(proc, `http://127.0.0.1:${health}/status`)
-  return { proc, api: `http://127.0.0.1:${http}`, otlp: otlp! }
-}
 
 async function promQuery(expr: string, range?: { start: number; end: number; step: number }): Promise<PromResponse> {
   const params = new URLSearchParams({ query: expr })
@@ -102,13 +63,6 @@ async function seriesWithData(expr: string): Promise<PromResult[]> {
   return r.data.result.filter((s) => (s.values ?? []).some(([, v]) => Number.isFinite(Number(v))))
 }
 
-async function jaegerTrace(api: string, traceId: string): Promise<JaegerSpan[] | undefined> {
-  const res = await fetch(`${api}/api/traces/${traceId}`)
-  if (res.status !== 200) return undefined
-  const body = (await res.json()) as { data: { spans: JaegerSpan[] }[] }
-  return body.data[0]?.spans
-}
-
 const traceIdOf = (res: Response) => /^00-([0-9a-f]{32})-/.exec(res.headers.get('traceresponse') ?? '')?.[1]
 
 beforeAll(async () => {
@@ -118,6 +72,7 @@ beforeAll(async () => {
 
   jaeger = await startJaeger('jaeger')
   tempo = await startJaeger('tempo-stand-in')
+  procs.push(jaeger.proc, tempo.proc)
 
   const [grpc, http, promExporter, telemetry, health, promPort] = await freePorts(6)
   collector = startProcess('otelcol', tools.otelcol, ['--config', COLLECTOR_CONFIG], {
@@ -128,8 +83,8 @@ beforeAll(async () => {
     OTELCOL_TELEMETRY_HOST: '127.0.0.1',
     OTELCOL_TELEMETRY_PORT: String(telemetry),
     OTELCOL_LOG_LEVEL: 'warn',
-    JAEGER_OTLP_ENDPOINT: `127.0.0.1:${jaeger.otlp}`,
-    TEMPO_OTLP_ENDPOINT: `127.0.0.1:${tempo.otlp}`
+    JAEGER_OTLP_ENDPOINT: `127.0.0.1:${jaeger.otlpGrpc}`,
+    TEMPO_OTLP_ENDPOINT: `127.0.0.1:${tempo.otlpGrpc}`
   })
   procs.push(collector)
   await waitHealthy(collector, `http://127.0.0.1:${health}/`)
@@ -162,20 +117,15 @@ beforeAll(async () => {
   promUrl = `http://127.0.0.1:${promPort}`
   await waitHealthy(prometheus, `${promUrl}/-/ready`)
 
-  const [appPort] = await freePorts(1)
   env = await createTestEnv()
-  const app = startProcess('app', process.execPath, ['--require', BOOTSTRAP, SERVER], {
+  app = await startListening({
     ...env.env,
-    HOST: '127.0.0.1',
-    PORT: String(appPort),
     OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${http}`,
     // Short intervals so the test does not wait a minute for the SDK's defaults.
     OTEL_METRIC_EXPORT_INTERVAL: '1000',
     OTEL_BSP_SCHEDULE_DELAY: '200'
-  })
-  procs.push(app)
-  appUrl = `http://127.0.0.1:${appPort}`
-  await waitHealthy(app, `${appUrl}/health`, 30_000)
+  }, { telemetry: true })
+  appUrl = `http://127.0.0.1:${app.port}`
 
   // A short load: the list, a post, a missing post (404), creates with an image. One round
   // first, so every series exists in Prometheus before the counted rounds: rate() sees the
@@ -214,78 +164,32 @@ beforeAll(async () => {
 }, 180_000)
 
 afterAll(async () => {
+  await app?.kill()
   for (const p of procs.reverse()) await p.stop()
   await env?.cleanup()
   if (work) rmSync(work, { recursive: true, force: true })
 })
 
-describe('the collector build', () => {
-  it('accepts otel/collector.yaml (otelcol validate)', () => {
-    expect(() => execFileSync(tools.otelcol, ['validate', `--config=${COLLECTOR_CONFIG}`], { encoding: 'utf8', stdio: 'pipe' })).not.toThrow()
-  })
-
-  it('rejects a config that names a component it was not built with (validate is not a no-op)', () => {
-    const broken = path.join(work, 'broken.yaml')
-    writeFileSync(broken, readFileSync(COLLECTOR_CONFIG, 'utf8').replace('exporters: [prometheus]', 'exporters: [prometheus, debug]').replace(/^exporters:\n/m, 'exporters:\n  debug: {}\n'))
-    let stderr = ''
-    try {
-      execFileSync(tools.otelcol, ['validate', `--config=${broken}`], { encoding: 'utf8', stdio: 'pipe' })
-    } catch (err) {
-      stderr = String((err as { stderr?: string }).stderr)
-    }
-    expect(stderr).toMatch(/debug/)
-  })
-
-  it('contains exactly the components otel/collector.yaml uses', () => {
-    const built = YAML.parse(execFileSync(tools.otelcol, ['components'], { encoding: 'utf8' })) as Record<string, { name: string }[] | unknown>
-    const config = YAML.parse(expandCollectorEnv(readFileSync(COLLECTOR_CONFIG, 'utf8'))) as Record<string, Record<string, unknown>>
-    for (const kind of ['receivers', 'processors', 'exporters', 'connectors', 'extensions']) {
-      const used = [...new Set(Object.keys(config[kind] ?? {}).map((id) => id.split('/')[0]!))].sort()
-      const have = ((built[kind] as { name: string }[] | undefined) ?? []).map((c) => c.name).sort()
-      expect(have, kind).toEqual(used)
-    }
-  })
-
-  it('lets Prometheus accept prometheus/prometheus.yml (promtool)', () => {
-    expect(() => execFileSync(tools.promtool, ['check', 'config', path.join(ROOT, 'prometheus', 'prometheus.yml')], { stdio: 'pipe' })).not.toThrow()
-  })
-})
-
 describe('traces: app -> collector -> Jaeger (and the Tempo exporter)', () => {
   it('delivers a show request as one trace: server span, pool wait, SQL and render under it', async () => {
-    const id = showTraceIds[0]!
-    const spans = await waitFor(`trace ${id} in Jaeger`, async () => {
-      const s = await jaegerTrace(jaeger.api, id)
-      return s && ['GET /blogs/show/:id', 'SELECT', 'pool.acquire', 'view.render'].every((n) => s.some((x) => x.operationName === n)) ? s : undefined
-    }, 20_000)
-    const server = spans.find((s) => s.operationName === 'GET /blogs/show/:id')!
-    expect(server.references.filter((r) => r.refType === 'CHILD_OF')).toEqual([])
-    expect(server.tags).toEqual(expect.arrayContaining([{ key: 'http.route', type: 'string', value: '/blogs/show/:id' }]))
-    const byId = new Map(spans.map((s) => [s.spanID, s]))
-    const underServer = (s: JaegerSpan): boolean => {
-      const parent = s.references.find((r) => r.refType === 'CHILD_OF')?.spanID
-      return parent === server.spanID || (parent !== undefined && byId.has(parent) && underServer(byId.get(parent)!))
-    }
-    for (const s of spans.filter((x) => x !== server)) expect(underServer(s), s.operationName).toBe(true)
-    expect(new Set(spans.map((s) => s.traceID))).toEqual(new Set([id]))
+    const trace = await jaeger.waitForTrace(showTraceIds[0]!, (t) => t.spans.length >= 4)
+    expectRequestTrace(fromJaeger(trace), { name: 'GET /blogs/show/:id', status: 200, children: ['pool.acquire', 'SELECT', 'view.render'], view: 'blogs/show' })
   })
 
-  it('delivers the create request with its INSERT and the image write span', async () => {
-    const spans = await waitFor(`trace ${createTraceId} in Jaeger`, async () => {
-      const s = await jaegerTrace(jaeger.api, createTraceId)
-      return s && ['POST /blogs/new', 'INSERT', 'blog.image.write'].every((n) => s.some((x) => x.operationName === n)) ? s : undefined
-    }, 20_000)
-    expect(spans.length).toBeGreaterThanOrEqual(3)
+  it('delivers the create request with its transaction and the image write span', async () => {
+    const trace = await jaeger.waitForTrace(createTraceId, (t) => t.spans.length >= 6)
+    const { children } = expectRequestTrace(fromJaeger(trace), { name: 'POST /blogs/new', status: 303, sql: [/^START TRANSACTION/, /^INSERT INTO `blog`/, /^COMMIT/] })
+    expect(children.map((c) => c.name)).toContain('blog.image.write')
   })
 
   it('sends the same traces through the Tempo exporter (to a stand-in OTLP/gRPC receiver)', async () => {
     for (const id of [showTraceIds[0]!, createTraceId]) {
       const [viaTempo, viaJaeger] = await waitFor(`trace ${id} via the Tempo exporter`, async () => {
-        const a = await jaegerTrace(tempo.api, id)
-        const b = await jaegerTrace(jaeger.api, id)
-        return a && b && a.length === b.length ? [a, b] : undefined
+        const a = await tempo.trace(id)
+        const b = await jaeger.trace(id)
+        return a && b && a.spans.length === b.spans.length ? [a, b] : undefined
       }, 20_000)
-      expect(viaTempo.map((s) => s.spanID).sort()).toEqual(viaJaeger.map((s) => s.spanID).sort())
+      expect(viaTempo.spans.map((s) => s.spanID).sort()).toEqual(viaJaeger.spans.map((s) => s.spanID).sort())
     }
   })
 })
@@ -323,7 +227,7 @@ describe('metrics: app and spanmetrics -> collector -> Prometheus', () => {
     }, 30_000)
     const traceId = exemplars[0]!.labels.trace_id!
     expect(traceId).toMatch(/^[0-9a-f]{32}$/)
-    expect(await waitFor(`exemplar trace ${traceId} in Jaeger`, () => jaegerTrace(jaeger.api, traceId), 10_000)).not.toHaveLength(0)
+    expect((await jaeger.waitForTrace(traceId, (t) => t.spans.length > 0, 10_000)).spans).not.toHaveLength(0)
   })
 
   it("names the span metrics the way Grafana's Service Graph table queries them, and its queries return rows", async () => {
