@@ -91,26 +91,6 @@ export function useTestApp(assign: (t: { env: TestEnv; app: FastifyInstance }) =
   })
 }
 
-/** Encodes fields (and files) as multipart/form-data the way a browser does. */
-export async function multipart(
-  fields: Record<string, string | string[]>,
-  files: Record<string, { data: Buffer | string; filename: string; type?: string }> = {}
-): Promise<{ payload: Buffer; headers: Record<string, string> }> {
-  const fd = new FormData()
-  for (const [name, value] of Object.entries(fields)) {
-    for (const v of Array.isArray(value) ? value : [value]) fd.append(name, v)
-  }
-  for (const [name, f] of Object.entries(files)) {
-    const data = typeof f.data === 'string' ? Buffer.from(f.data) : f.data
-    fd.append(name, new Blob([new Uint8Array(data)], { type: f.type ?? 'application/octet-stream' }), f.filename)
-  }
-  const res = new Response(fd)
-  return {
-    payload: Buffer.from(await res.arrayBuffer()),
-    headers: { 'content-type': res.headers.get('content-type') ?? '' }
-  }
-}
-
 /** Lists stored images (ignores the incoming area). */
 export async function storedFiles(uploadDir: string): Promise<string[]> {
   return (await fs.readdir(uploadDir)).filter((n) => !n.startsWith('.')).sort()

@@ -1,5 +1,4 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { multipart } from './app'
 import { parseTraceHeader } from './otlp-receiver'
 import { request, type HttpResponse } from './server'
 
@@ -41,13 +40,4 @@ export function traceLinks(html: string): string[] {
   return [...new Set([...html.matchAll(/\/_inspect\/traces\/([0-9a-f]{32})/g)].map((m) => m[1]!))]
 }
 
-export async function postForm(
-  port: number,
-  path: string,
-  fields: Record<string, string>,
-  files: Parameters<typeof multipart>[1] = {},
-  headers: Record<string, string> = {}
-): Promise<HttpResponse> {
-  const body = await multipart(fields, files)
-  return request(port, { method: 'POST', path, headers: { ...headers, ...body.headers }, body: body.payload })
-}
+

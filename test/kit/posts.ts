@@ -3,7 +3,8 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { expect } from 'vitest'
-import { incomingFiles, multipart, storedFiles, type TestEnv } from './app'
+import { incomingFiles, storedFiles, type TestEnv } from './app'
+import { postForm, type UploadFile } from './form'
 
 /** A row of the `blog` table as mysql2 returns it. */
 export interface BlogRow {
@@ -23,7 +24,6 @@ export function unique(prefix: string): string {
   return `${prefix} ${randomBytes(5).toString('hex')}`
 }
 
-export type UploadFile = { data: Buffer | string; filename: string; type?: string }
 
 export async function rowsByTitle(env: TestEnv, title: string): Promise<BlogRow[]> {
   return env.query<BlogRow>('SELECT * FROM `blog` WHERE `title` = ? ORDER BY `id`', [title])
@@ -52,8 +52,7 @@ export async function createPost(
   image?: UploadFile
 ): Promise<BlogRow> {
   const values = { title: unique('Post'), author: 'Test Author', content: 'Some content.', ...fields }
-  const body = await multipart(values, image ? { image_file: image } : {})
-  const res = await app.inject({ method: 'POST', url: '/blogs/new', ...body })
+  const res = await postForm(app, '/blogs/new', values, image ? { image_file: image } : {})
   expect(res.statusCode, res.body).toBe(303)
   const rows = await rowsByTitle(env, values.title)
   expect(rows).toHaveLength(1)
@@ -74,30 +73,6 @@ export async function exists(p: string): Promise<boolean> {
     () => true,
     () => false
   )
-}
-
-/**
- * A multipart body written by hand, for what FormData cannot produce: a file part with
- * `filename=""` (what a browser sends when no file was chosen).
- */
-export function rawMultipart(
-  parts: ({ name: string; value: string } | { name: string; filename: string; type: string; data: Buffer })[]
-): { payload: Buffer; headers: Record<string, string> } {
-  const boundary = `----testboundary${randomBytes(8).toString('hex')}`
-  const chunks: Buffer[] = []
-  for (const p of parts) {
-    if ('value' in p) {
-      chunks.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${p.name}"\r\n\r\n${p.value}\r\n`))
-    } else {
-      chunks.push(
-        Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${p.name}"; filename="${p.filename}"\r\nContent-Type: ${p.type}\r\n\r\n`),
-        p.data,
-        Buffer.from('\r\n')
-      )
-    }
-  }
-  chunks.push(Buffer.from(`--${boundary}--\r\n`))
-  return { payload: Buffer.concat(chunks), headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } }
 }
 
 /** The list page's card for one post, or undefined when the page does not show it. */

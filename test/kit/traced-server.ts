@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, expect } from 'vitest'
-import { createTestEnv, multipart, type TestEnv } from './app'
+import { createTestEnv, type TestEnv } from './app'
+import { postForm } from './form'
 import { formatTree, OtlpReceiver, parseTraceHeader, SpanKind, type ReceivedSpan } from './otlp-receiver'
-import { assertBuilt, request, startListening, type HttpResponse, type ServerChild } from './server'
+import { assertBuilt, startListening, type HttpResponse, type ServerChild } from './server'
 import { fromOtlp, type ContractSpan } from './trace'
 
 /** The two ways server spans are made: the app's Fastify hooks (default) or the http instrumentation. */
@@ -58,10 +59,7 @@ export function useTracedServer(extraEnv: Record<string, string> = {}): TracedSe
     expect(servers[0]!.spanId, tree).toBe(spanId)
     return { res, spans, contract: fromOtlp(spans), server: servers[0]!, tree }
   }
-  t.postForm = async (fields, image) => {
-    const body = await multipart(fields, image ? { image_file: { data: image, filename: 'picture.png', type: 'image/png' } } : {})
-    return request(t.child.port, { method: 'POST', path: '/blogs/new', headers: body.headers, body: body.payload })
-  }
+  t.postForm = (fields, image) => postForm(t.child.port, '/blogs/new', fields, image ? { image_file: { data: image, filename: 'picture.png', type: 'image/png' } } : {})
   t.existingPostId = async () => {
     const [row] = await t.env.query<{ id: number }>('SELECT `id` FROM `blog` ORDER BY `id` LIMIT 1')
     expect(row, 'the seeded database should have posts').toBeDefined()

@@ -5,7 +5,8 @@ import { afterEach, beforeEach, describe, expect, it, onTestFinished, vi } from 
 import type { FastifyInstance } from 'fastify'
 import { LocalImageStorage } from '../../../src/storage/local'
 import { STORED_NAME } from '../../../src/storage/sniff'
-import { useTestApp, incomingFiles, multipart, storedFiles, type TestEnv } from '../../kit/app'
+import { useTestApp, incomingFiles, storedFiles, type TestEnv } from '../../kit/app'
+import { postForm } from '../../kit/form'
 import { GIF_1x1, JPEG_1x1, PNG_1x1, WEBP_1x1 } from '../../fixtures/images'
 
 let env: TestEnv
@@ -26,13 +27,8 @@ async function countRows(where = '1=1', params: unknown[] = []): Promise<number>
   return Number(row!.n)
 }
 
-async function postWithImage(title: string, image = PNG_1x1, filename = 'photo.png') {
-  const body = await multipart(
-    { title, author: 'Atomic Tester', content: 'Row and file live or die together.' },
-    { image_file: { data: image, filename, type: 'image/png' } }
-  )
-  return app.inject({ method: 'POST', url: '/blogs/new', ...body })
-}
+const postWithImage = (title: string, image = PNG_1x1, filename = 'photo.png') =>
+  postForm(app, '/blogs/new', { title, author: 'Atomic Tester', content: 'Row and file live or die together.' }, { image_file: { data: image, filename, type: 'image/png' } })
 
 describe('creating a post with an image is all or nothing', () => {
   it('a database error on INSERT (after the file was stored) leaves no row and no file', async () => {

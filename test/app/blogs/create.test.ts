@@ -2,7 +2,8 @@ import os from 'node:os'
 import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { describe, expect, it } from 'vitest'
-import { useTestApp, multipart, type TestEnv } from '../../kit/app'
+import { useTestApp, type TestEnv } from '../../kit/app'
+import { multipart, postForm, rawMultipart, type UploadFile } from '../../kit/form'
 import {
   countRows,
   createPost,
@@ -10,11 +11,9 @@ import {
   exists,
   fileState,
   GENERATED_NAME,
-  rawMultipart,
   readStored,
   rowsByTitle,
-  unique,
-  type UploadFile
+  unique
 } from '../../kit/posts'
 import { GIF_1x1, JPEG_1x1, PNG_1x1, WEBP_1x1 } from '../../fixtures/images'
 
@@ -24,9 +23,7 @@ useTestApp((t) => ({ env, app } = t))
 
 const png = (filename = 'photo.png'): UploadFile => ({ data: PNG_1x1, filename, type: 'image/png' })
 
-async function postNew(fields: Record<string, string | string[]>, files: Record<string, UploadFile> = {}) {
-  return app.inject({ method: 'POST', url: '/blogs/new', ...(await multipart(fields, files)) })
-}
+const postNew = (fields: Record<string, string | string[]>, files: Record<string, UploadFile> = {}) => postForm(app, '/blogs/new', fields, files)
 
 /** Runs `act` and checks it left no row and no file (stored or incoming) behind. */
 async function expectNothingWritten(act: () => Promise<void>) {

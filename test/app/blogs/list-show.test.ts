@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildApp, createTestEnv, useTestApp, multipart, type TestEnv } from '../../kit/app'
+import { buildApp, createTestEnv, useTestApp, type TestEnv } from '../../kit/app'
+import { multipart } from '../../kit/form'
 import { createPost, ejsEscape, listedIds, postCard, unique, unusedId } from '../../kit/posts'
 import { PNG_1x1 } from '../../fixtures/images'
 import { samplePosts } from '../../../src/db/seeds/sample-posts'

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { describe, expect, it } from 'vitest'
-import { useTestApp, multipart, type TestEnv } from '../../kit/app'
+import { useTestApp, type TestEnv } from '../../kit/app'
+import { postForm, type UploadFile } from '../../kit/form'
 import {
   countRows,
   createPost,
@@ -10,8 +11,7 @@ import {
   readStored,
   rowById,
   unique,
-  unusedId,
-  type UploadFile
+  unusedId
 } from '../../kit/posts'
 import { GIF_1x1, PNG_1x1 } from '../../fixtures/images'
 
@@ -22,9 +22,8 @@ useTestApp((t) => ({ env, app } = t))
 const png: UploadFile = { data: PNG_1x1, filename: 'old.png', type: 'image/png' }
 const gif: UploadFile = { data: GIF_1x1, filename: 'new.gif', type: 'image/gif' }
 
-async function sendModify(method: 'POST' | 'PUT', id: number | string, fields: Record<string, string | string[]>, image?: UploadFile) {
-  return app.inject({ method, url: `/blogs/modify/${id}`, ...(await multipart(fields, image ? { image_file: image } : {})) })
-}
+const sendModify = (method: 'POST' | 'PUT', id: number | string, fields: Record<string, string | string[]>, image?: UploadFile) =>
+  postForm(app, `/blogs/modify/${id}`, fields, image ? { image_file: image } : {}, { method })
 
 describe('GET /blogs/modify/:id', () => {
   it('shows the edit form pre-filled with the post, escaped', async () => {

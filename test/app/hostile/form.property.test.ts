@@ -5,8 +5,10 @@ import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ROOT } from '../../../src/paths'
 import { FIELD_RULES } from '../../../src/posts/fields'
-import { buildApp, createTestEnv, incomingFiles, multipart, storedFiles, type TestEnv } from '../../kit/app'
-import { countRows, ejsEscape, GENERATED_NAME, rawMultipart, type BlogRow } from '../../kit/posts'
+import { buildApp, createTestEnv, incomingFiles, storedFiles, type TestEnv } from '../../kit/app'
+import { multipart } from '../../kit/form'
+import { countRows, ejsEscape, GENERATED_NAME, type BlogRow } from '../../kit/posts'
+import { rawMultipart } from '../../kit/form'
 import { GIF_1x1, JPEG_1x1, PNG_1x1, WEBP_1x1 } from '../../fixtures/images'
 
 // Property tests of the post form against hostile input, through the real app (inject) and a

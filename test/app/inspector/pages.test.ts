@@ -4,7 +4,8 @@ import { createTestEnv, type TestEnv } from '../../kit/app'
 import { OtlpReceiver } from '../../kit/otlp-receiver'
 import { assertBuilt, request, startListening, type ServerChild } from '../../kit/server'
 import { PNG_1x1 } from '../../fixtures/images'
-import { attributeValues, inspect, postForm, traceIdOf, traceLinks, waterfallLabels } from '../../kit/inspector'
+import { postForm } from '../../kit/form'
+import { attributeValues, inspect, traceIdOf, traceLinks, waterfallLabels } from '../../kit/inspector'
 
 // The compiled server with the OTel bootstrap (as `npm start`), INSPECTOR_ENABLED=true and an
 // OTLP exporter configured: the inspector's pages show each request's spans, and the exporter
@@ -165,7 +166,7 @@ describe.each(MODES)('the inspector with server spans made by $name', (mode) => 
 
   it('never shows form contents, parameters, query strings or secret headers', async () => {
     const m = `mk${randomBytes(6).toString('hex')}`
-    const created = await postForm(child.port, '/blogs/new', { title: `Title ${m}T`, author: `Author ${m}A`, content: `Content ${m}C` }, {}, { cookie: `sid=${m}K` })
+    const created = await postForm(child.port, '/blogs/new', { title: `Title ${m}T`, author: `Author ${m}A`, content: `Content ${m}C` }, {}, { headers: { cookie: `sid=${m}K` } })
     expect(created.status).toBe(303)
     const id = await postId(`Title ${m}T`)
     const headers = { authorization: `Bearer ${m}H`, cookie: `session=${m}K`, 'user-agent': `agent-${m}U`, 'x-api-key': `${m}X` }
@@ -173,7 +174,7 @@ describe.each(MODES)('the inspector with server spans made by $name', (mode) => 
     expect((await request(child.port, { path: `/blogs/?page=1&secret=${m}Q`, headers })).status).toBe(200)
     // Rejected form (re-rendered with the text kept) and an edit.
     expect((await postForm(child.port, '/blogs/new', { title: 'x', author: `Author ${m}A`, content: `Content ${m}F` })).status).toBe(400)
-    expect((await postForm(child.port, `/blogs/modify/${id}`, { title: `Title ${m}E`, author: `Author ${m}A`, content: `Edited ${m}E` }, {}, headers)).status).toBe(303)
+    expect((await postForm(child.port, `/blogs/modify/${id}`, { title: `Title ${m}E`, author: `Author ${m}A`, content: `Edited ${m}E` }, {}, { headers })).status).toBe(303)
     const last = await request(child.port, { path: `/blogs/show/${id}`, headers })
     await inspect(child.port, `/_inspect/traces/${traceIdOf(last)}`)
 

@@ -11,7 +11,8 @@ import { FIELD_RULES } from '../../../src/posts/fields'
 import { PostFormSchema } from '../../../src/posts/form'
 import { PNG_1x1 } from '../../fixtures/images'
 import { buildApp, createTestEnv, type TestEnv } from '../../kit/app'
-import { rawMultipart, readStored, rowsByTitle } from '../../kit/posts'
+import { readStored, rowsByTitle } from '../../kit/posts'
+import { rawMultipart } from '../../kit/form'
 
 // The k6 scripts cannot run here (no k6 binary). What can drift silently is checked instead:
 // they type-check against @types/k6, and every request they make, built by the same module

@@ -3,7 +3,8 @@ import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { createTestEnv, multipart, type TestEnv } from '../../kit/app'
+import { createTestEnv, type TestEnv } from '../../kit/app'
+import { postForm } from '../../kit/form'
 import { unique } from '../../kit/posts'
 import { assertBuilt, killAllServers, request, startListening, type ServerChild } from '../../kit/server'
 import { PNG_1x1 } from '../../fixtures/images'
@@ -47,13 +48,8 @@ afterAll(async () => {
   await env?.cleanup()
 })
 
-async function post(title: string, withImage: boolean) {
-  const body = await multipart(
-    { title, author: 'Disk Tester', content: 'The disk said no.' },
-    withImage ? { image_file: { data: PNG_1x1, filename: 'p.png', type: 'image/png' } } : {}
-  )
-  return request(server.port, { method: 'POST', path: '/blogs/new', body: body.payload, headers: body.headers })
-}
+const post = (title: string, withImage: boolean) =>
+  postForm(server.port, '/blogs/new', { title, author: 'Disk Tester', content: 'The disk said no.' }, withImage ? { image_file: { data: PNG_1x1, filename: 'p.png', type: 'image/png' } } : {})
 
 async function rowCount(title: string): Promise<number> {
   return (await env.query('SELECT id FROM `blog` WHERE `title` = ?', [title])).length

@@ -7,7 +7,8 @@ import { ROOT } from '../../../src/paths'
 import { createTestEnv, type TestEnv } from '../../kit/app'
 import { assertBuilt, request, startListening, type ServerChild } from '../../kit/server'
 import { PNG_1x1 } from '../../fixtures/images'
-import { inspect, postForm, traceIdOf } from '../../kit/inspector'
+import { postForm } from '../../kit/form'
+import { inspect, traceIdOf } from '../../kit/inspector'
 
 // A real browser on the inspector's pages, under the app's Content-Security-Policy: the
 // waterfall draws, a click shows a span's attributes without JavaScript, and nothing the CSP

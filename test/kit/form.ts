@@ -1,0 +1,68 @@
+import { randomBytes } from 'node:crypto'
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import { request, type HttpResponse } from './server'
+
+// Posting forms as a browser does, to the app in process (inject) or to a child server.
+
+export type UploadFile = { data: Buffer | string; filename: string; type?: string }
+export type FormFields = Record<string, string | string[]>
+
+/** Encodes fields (and files) as multipart/form-data the way a browser does. */
+export async function multipart(
+  fields: Record<string, string | string[]>,
+  files: Record<string, UploadFile> = {}
+): Promise<{ payload: Buffer; headers: Record<string, string> }> {
+  const fd = new FormData()
+  for (const [name, value] of Object.entries(fields)) {
+    for (const v of Array.isArray(value) ? value : [value]) fd.append(name, v)
+  }
+  for (const [name, f] of Object.entries(files)) {
+    const data = typeof f.data === 'string' ? Buffer.from(f.data) : f.data
+    fd.append(name, new Blob([new Uint8Array(data)], { type: f.type ?? 'application/octet-stream' }), f.filename)
+  }
+  const res = new Response(fd)
+  return {
+    payload: Buffer.from(await res.arrayBuffer()),
+    headers: { 'content-type': res.headers.get('content-type') ?? '' }
+  }
+}
+
+export interface PostOptions {
+  method?: 'POST' | 'PUT'
+  headers?: Record<string, string>
+}
+
+/** Sends a multipart/form-data form to `path` of the app (in process) or of the server at `port`. */
+export async function postForm(target: FastifyInstance, path: string, fields: FormFields, files?: Record<string, UploadFile>, opts?: PostOptions): Promise<LightMyRequestResponse>
+export async function postForm(target: number, path: string, fields: FormFields, files?: Record<string, UploadFile>, opts?: PostOptions): Promise<HttpResponse>
+export async function postForm(target: FastifyInstance | number, path: string, fields: FormFields, files: Record<string, UploadFile> = {}, opts: PostOptions = {}): Promise<LightMyRequestResponse | HttpResponse> {
+  const body = await multipart(fields, files)
+  const method = opts.method ?? 'POST'
+  const headers = { ...opts.headers, ...body.headers }
+  if (typeof target === 'number') return request(target, { method, path, headers, body: body.payload })
+  return target.inject({ method, url: path, headers, payload: body.payload })
+}
+
+/**
+ * A multipart body written by hand, for what FormData cannot produce: a file part with
+ * `filename=""` (what a browser sends when no file was chosen).
+ */
+export function rawMultipart(
+  parts: ({ name: string; value: string } | { name: string; filename: string; type: string; data: Buffer })[]
+): { payload: Buffer; headers: Record<string, string> } {
+  const boundary = `----testboundary${randomBytes(8).toString('hex')}`
+  const chunks: Buffer[] = []
+  for (const p of parts) {
+    if ('value' in p) {
+      chunks.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${p.name}"\r\n\r\n${p.value}\r\n`))
+    } else {
+      chunks.push(
+        Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${p.name}"; filename="${p.filename}"\r\nContent-Type: ${p.type}\r\n\r\n`),
+        p.data,
+        Buffer.from('\r\n')
+      )
+    }
+  }
+  chunks.push(Buffer.from(`--${boundary}--\r\n`))
+  return { payload: Buffer.concat(chunks), headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } }
+}
