@@ -4,36 +4,14 @@ import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import YAML from 'yaml'
 import { loadConfig, parseDatabaseUrl } from '../../src/config'
-import {
-  allPanels, DASHBOARD_FILES, expandCollectorEnv, interpolate, interpolateDeep, readJson, readYaml, ROOT, type Dashboard
-} from '../kit/stack'
-import { SERVICE_GRAPH_TABLE_METRICS } from '../kit/grafana-tempo'
-import { effectiveOutputs, hostPath, k6Run, problems, shellLines, words, writtenPaths, type ComposeK6Service, type K6Run } from '../kit/k6-cli'
+import { loadCompose, type ComposeFile, type Healthcheck } from '../kit/compose'
+import { expandCollectorEnv, interpolate, interpolateDeep, readJson, readYaml, ROOT } from '../kit/stack'
 
-// Static checks of docker-compose.yml, the Dockerfile and the Grafana provisioning. Docker,
+// Static checks of docker-compose.yml and the Dockerfile (Grafana: grafana.test.ts, k6: k6-compose.test.ts). Docker,
 // Grafana, Tempo and k6 cannot run on these machines; test/e2e/stack/collector.test.ts runs the
 // collector, Jaeger and Prometheus for real.
 
-interface Healthcheck { test: string[] | string; interval?: string; retries?: number }
-interface Service {
-  image?: string
-  build?: { context: string; target?: string; dockerfile?: string; dockerfile_inline?: string }
-  command?: string[] | string
-  environment?: Record<string, string>
-  volumes?: string[]
-  ports?: string[]
-  depends_on?: Record<string, { condition: string }>
-  healthcheck?: Healthcheck
-  profiles?: string[]
-  user?: string
-}
-interface ComposeFile { name: string; services: Record<string, Service>; volumes?: Record<string, unknown> }
-
-const raw = readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8')
-const parsed = readYaml<ComposeFile>('docker-compose.yml')
-// What Compose sees with none of the optional variables set (VOLUME_PATH, TESTID, ...).
-const compose = interpolateDeep(parsed, {})
-const services = compose.services
+const { raw, parsed, compose, services } = loadCompose()
 const dockerfile = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8')
 
 /** `FROM` images of a Dockerfile text, with `ARG` defaults substituted. */
@@ -205,80 +183,6 @@ describe('docker-compose.yml', () => {
     expect(services.prometheus!.volumes).toContain('./prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro')
   })
 
-  it('runs k6 against the app with the Prometheus remote-write output and native histograms', () => {
-    const k6 = services.k6!
-    expect(k6.environment).toMatchObject({
-      BASE_URL: 'http://app:8000',
-      K6_OUT: 'experimental-prometheus-rw',
-      K6_PROMETHEUS_RW_SERVER_URL: 'http://prometheus:9090/api/v1/write',
-      K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM: 'true',
-      // Off by default in k6: a finished run's series would hold their last value for 5 minutes.
-      K6_PROMETHEUS_RW_STALE_MARKERS: 'true'
-    })
-    expect(k6.command).toEqual(['run', '-o', 'experimental-prometheus-rw', '/scripts/mixed.js'])
-    expect(k6.volumes).toEqual(['./k6:/scripts:ro', './k6/results:/results'])
-    for (const script of ['read.js', 'write.js', 'stress.js', 'arrival.js', 'mixed.js']) {
-      expect(existsSync(path.join(ROOT, 'k6', script)), script).toBe(true)
-    }
-    // TESTID reaches the scripts, which tag every metric with it (the dashboard's testid).
-    expect(parsed.services.k6!.environment!.TESTID).toBe('${TESTID:-}')
-    expect(interpolateDeep(parsed, { TESTID: 'read-1' }).services.k6!.environment!.TESTID).toBe('read-1')
-    expect(readFileSync(path.join(ROOT, 'k6/lib/options.js'), 'utf8')).toMatch(/__ENV\.TESTID/)
-  })
-
-  it('writes k6 summaries to the mounted k6/results as root, or as K6_USER (the image user 12345 cannot write it)', () => {
-    expect(services.k6!.user).toBe('0')
-    expect(interpolateDeep(parsed, { K6_USER: '1000' }).services.k6!.user).toBe('1000')
-    expect(services.k6!.environment!.SUMMARY_DIR).toBe('/results')
-    const run = k6Run('docker compose --profile k6 run --rm k6', parsed as { services: Record<string, ComposeK6Service> })!
-    expect(writtenPaths(run).map((f) => hostPath(run, f.path)?.host)).toEqual(['k6/results/summary-x.json'])
-    expect(problems(run)).toEqual([])
-    // The directory is in the repo (git keeps it through its .gitignore), so Docker does not make it root's.
-    expect(existsSync(path.join(ROOT, 'k6/results/.gitignore'))).toBe(true)
-  })
-
-  describe('the k6 command lines of README.md and k6/README.md', () => {
-    const docs = ['README.md', 'k6/README.md'].map((f) => ({ file: f, lines: shellLines(readFileSync(path.join(ROOT, f), 'utf8')) }))
-    const composeFile = parsed as { services: Record<string, ComposeK6Service> }
-    const runs = docs.flatMap((d) => d.lines.map((l) => k6Run(l, composeFile)).filter((r): r is K6Run => r !== undefined).map((run) => ({ ...d, run })))
-
-    it('keep the Prometheus output under Compose, write only where the run can, and run scripts that exist', () => {
-      expect(runs.filter((r) => r.run.where === 'compose').length).toBeGreaterThanOrEqual(6)
-      expect(runs.filter((r) => r.run.where === 'docker').length).toBe(2)
-      expect(runs.filter((r) => r.run.where === 'local').length).toBeGreaterThanOrEqual(4)
-      expect(Object.fromEntries(runs.map((r) => [`${r.file}: ${r.run.line}`, problems(r.run)]).filter(([, p]) => p!.length > 0))).toEqual({})
-    })
-
-    it('give a Compose recipe for the json output whose file the following jq command reads on the host', () => {
-      for (const d of docs) {
-        const composeJson = runs.filter((r) => r.file === d.file && r.run.where === 'compose' && effectiveOutputs(r.run).some((o) => o.startsWith('json=')))
-        expect(composeJson.length, d.file).toBeGreaterThan(0)
-        // The file argument of each jq command (its last word before a pipe).
-        const jqFiles = d.lines.map((l) => words(l)).filter((w) => w[0] === 'jq').map((w) => w.slice(0, w.includes('|') ? w.indexOf('|') : w.length).pop())
-        for (const { run } of composeJson) {
-          expect(effectiveOutputs(run), run.line).toContain('experimental-prometheus-rw')
-          for (const f of writtenPaths(run).filter((x) => x.what.startsWith('-o json='))) {
-            expect(jqFiles, `${d.file}: jq reading ${f.path}`).toContain(hostPath(run, f.path)!.host)
-          }
-        }
-      }
-    })
-
-    it('would catch the recipes that broke before (an -o dropping K6_OUT, a relative json path, uid 12345)', () => {
-      const dropped = k6Run('docker compose --profile k6 run --rm k6 run --out json=k6/results/run.json /scripts/read.js', composeFile)!
-      expect(problems(dropped)).toEqual([
-        expect.stringMatching(/no experimental-prometheus-rw output .*replaces K6_OUT/),
-        expect.stringMatching(/^-o json=k6\/results\/run.json: relative path/)
-      ])
-      const imageUser = structuredClone(composeFile)
-      imageUser.services.k6!.user = '${K6_USER:-12345}'
-      expect(problems(k6Run('docker compose --profile k6 run --rm k6', imageUser)!)).toEqual([expect.stringMatching(/user 12345 cannot write/)])
-      expect(problems(k6Run('K6_USER=$(id -u) docker compose --profile k6 run --rm k6', imageUser)!)).toEqual([])
-      const noUser = k6Run('docker run --rm -v "$PWD/k6:/scripts" -e SUMMARY_DIR=/scripts/results grafana/k6 run /scripts/read.js', composeFile)!
-      expect(problems(noUser)).toEqual([expect.stringMatching(/user 12345 cannot write/)])
-    })
-  })
-
   it('publishes host ports on loopback only (Grafana admits anonymous viewers)', () => {
     const published = Object.entries(services).flatMap(([name, s]) => (s.ports ?? []).map((p) => [name, p] as const))
     expect(published.length).toBeGreaterThan(0)
@@ -286,17 +190,6 @@ describe('docker-compose.yml', () => {
     expect(services.grafana!.environment).toMatchObject({ GF_AUTH_ANONYMOUS_ENABLED: 'true', GF_AUTH_ANONYMOUS_ORG_ROLE: 'Viewer' })
     expect(services.grafana!.ports).toContain('127.0.0.1:3000:3000')
     expect(services.jaeger!.ports).toContain('127.0.0.1:16686:16686')
-  })
-
-  it('lets the anonymous Viewer follow metrics -> trace links, which need Explore access in Grafana 12', () => {
-    const env = services.grafana!.environment!
-    // Viewer, not Editor: viewers_can_edit adds datasources:explore without the right to save.
-    expect(env).toMatchObject({ GF_AUTH_ANONYMOUS_ORG_ROLE: 'Viewer', GF_USERS_VIEWERS_CAN_EDIT: 'true' })
-    // The links that need it: exemplars to Tempo/Jaeger, and each dashboard's Explore links.
-    const ds = readYaml<{ datasources: { uid: string; jsonData?: { exemplarTraceIdDestinations?: unknown[] } }[] }>('grafana/provisioning/datasources/datasources.yaml').datasources
-    expect(ds.find((d) => d.uid === 'prometheus')!.jsonData!.exemplarTraceIdDestinations).toHaveLength(2)
-    for (const f of DASHBOARD_FILES) expect(readJson<Dashboard>(f).links!.some((l) => l.url.startsWith('/explore?')), f).toBe(true)
-    expect(readFileSync(path.join(ROOT, 'README.md'), 'utf8')).toContain('GF_USERS_VIEWERS_CAN_EDIT')
   })
 
   it('is accepted by `docker compose config` where Compose is installed', (ctx) => {
@@ -341,136 +234,5 @@ describe('Dockerfile', () => {
       expect(ignored, `${src} is excluded by .dockerignore`).not.toContain(src)
     }
     expect(ignored).toEqual(expect.arrayContaining(['node_modules', '.env', 'dist', 'uploads', '.git']))
-  })
-})
-
-describe('Grafana provisioning', () => {
-  interface Ds {
-    uid: string
-    type: string
-    jsonData?: {
-      exemplarTraceIdDestinations?: { name: string; datasourceUid: string }[]
-      tracesToMetrics?: { datasourceUid: string; queries: { query: string }[] }
-      serviceMap?: { datasourceUid: string }
-    }
-  }
-  const datasources = readYaml<{ datasources: Ds[] }>('grafana/provisioning/datasources/datasources.yaml').datasources
-  const uids = new Set(datasources.map((d) => d.uid))
-  const dashboards = DASHBOARD_FILES.map((f) => readJson<Dashboard>(f))
-
-  it('provisions Prometheus, Tempo and Jaeger under fixed uids', () => {
-    expect(datasources.map((d) => [d.uid, d.type])).toEqual([['prometheus', 'prometheus'], ['tempo', 'tempo'], ['jaeger', 'jaeger']])
-  })
-
-  it('links exemplars to a trace datasource and traces back to Prometheus', () => {
-    const prom = datasources.find((d) => d.uid === 'prometheus')!
-    const dest = prom.jsonData!.exemplarTraceIdDestinations!
-    expect(dest.map((d) => d.datasourceUid).sort()).toEqual(['jaeger', 'tempo'])
-    // The prometheus exporter names the exemplar label trace_id (collector.test.ts sees it).
-    expect(dest.every((d) => d.name === 'trace_id')).toBe(true)
-    const tempo = datasources.find((d) => d.uid === 'tempo')!
-    expect(tempo.jsonData!.serviceMap!.datasourceUid).toBe('prometheus')
-    for (const d of datasources.filter((x) => x.jsonData?.tracesToMetrics)) {
-      expect(d.jsonData!.tracesToMetrics!.datasourceUid).toBe('prometheus')
-    }
-  })
-
-  it("names the span metrics as Grafana's Service Graph table queries them, and uses only those names", () => {
-    const collector = readYaml<{ connectors: { spanmetrics: { namespace: string; histogram: { unit: string } } } }>('otel/collector.yaml')
-    // namespace traces.spanmetrics + unit s -> traces_spanmetrics_{calls_total,duration_seconds_bucket}
-    // (test/e2e/stack/collector.test.ts sees these names arrive in a real Prometheus).
-    expect(collector.connectors.spanmetrics.namespace).toBe('traces.spanmetrics')
-    expect(collector.connectors.spanmetrics.histogram.unit).toBe('s')
-    const files = [...DASHBOARD_FILES, 'grafana/provisioning/datasources/datasources.yaml']
-    const used = new Set(files.flatMap((f) => [...readFileSync(path.join(ROOT, f), 'utf8').matchAll(/\btraces_span[a-z_]*/g)].map((m) => m[0])))
-    expect([...used].sort()).toEqual([...SERVICE_GRAPH_TABLE_METRICS].sort())
-    // Tempo's own span-metrics processor would write the same names a second time.
-    const tempo = readYaml<{ overrides: { defaults: { metrics_generator: { processors: string[] } } } }>('otel/tempo.yaml')
-    expect(tempo.overrides.defaults.metrics_generator.processors).toEqual(['service-graphs'])
-  })
-
-  it("writes Grafana's own $__tags as $$__tags (provisioning files expand environment variables)", () => {
-    const text = readFileSync(path.join(ROOT, 'grafana/provisioning/datasources/datasources.yaml'), 'utf8')
-    const queries = datasources.flatMap((d) => d.jsonData?.tracesToMetrics?.queries ?? []).map((q) => q.query)
-    expect(queries.length).toBeGreaterThan(0)
-    for (const q of queries) expect(q.replace(/\$\$/g, '')).not.toMatch(/\$/)
-    expect(text).not.toMatch(/[^$]\$(?!\$)\{?__/)
-  })
-
-  it('serves the dashboards folder the compose file mounts, and the home dashboard exists', () => {
-    const provider = readYaml<{ providers: { type: string; options: { path: string } }[] }>('grafana/provisioning/dashboards/dashboards.yaml').providers[0]!
-    expect(provider.type).toBe('file')
-    expect(services.grafana!.volumes).toContain(`./grafana/dashboards:${provider.options.path}:ro`)
-    expect(services.grafana!.volumes).toContain('./grafana/provisioning:/etc/grafana/provisioning:ro')
-    const home = services.grafana!.environment!.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH!
-    expect(home.startsWith(provider.options.path + '/')).toBe(true)
-    expect(existsSync(path.join(ROOT, 'grafana/dashboards', path.basename(home)))).toBe(true)
-  })
-
-  it('has the Blog app and Load test dashboards with unique uids and panel ids', () => {
-    expect(dashboards.map((d) => d.title)).toEqual(['Blog app', 'Load test'])
-    expect(new Set(dashboards.map((d) => d.uid)).size).toBe(dashboards.length)
-    for (const d of dashboards) {
-      const ids = allPanels(d).map((p) => p.id)
-      expect(new Set(ids).size, d.title).toBe(ids.length)
-    }
-  })
-
-  it('refers only to provisioned datasource uids, in panels, targets, variables and trace links', () => {
-    for (const d of dashboards) {
-      const text = JSON.stringify(d)
-      const referenced = [...text.matchAll(/"uid":"([^"]+)"/g)].map((m) => m[1]!).filter((u) => u !== d.uid)
-      expect(referenced.length, d.title).toBeGreaterThan(0)
-      for (const u of referenced) expect(uids.has(u), `${d.title}: datasource uid ${u}`).toBe(true)
-      for (const link of d.links ?? []) {
-        const panes = /panes=([^&]+)/.exec(link.url)?.[1]
-        if (!panes) continue
-        const json = JSON.parse(decodeURIComponent(panes)) as Record<string, { datasource: string; range: { from: string; to: string } }>
-        for (const pane of Object.values(json)) {
-          expect(uids.has(pane.datasource), link.title).toBe(true)
-          expect(pane.range).toEqual({ from: '${__from}', to: '${__to}' })
-        }
-      }
-    }
-  })
-
-  it('links each dashboard to the traces of its time range in Tempo and Jaeger', () => {
-    for (const d of dashboards) {
-      const titles = (d.links ?? []).map((l) => l.title).join(' | ')
-      expect(titles, d.title).toMatch(/Tempo/)
-      expect(titles, d.title).toMatch(/Jaeger/)
-    }
-  })
-
-  it('gives every panel a title and a unit', () => {
-    for (const d of dashboards) {
-      for (const p of allPanels(d).filter((x) => x.type !== 'row')) {
-        const where = `${d.title} panel #${p.id}`
-        expect(p.title?.trim(), where).toBeTruthy()
-        // A node graph shows the units the Tempo datasource gives its frames (ms/r, r/sec).
-        if (p.type !== 'nodeGraph') expect(p.fieldConfig?.defaults?.unit, `${where} (${p.title})`).toBeTruthy()
-        if (p.type === 'heatmap') expect(p.options?.yAxis?.unit, `${where} (${p.title})`).toBeTruthy()
-        expect(p.targets?.length, `${where} (${p.title}) has no query`).toBeGreaterThan(0)
-      }
-    }
-  })
-
-  it('has the panels the issue asks for', () => {
-    const titles = (i: number) => allPanels(dashboards[i]!).map((p) => p.title ?? '')
-    const blog = titles(0)
-    for (const want of [/Request rate by route/, /error ratio/i, /Latency percentiles by route/, /X-Process-Time/, /DB operation latency/, /Pool connections/, /Pool acquire wait/, /Event loop delay/, /heap/i]) {
-      expect(blog.some((t) => want.test(t)), String(want)).toBe(true)
-    }
-    const load = titles(1)
-    for (const want of [/Virtual users/, /Request rate \(k6\)/, /Latency percentiles \(k6\)/, /Failure rate \(k6\)/, /Server p99/, /DB operation latency/]) {
-      expect(load.some((t) => want.test(t)), String(want)).toBe(true)
-    }
-    // Tempo's service graph, with the reason it shows no k6 edge where one would look for it.
-    const graph = allPanels(dashboards[1]!).find((p) => p.type === 'nodeGraph')
-    expect(graph?.datasource?.uid).toBe('tempo')
-    expect(graph?.targets).toEqual([expect.objectContaining({ queryType: 'serviceMap', datasource: { type: 'tempo', uid: 'tempo' } })])
-    expect((graph as { description?: string }).description).toMatch(/k6 sends a traceparent but exports no span.*no k6 -> blog-app edge/)
-    const testid = dashboards[1]!.templating!.list.find((v) => v.name === 'testid')
-    expect(testid?.query).toEqual({ query: 'label_values(k6_http_reqs_total, testid)', refId: 'testid' })
   })
 })

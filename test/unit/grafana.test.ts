@@ -1,0 +1,155 @@
+import { existsSync, readFileSync } from 'node:fs'
+import path from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { SERVICE_GRAPH_TABLE_METRICS } from '../kit/grafana-tempo'
+import { loadCompose } from '../kit/compose'
+import { allPanels, DASHBOARD_FILES, readJson, readYaml, ROOT, type Dashboard } from '../kit/stack'
+
+// Grafana's provisioning (datasources, dashboards) and what the compose file gives Grafana.
+// Grafana cannot run here; test/e2e/stack/collector.test.ts runs every dashboard query.
+
+const { services } = loadCompose()
+
+describe('Grafana under Compose', () => {
+  it('lets the anonymous Viewer follow metrics -> trace links, which need Explore access in Grafana 12', () => {
+    const env = services.grafana!.environment!
+    // Viewer, not Editor: viewers_can_edit adds datasources:explore without the right to save.
+    expect(env).toMatchObject({ GF_AUTH_ANONYMOUS_ORG_ROLE: 'Viewer', GF_USERS_VIEWERS_CAN_EDIT: 'true' })
+    // The links that need it: exemplars to Tempo/Jaeger, and each dashboard's Explore links.
+    const ds = readYaml<{ datasources: { uid: string; jsonData?: { exemplarTraceIdDestinations?: unknown[] } }[] }>('grafana/provisioning/datasources/datasources.yaml').datasources
+    expect(ds.find((d) => d.uid === 'prometheus')!.jsonData!.exemplarTraceIdDestinations).toHaveLength(2)
+    for (const f of DASHBOARD_FILES) expect(readJson<Dashboard>(f).links!.some((l) => l.url.startsWith('/explore?')), f).toBe(true)
+    expect(readFileSync(path.join(ROOT, 'README.md'), 'utf8')).toContain('GF_USERS_VIEWERS_CAN_EDIT')
+  })
+})
+
+describe('Grafana provisioning', () => {
+  interface Ds {
+    uid: string
+    type: string
+    jsonData?: {
+      exemplarTraceIdDestinations?: { name: string; datasourceUid: string }[]
+      tracesToMetrics?: { datasourceUid: string; queries: { query: string }[] }
+      serviceMap?: { datasourceUid: string }
+    }
+  }
+  const datasources = readYaml<{ datasources: Ds[] }>('grafana/provisioning/datasources/datasources.yaml').datasources
+  const uids = new Set(datasources.map((d) => d.uid))
+  const dashboards = DASHBOARD_FILES.map((f) => readJson<Dashboard>(f))
+
+  it('provisions Prometheus, Tempo and Jaeger under fixed uids', () => {
+    expect(datasources.map((d) => [d.uid, d.type])).toEqual([['prometheus', 'prometheus'], ['tempo', 'tempo'], ['jaeger', 'jaeger']])
+  })
+
+  it('links exemplars to a trace datasource and traces back to Prometheus', () => {
+    const prom = datasources.find((d) => d.uid === 'prometheus')!
+    const dest = prom.jsonData!.exemplarTraceIdDestinations!
+    expect(dest.map((d) => d.datasourceUid).sort()).toEqual(['jaeger', 'tempo'])
+    // The prometheus exporter names the exemplar label trace_id (collector.test.ts sees it).
+    expect(dest.every((d) => d.name === 'trace_id')).toBe(true)
+    const tempo = datasources.find((d) => d.uid === 'tempo')!
+    expect(tempo.jsonData!.serviceMap!.datasourceUid).toBe('prometheus')
+    for (const d of datasources.filter((x) => x.jsonData?.tracesToMetrics)) {
+      expect(d.jsonData!.tracesToMetrics!.datasourceUid).toBe('prometheus')
+    }
+  })
+
+  it("names the span metrics as Grafana's Service Graph table queries them, and uses only those names", () => {
+    const collector = readYaml<{ connectors: { spanmetrics: { namespace: string; histogram: { unit: string } } } }>('otel/collector.yaml')
+    // namespace traces.spanmetrics + unit s -> traces_spanmetrics_{calls_total,duration_seconds_bucket}
+    // (test/e2e/stack/collector.test.ts sees these names arrive in a real Prometheus).
+    expect(collector.connectors.spanmetrics.namespace).toBe('traces.spanmetrics')
+    expect(collector.connectors.spanmetrics.histogram.unit).toBe('s')
+    const files = [...DASHBOARD_FILES, 'grafana/provisioning/datasources/datasources.yaml']
+    const used = new Set(files.flatMap((f) => [...readFileSync(path.join(ROOT, f), 'utf8').matchAll(/\btraces_span[a-z_]*/g)].map((m) => m[0])))
+    expect([...used].sort()).toEqual([...SERVICE_GRAPH_TABLE_METRICS].sort())
+    // Tempo's own span-metrics processor would write the same names a second time.
+    const tempo = readYaml<{ overrides: { defaults: { metrics_generator: { processors: string[] } } } }>('otel/tempo.yaml')
+    expect(tempo.overrides.defaults.metrics_generator.processors).toEqual(['service-graphs'])
+  })
+
+  it("writes Grafana's own $__tags as $$__tags (provisioning files expand environment variables)", () => {
+    const text = readFileSync(path.join(ROOT, 'grafana/provisioning/datasources/datasources.yaml'), 'utf8')
+    const queries = datasources.flatMap((d) => d.jsonData?.tracesToMetrics?.queries ?? []).map((q) => q.query)
+    expect(queries.length).toBeGreaterThan(0)
+    for (const q of queries) expect(q.replace(/\$\$/g, '')).not.toMatch(/\$/)
+    expect(text).not.toMatch(/[^$]\$(?!\$)\{?__/)
+  })
+
+  it('serves the dashboards folder the compose file mounts, and the home dashboard exists', () => {
+    const provider = readYaml<{ providers: { type: string; options: { path: string } }[] }>('grafana/provisioning/dashboards/dashboards.yaml').providers[0]!
+    expect(provider.type).toBe('file')
+    expect(services.grafana!.volumes).toContain(`./grafana/dashboards:${provider.options.path}:ro`)
+    expect(services.grafana!.volumes).toContain('./grafana/provisioning:/etc/grafana/provisioning:ro')
+    const home = services.grafana!.environment!.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH!
+    expect(home.startsWith(provider.options.path + '/')).toBe(true)
+    expect(existsSync(path.join(ROOT, 'grafana/dashboards', path.basename(home)))).toBe(true)
+  })
+
+  it('has the Blog app and Load test dashboards with unique uids and panel ids', () => {
+    expect(dashboards.map((d) => d.title)).toEqual(['Blog app', 'Load test'])
+    expect(new Set(dashboards.map((d) => d.uid)).size).toBe(dashboards.length)
+    for (const d of dashboards) {
+      const ids = allPanels(d).map((p) => p.id)
+      expect(new Set(ids).size, d.title).toBe(ids.length)
+    }
+  })
+
+  it('refers only to provisioned datasource uids, in panels, targets, variables and trace links', () => {
+    for (const d of dashboards) {
+      const text = JSON.stringify(d)
+      const referenced = [...text.matchAll(/"uid":"([^"]+)"/g)].map((m) => m[1]!).filter((u) => u !== d.uid)
+      expect(referenced.length, d.title).toBeGreaterThan(0)
+      for (const u of referenced) expect(uids.has(u), `${d.title}: datasource uid ${u}`).toBe(true)
+      for (const link of d.links ?? []) {
+        const panes = /panes=([^&]+)/.exec(link.url)?.[1]
+        if (!panes) continue
+        const json = JSON.parse(decodeURIComponent(panes)) as Record<string, { datasource: string; range: { from: string; to: string } }>
+        for (const pane of Object.values(json)) {
+          expect(uids.has(pane.datasource), link.title).toBe(true)
+          expect(pane.range).toEqual({ from: '${__from}', to: '${__to}' })
+        }
+      }
+    }
+  })
+
+  it('links each dashboard to the traces of its time range in Tempo and Jaeger', () => {
+    for (const d of dashboards) {
+      const titles = (d.links ?? []).map((l) => l.title).join(' | ')
+      expect(titles, d.title).toMatch(/Tempo/)
+      expect(titles, d.title).toMatch(/Jaeger/)
+    }
+  })
+
+  it('gives every panel a title and a unit', () => {
+    for (const d of dashboards) {
+      for (const p of allPanels(d).filter((x) => x.type !== 'row')) {
+        const where = `${d.title} panel #${p.id}`
+        expect(p.title?.trim(), where).toBeTruthy()
+        // A node graph shows the units the Tempo datasource gives its frames (ms/r, r/sec).
+        if (p.type !== 'nodeGraph') expect(p.fieldConfig?.defaults?.unit, `${where} (${p.title})`).toBeTruthy()
+        if (p.type === 'heatmap') expect(p.options?.yAxis?.unit, `${where} (${p.title})`).toBeTruthy()
+        expect(p.targets?.length, `${where} (${p.title}) has no query`).toBeGreaterThan(0)
+      }
+    }
+  })
+
+  it('has the panels the issue asks for', () => {
+    const titles = (i: number) => allPanels(dashboards[i]!).map((p) => p.title ?? '')
+    const blog = titles(0)
+    for (const want of [/Request rate by route/, /error ratio/i, /Latency percentiles by route/, /X-Process-Time/, /DB operation latency/, /Pool connections/, /Pool acquire wait/, /Event loop delay/, /heap/i]) {
+      expect(blog.some((t) => want.test(t)), String(want)).toBe(true)
+    }
+    const load = titles(1)
+    for (const want of [/Virtual users/, /Request rate \(k6\)/, /Latency percentiles \(k6\)/, /Failure rate \(k6\)/, /Server p99/, /DB operation latency/]) {
+      expect(load.some((t) => want.test(t)), String(want)).toBe(true)
+    }
+    // Tempo's service graph, with the reason it shows no k6 edge where one would look for it.
+    const graph = allPanels(dashboards[1]!).find((p) => p.type === 'nodeGraph')
+    expect(graph?.datasource?.uid).toBe('tempo')
+    expect(graph?.targets).toEqual([expect.objectContaining({ queryType: 'serviceMap', datasource: { type: 'tempo', uid: 'tempo' } })])
+    expect((graph as { description?: string }).description).toMatch(/k6 sends a traceparent but exports no span.*no k6 -> blog-app edge/)
+    const testid = dashboards[1]!.templating!.list.find((v) => v.name === 'testid')
+    expect(testid?.query).toEqual({ query: 'label_values(k6_http_reqs_total, testid)', refId: 'testid' })
+  })
+})
