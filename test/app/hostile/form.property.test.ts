@@ -1,12 +1,10 @@
-import fs from 'node:fs/promises'
-import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ROOT } from '../../../src/paths'
 import { FIELD_RULES } from '../../../src/posts/fields'
 import { buildApp, createTestEnv, incomingFiles, storedFiles, type TestEnv } from '../../kit/app'
 import { multipart } from '../../kit/form'
+import { expectWellFormed, params, RUNS } from '../../kit/hostile'
 import { countRows, ejsEscape, GENERATED_NAME, type BlogRow } from '../../kit/posts'
 import { rawMultipart } from '../../kit/form'
 import { GIF_1x1, JPEG_1x1, PNG_1x1, WEBP_1x1 } from '../../fixtures/images'
@@ -19,46 +17,17 @@ import { GIF_1x1, JPEG_1x1, PNG_1x1, WEBP_1x1 } from '../../fixtures/images'
 // - every page is made only of the templates' own tags: input never becomes markup.
 // FAST_CHECK_SEED=<n> replays a failure; numRuns are kept modest for CI time.
 
-const RUNS = Number(process.env.FAST_CHECK_RUNS ?? 150)
-const seed = process.env.FAST_CHECK_SEED ? Number(process.env.FAST_CHECK_SEED) : undefined
-const params = (numRuns: number) => ({ numRuns, ...(seed !== undefined ? { seed } : {}) })
-
 let env: TestEnv
 let app: FastifyInstance
-let allowedTags: Set<string>
 
 beforeAll(async () => {
   env = await createTestEnv({ DB_SEED_ON_START: 'false' })
   app = await buildApp(env)
-  // Every tag name the templates can produce; anything else in a page came from input.
-  allowedTags = new Set(['html'])
-  const walk = async (dir: string): Promise<void> => {
-    for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
-      const p = path.join(dir, entry.name)
-      if (entry.isDirectory()) await walk(p)
-      else for (const m of (await fs.readFile(p, 'utf8')).matchAll(/<\/?([a-zA-Z][a-zA-Z0-9-]*)/g)) allowedTags.add(m[1]!.toLowerCase())
-    }
-  }
-  await walk(path.join(ROOT, 'views'))
 })
 afterAll(async () => {
   await app?.close()
   await env?.cleanup()
 })
-
-/** Tag names in a page that the templates do not have (input that became markup). */
-function foreignTags(html: string): string[] {
-  return [...html.matchAll(/<\/?([a-zA-Z][a-zA-Z0-9-]*)/g)].map((m) => m[1]!.toLowerCase()).filter((t) => !allowedTags.has(t))
-}
-
-function expectWellFormed(html: string, what: string): void {
-  expect(html.startsWith('<!doctype html>'), what).toBe(true)
-  expect(html.trimEnd().endsWith('</html>'), what).toBe(true)
-  expect(foreignTags(html), what).toEqual([])
-  // NUL and other C0 controls are parse errors in HTML: none may reach a page.
-  // eslint-disable-next-line no-control-regex -- finding control characters is the point
-  expect(html, what).not.toMatch(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/)
-}
 
 // ---- arbitraries ---------------------------------------------------------------------------
 
@@ -317,58 +286,4 @@ describe('malformed bodies', () => {
     const res = await app.inject({ method: 'POST', url: '/blogs/new', ...many })
     expect(res.statusCode).toBe(413)
   })
-})
-
-describe('path and query parameters', () => {
-  const hostileId = fc.oneof(
-    fc.constantFrom('-1', '0', '-0', '00', '2147483648', '99999999999999999999999', '1e3', '1.5', 'NaN', 'Infinity', '0x10', ' 1', '1 ', '１',
-      'abc', '%2F', '1%2F2', '..%2F..%2Fpackage.json', '%00', '%2e%2e', '1;DROP TABLE blog', "1' OR '1'='1", '%F0%9F%A7%AA', '%', '%zz', '1?x=1', '1#frag'),
-    fc.string({ unit: 'grapheme', minLength: 1, maxLength: 20 }).map(encodeURIComponent),
-    fc.bigInt({ min: -(2n ** 70n), max: 2n ** 70n }).map(String)
-  )
-
-  it('odd ids on every route answer 400 or 404 (or a post, for a number that names one) and change nothing', async () => {
-    // Some posts to be found (or wrongly deleted) by a sloppy id.
-    for (let i = 0; i < 3; i++) await app.inject({ method: 'POST', url: '/blogs/new', ...(await multipart({ title: `Param ${i}`, author: 'P', content: 'Kept.' })) })
-    const ids = new Set((await env.query<{ id: number }>('SELECT id FROM blog')).map((r) => r.id))
-    await fc.assert(
-      // inject resolves dot segments ('/blogs/show/..' is '/blogs/'); a real socket does not (test/hostile/socket.test.ts).
-      fc.asyncProperty(hostileId.filter((id) => !/^(\.|%2e){1,2}$/i.test(id)), fc.constantFrom('GET show', 'GET modify', 'POST modify', 'PUT modify', 'DELETE delete', 'POST delete'), async (id, route) => {
-        const [method, action] = route.split(' ') as [string, string]
-        const before = await countRows(env)
-        const res = await app.inject({ method: method as 'GET', url: `/blogs/${action}/${id}`, ...(method === 'GET' || method === 'DELETE' ? {} : await multipart({ title: 'Changed', author: 'X', content: 'Changed.' })) })
-        const what = `${route} ${id}: ${res.statusCode}`
-        // Ajv coerces any string that is a number in JS ('0x10', ' 1', '1e3') to that number.
-        const n = Number(decodeURIComponent(id.split(/[?#]/)[0]!.replace(/%(?![0-9a-f]{2})/gi, '%25')))
-        const names = Number.isInteger(n) && ids.has(n)
-        if (!names) {
-          expect([400, 404], what).toContain(res.statusCode)
-          expect(await countRows(env), what).toBe(before)
-        } else {
-          expect(res.statusCode, what).toBeLessThan(500)
-        }
-        if (res.headers['content-type']?.toString().startsWith('text/html')) expectWellFormed(res.body, what)
-      }),
-      {
-        ...params(RUNS * 2),
-        // Ajv turns these into Infinity and skips its range checks for non-finite numbers.
-        examples: [['Infinity', 'DELETE delete'], ['Infinity', 'POST delete'], ['1e400', 'PUT modify'], ['-Infinity', 'GET show']]
-      }
-    )
-  }, 120_000)
-
-  it('odd page numbers answer 200, 400 or 404, never a 5xx', async () => {
-    await fc.assert(
-      fc.asyncProperty(fc.oneof(hostileId, fc.constant('')), async (page) => {
-        const res = await app.inject({ url: `/blogs/?page=${page}` })
-        expect([200, 400, 404], `${page}: ${res.statusCode}`).toContain(res.statusCode)
-        expectWellFormed(res.body, page)
-        if (res.statusCode === 200) {
-          const shown = /<span class="page-number">Page (\d+)<\/span>/.exec(res.body)?.[1] ?? '1'
-          expect(Number.isSafeInteger(Number(shown)), `${page}: page ${shown}`).toBe(true)
-        }
-      }),
-      { ...params(RUNS), examples: [['Infinity'], ['1e400'], ['-Infinity']] }
-    )
-  }, 60_000)
 })

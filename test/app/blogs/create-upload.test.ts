@@ -1,0 +1,144 @@
+import os from 'node:os'
+import path from 'node:path'
+import type { FastifyInstance } from 'fastify'
+import { describe, expect, it } from 'vitest'
+import { useTestApp, type TestEnv } from '../../kit/app'
+import { multipart, postForm, rawMultipart, type UploadFile } from '../../kit/form'
+import {
+  countRows,
+  createPost,
+  ejsEscape,
+  exists,
+  fileState,
+  GENERATED_NAME,
+  readStored,
+  rowsByTitle,
+  unique
+} from '../../kit/posts'
+import { GIF_1x1, JPEG_1x1, PNG_1x1, WEBP_1x1 } from '../../fixtures/images'
+
+// Images on create: accepted by content and extension, stored under generated names, or refused
+// with nothing left behind.
+
+let env: TestEnv
+let app: FastifyInstance
+useTestApp((t) => ({ env, app } = t))
+
+const png = (filename = 'photo.png'): UploadFile => ({ data: PNG_1x1, filename, type: 'image/png' })
+
+const postNew = (fields: Record<string, string | string[]>, files: Record<string, UploadFile> = {}) => postForm(app, '/blogs/new', fields, files)
+
+/** Runs `act` and checks it left no row and no file (stored or incoming) behind. */
+async function expectNothingWritten(act: () => Promise<void>) {
+  const rowsBefore = await countRows(env)
+  const filesBefore = await fileState(env)
+  await act()
+  expect(await countRows(env)).toBe(rowsBefore)
+  expect(await fileState(env)).toEqual(filesBefore)
+}
+
+describe('POST /blogs/new: uploads', () => {
+  it.each([
+    ['PNG', PNG_1x1, 'holiday.png', 'image/png', 'png'],
+    ['JPEG', JPEG_1x1, 'holiday.jpeg', 'image/jpeg', 'jpg'],
+    ['GIF', GIF_1x1, 'holiday.gif', 'image/gif', 'gif'],
+    ['WebP', WEBP_1x1, 'holiday.webp', 'image/webp', 'webp']
+  ])('stores a %s under a generated name with its extension', async (_kind, data, filename, type, ext) => {
+    const before = await fileState(env)
+    const post = await createPost(app, env, {}, { data, filename, type })
+    expect(post.image_loc).toMatch(GENERATED_NAME)
+    expect(post.image_loc?.endsWith(`.${ext}`)).toBe(true)
+    expect(post.image_loc).not.toContain('holiday')
+    const after = await fileState(env)
+    expect(after.stored).toEqual([...before.stored, post.image_loc].sort())
+    expect(after.incoming).toEqual([])
+    expect((await readStored(env, post.image_loc!)).equals(data)).toBe(true)
+  })
+
+  it('decides the type from the content, not from the client filename or MIME type', async () => {
+    const post = await createPost(app, env, {}, { data: PNG_1x1, filename: 'looks-like.gif', type: 'image/gif' })
+    expect(post.image_loc).toMatch(/\.png$/)
+  })
+
+  it('rejects a text file posted as image_file with 415', async () => {
+    const title = unique('Text as image')
+    await expectNothingWritten(async () => {
+      const res = await postNew({ title, author: 'A', content: 'Content' }, { image_file: { data: 'just some text, not an image at all', filename: 'x.png', type: 'image/png' } })
+      expect(res.statusCode).toBe(415)
+      expect(res.body).toContain('<p class="field-error" id="image_file-error">The image must be a PNG, JPEG, GIF or WebP file.</p>')
+      // The form comes back with what the user typed.
+      expect(res.body).toContain(`value="${ejsEscape(title)}"`)
+    })
+  })
+
+  it('rejects a tiny non-image file (shorter than a signature) with 415', async () => {
+    await expectNothingWritten(async () => {
+      const res = await postNew({ title: unique('Tiny'), author: 'A', content: 'Content' }, { image_file: { data: 'GIF8', filename: 'x.gif', type: 'image/gif' } })
+      expect(res.statusCode).toBe(415)
+    })
+  })
+
+  it('rejects a real PNG named evil.exe with 415', async () => {
+    await expectNothingWritten(async () => {
+      const res = await postNew({ title: unique('Exe'), author: 'A', content: 'Content' }, { image_file: png('evil.exe') })
+      expect(res.statusCode).toBe(415)
+      expect(res.body).toContain('<p class="field-error" id="image_file-error">')
+    })
+  })
+
+  it('treats an empty file part (no file chosen) as "no image"', async () => {
+    const title = unique('Empty file part')
+    const before = await fileState(env)
+    const body = rawMultipart([
+      { name: 'title', value: title },
+      { name: 'author', value: 'A' },
+      { name: 'content', value: 'No image chosen' },
+      { name: 'image_file', filename: '', type: 'application/octet-stream', data: Buffer.alloc(0) }
+    ])
+    const res = await app.inject({ method: 'POST', url: '/blogs/new', ...body })
+    expect(res.statusCode).toBe(303)
+    expect(await rowsByTitle(env, title)).toMatchObject([{ title, image_loc: null }])
+    expect(await fileState(env)).toEqual(before)
+  })
+
+  it('rejects a 6 MiB file with 413 and writes nothing', async () => {
+    const big = Buffer.concat([PNG_1x1, Buffer.alloc(6 * 1024 * 1024)])
+    const title = unique('Too big')
+    await expectNothingWritten(async () => {
+      const res = await postNew({ title, author: 'A', content: 'Content' }, { image_file: { data: big, filename: 'big.png', type: 'image/png' } })
+      expect(res.statusCode).toBe(413)
+      expect(res.body).toContain('The upload is too large (the limit is 5.0 MiB).')
+    })
+  })
+
+  it('answers a multipart body cut short in the middle of the file with 400, not 500', async () => {
+    const file = Buffer.concat([PNG_1x1, Buffer.alloc(64 * 1024, 1)])
+    const { payload, headers } = await multipart({ title: unique('Cut short'), author: 'A', content: 'Content' }, { image_file: { data: file, filename: 'a.png', type: 'image/png' } })
+    const fileStart = payload.indexOf(PNG_1x1)
+    expect(fileStart).toBeGreaterThan(0)
+    await expectNothingWritten(async () => {
+      const res = await app.inject({ method: 'POST', url: '/blogs/new', headers, payload: payload.subarray(0, fileStart + 32 * 1024) })
+      expect(res.statusCode).toBe(400)
+      expect(res.body).toContain('<p class="status">400</p>')
+    })
+  })
+
+  it('keeps an upload named ../../x.png inside the upload dir under a generated name', async () => {
+    const { payload } = await multipart({}, { image_file: png('../../x.png') })
+    expect(payload.toString('latin1')).toContain('filename="../../x.png"')
+    const candidates = [
+      path.join(env.uploadDir, 'x.png'),
+      path.join(env.uploadDir, '..', 'x.png'),
+      path.join(env.uploadDir, '..', '..', 'x.png'),
+      path.join(env.uploadDir, '.incoming', '..', '..', 'x.png'),
+      path.resolve('x.png'),
+      path.resolve('..', 'x.png'),
+      path.join(os.tmpdir(), 'x.png')
+    ]
+    const existedBefore = await Promise.all(candidates.map(exists))
+    const post = await createPost(app, env, {}, png('../../x.png'))
+    expect(post.image_loc).toMatch(GENERATED_NAME)
+    expect(await exists(path.join(env.uploadDir, post.image_loc!))).toBe(true)
+    expect(await Promise.all(candidates.map(exists))).toEqual(existedBefore)
+  })
+})
