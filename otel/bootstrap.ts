@@ -5,7 +5,8 @@ import { ConfigError, loadConfig } from '../src/config'
 import { startTelemetry } from '../src/telemetry/sdk'
 
 try {
-  startTelemetry({ inspector: loadConfig().inspector })
+  const config = loadConfig()
+  startTelemetry({ inspector: config.inspector, serverTimings: config.db.serverTimings })
 } catch (err) {
   // A bad variable: the server reports it (naming the variable) and exits 2 before serving.
   if (!(err instanceof ConfigError)) throw err

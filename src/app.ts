@@ -64,7 +64,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config, telemetry:
   })
   await fastify.register(storage, { dir: config.uploadDir })
 
-  await fastify.register(dbPlugin, { db: config.db })
+  await fastify.register(dbPlugin, { db: config.db, serverTimings: runtime?.serverTimings ?? null })
   await fastify.register(postsPlugin)
   await fastify.register(requestLog)
   await fastify.register(loadShedding, { load: config.load, db: config.db })

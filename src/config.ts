@@ -28,6 +28,10 @@ const EnvSchema = Type.Object({
   DB_STARTUP_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 0 }),
   DB_MIGRATE_ON_START: Type.Boolean({ default: true }),
   DB_SEED_ON_START: Type.Boolean({ default: true }),
+  // The database's own time for each traced statement, from performance_schema (needs the SDK,
+  // performance_schema and a statement history consumer; says once in the log when it is off).
+  DB_SERVER_TIMINGS: Type.Boolean({ default: true }),
+  DB_SERVER_TIMINGS_POLL_MS: Type.Integer({ default: 250, minimum: 20, maximum: 10_000 }),
 
   REQUEST_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 1000 }),
   KEEP_ALIVE_TIMEOUT_MS: Type.Integer({ default: 72_000, minimum: 1000 }),
@@ -64,6 +68,8 @@ export interface DbConfig {
   startupTimeoutMs: number
   migrateOnStart: boolean
   seedOnStart: boolean
+  /** Join performance_schema statement timings to SQL spans; 0 < pollMs. */
+  serverTimings: { enabled: boolean; pollMs: number }
 }
 
 export interface LoadConfig {
@@ -109,7 +115,7 @@ export class ConfigError extends Error {
 }
 
 /** Parses `mysql://user:pass@host:port/db`; user and password are percent-decoded. */
-export function parseDatabaseUrl(raw: string): Omit<DbConfig, 'pool' | 'connectTimeoutMs' | 'startupTimeoutMs' | 'migrateOnStart' | 'seedOnStart'> {
+export function parseDatabaseUrl(raw: string): Omit<DbConfig, 'pool' | 'connectTimeoutMs' | 'startupTimeoutMs' | 'migrateOnStart' | 'seedOnStart' | 'serverTimings'> {
   let url: URL
   try {
     url = new URL(raw)
@@ -186,7 +192,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       connectTimeoutMs: e.DB_CONNECT_TIMEOUT_MS,
       startupTimeoutMs: e.DB_STARTUP_TIMEOUT_MS,
       migrateOnStart: e.DB_MIGRATE_ON_START,
-      seedOnStart: e.DB_SEED_ON_START
+      seedOnStart: e.DB_SEED_ON_START,
+      serverTimings: { enabled: e.DB_SERVER_TIMINGS, pollMs: e.DB_SERVER_TIMINGS_POLL_MS }
     }
   }
 }

@@ -24,7 +24,12 @@ export const KEPT_ATTRIBUTES = [
   'server.port',
   'blog.view.name',
   'blog.image.bytes',
-  'blog.image.type'
+  'blog.image.type',
+  'blog.event_loop.active_ms',
+  'blog.db.server_ms',
+  'blog.db.lock_ms',
+  'blog.db.rows_examined',
+  'blog.db.rows_sent'
 ] as const
 
 /** Long enough for any statement this app makes; a runaway IN (?, ?, ...) list is cut. */

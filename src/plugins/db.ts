@@ -4,6 +4,7 @@ import type { DbConfig } from '../config'
 import { createSequelize } from '../db/sequelize'
 import { migrate, prepareDatabase, seed } from '../db/bootstrap'
 import { instrumentSequelize } from '../telemetry/db'
+import type { DbServerTimings } from '../telemetry/db-server'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -13,11 +14,13 @@ declare module 'fastify' {
 
 export interface DbPluginOptions {
   db: DbConfig
+  /** The OTel bootstrap's performance_schema reader, started here on this database. */
+  serverTimings?: DbServerTimings | null
 }
 
 /** Connects (with bounded retries), migrates and seeds, instruments the pool; closes it on app close. */
 export default fp<DbPluginOptions>(
-  async (fastify, { db }) => {
+  async (fastify, { db, serverTimings = null }) => {
     await prepareDatabase(db, fastify.log)
     const sequelize = createSequelize(db)
     try {
@@ -28,7 +31,8 @@ export default fp<DbPluginOptions>(
       await sequelize.close()
       throw err
     }
-    instrumentSequelize(sequelize)
+    const joinServerTimings = serverTimings ? await serverTimings.start(db, fastify.log) : false
+    instrumentSequelize(sequelize, { connectionIds: joinServerTimings })
     fastify.decorate('sequelize', sequelize)
     fastify.addHook('onClose', async () => {
       await sequelize.close()

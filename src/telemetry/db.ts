@@ -1,14 +1,37 @@
 import { performance } from 'node:perf_hooks'
-import { metrics } from '@opentelemetry/api'
+import { context, metrics } from '@opentelemetry/api'
 import type { Sequelize } from 'sequelize'
 import { SCOPE } from './constants'
+import { CONNECTION_ID } from './db-server'
 import { timingStore } from './timing'
 import { withSpan } from './tracer'
 
 const kQueryStart = Symbol('blog.queryStart')
+const kNamed = Symbol('blog.connectionNamed')
 
-/** Pool wait spans, per-request DB time, and the DB client metrics of the semantic conventions. */
-export function instrumentSequelize(sequelize: Sequelize): void {
+type MysqlConnection = { threadId: number | null; query: (...args: unknown[]) => unknown; execute: (...args: unknown[]) => unknown; [kNamed]?: true }
+
+/**
+ * Runs the connection's query and execute (which the mysql2 instrumentation wraps) in a context
+ * that carries its server-side id, once per connection: the statement's span starts there.
+ */
+function nameConnection(conn: MysqlConnection): void {
+  if (conn[kNamed] || typeof conn.threadId !== 'number') return
+  conn[kNamed] = true
+  for (const method of ['query', 'execute'] as const) {
+    const original = conn[method]
+    conn[method] = function (this: unknown, ...args: unknown[]) {
+      return context.with(context.active().setValue(CONNECTION_ID, conn.threadId), () => original.apply(this, args))
+    }
+  }
+}
+
+/**
+ * Pool wait spans, per-request DB time, and the DB client metrics of the semantic conventions.
+ * With `connectionIds`, each statement runs in a context naming its connection, so the span
+ * processor can join the server's own timing of it (./db-server.ts).
+ */
+export function instrumentSequelize(sequelize: Sequelize, opts: { connectionIds?: boolean } = {}): void {
   const meter = metrics.getMeter(SCOPE)
   const database = sequelize.getDatabaseName()
   const base = { 'db.system.name': 'mysql', 'db.namespace': database }
@@ -55,7 +78,9 @@ export function instrumentSequelize(sequelize: Sequelize): void {
   manager.getConnection = async (options) => {
     const start = performance.now()
     try {
-      return await withSpan('pool.acquire', { ...base, ...poolName }, () => getConnection(options))
+      const connection = await withSpan('pool.acquire', { ...base, ...poolName }, () => getConnection(options))
+      if (opts.connectionIds) nameConnection(connection as MysqlConnection)
+      return connection
     } finally {
       const waited = performance.now() - start
       waitTime.record(waited / 1000, poolName)

@@ -1,4 +1,5 @@
 import type { TraceSource } from '../inspector/trace-buffer'
+import type { DbServerTimings } from './db-server'
 
 /**
  * What the SDK bootstrap (loaded with --require before the app) hands to the app: which side
@@ -10,6 +11,8 @@ export interface TelemetryRuntime {
   serverSpans: 'app' | 'http'
   /** The inspector's buffer when INSPECTOR_ENABLED=true, else null. */
   traces: TraceSource | null
+  /** The performance_schema reader when DB_SERVER_TIMINGS=true; the app starts it on its database. */
+  serverTimings: DbServerTimings | null
 }
 
 // Module state is the handoff: bootstrap.js and server.js load this same compiled file.

@@ -3,11 +3,13 @@ import { diag, DiagLogLevel, type DiagLogger } from '@opentelemetry/api'
 import { getNodeAutoInstrumentations } from '@opentelemetry/auto-instrumentations-node'
 import { NodeSDK, type NodeSDKConfiguration } from '@opentelemetry/sdk-node'
 import type { SpanProcessor } from '@opentelemetry/sdk-trace'
-import type { InspectorConfig } from '../config'
+import type { DbConfig, InspectorConfig } from '../config'
 import { InspectorSpanProcessor } from '../inspector/processor'
 import { DEFAULT_INSTRUMENTATIONS, isUntraced } from './constants'
+import { DbServerTimings } from './db-server'
 import { spanProcessorsFromEnv } from './exporters'
 import { setTelemetryRuntime, type TelemetryRuntime } from './runtime'
+import { TimingSpanProcessor } from './timing-processor'
 
 /** Export errors arrive as a whole serialised error, stack and all: keep its message. */
 function shortMessage(message: string): string {
@@ -38,14 +40,6 @@ export function rateLimitedDiagLogger(write: (line: string) => void = (l) => pro
   return { error: emit('error'), warn: emit('warn'), info: ignore, debug: ignore, verbose: ignore }
 }
 
-// The SDK registers no tracer provider without a processor; this one keeps spans nowhere.
-const discardSpans: SpanProcessor = {
-  onStart: () => undefined,
-  onEnd: () => undefined,
-  forceFlush: async () => undefined,
-  shutdown: async () => undefined
-}
-
 /** Fills in this project's defaults for OTEL_* variables the user did not set. */
 export function applyEnvDefaults(env: NodeJS.ProcessEnv = process.env): void {
   env.OTEL_SERVICE_NAME ??= 'blog-app'
@@ -60,6 +54,7 @@ export function applyEnvDefaults(env: NodeJS.ProcessEnv = process.env): void {
 
 export interface TelemetryOptions {
   inspector: Pick<InspectorConfig, 'enabled' | 'maxTraces' | 'maxBytes'>
+  serverTimings: DbConfig['serverTimings']
   /** Tests pass their own span processors or metric readers. */
   sdk?: Partial<NodeSDKConfiguration>
 }
@@ -79,13 +74,14 @@ export function startTelemetry(opts: TelemetryOptions): NodeSDK | null {
   // send spans nowhere rather than to a localhost:4318 that is probably not there.
   const env = process.env
   const exportTraces = Boolean(env.OTEL_TRACES_EXPORTER || env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
-  // The request inspector keeps recent traces in memory alongside the exporter: `spanProcessors`
-  // replaces the env-configured ones, so those are built here too (./exporters.ts).
+  // The request inspector keeps recent traces in memory alongside the exporter.
   const inspector = opts.inspector.enabled ? new InspectorSpanProcessor(opts.inspector.maxTraces, opts.inspector.maxBytes) : null
+  // Every span passes the timing processor first (loop-busy time, the database's own time), so
+  // `spanProcessors` replaces the env-configured exporters, which are built here (./exporters.ts).
+  const serverTimings = opts.serverTimings.enabled ? new DbServerTimings(opts.serverTimings.pollMs) : null
+  const next: SpanProcessor[] = [...(exportTraces ? spanProcessorsFromEnv() : []), ...(inspector ? [inspector] : [])]
   const sdk = new NodeSDK({
-    ...(inspector
-      ? { spanProcessors: [...(exportTraces ? spanProcessorsFromEnv() : []), inspector] }
-      : exportTraces ? {} : { spanProcessors: [discardSpans] }),
+    spanProcessors: [new TimingSpanProcessor(next, serverTimings)],
     instrumentations: [
       getNodeAutoInstrumentations({
         '@opentelemetry/instrumentation-http': {
@@ -102,7 +98,7 @@ export function startTelemetry(opts: TelemetryOptions): NodeSDK | null {
     ...opts.sdk
   })
   sdk.start()
-  const runtime: TelemetryRuntime = { serverSpans: enabled.includes('http') ? 'http' : 'app', traces: inspector?.buffer ?? null }
+  const runtime: TelemetryRuntime = { serverSpans: enabled.includes('http') ? 'http' : 'app', traces: inspector?.buffer ?? null, serverTimings }
   setTelemetryRuntime(runtime)
 
   // Flush spans on the way out; the app's own SIGTERM handler closes the server first.

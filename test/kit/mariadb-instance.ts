@@ -55,8 +55,8 @@ process.once('exit', () => {
   for (const c of children) c.kill('SIGKILL')
 })
 
-/** Creates a fresh datadir (mariadb-install-db) and starts a server on a free port. */
-export async function startMariaDb(): Promise<MariaDbInstance> {
+/** Creates a fresh datadir (mariadb-install-db) and starts a server on a free port, with `args` added. */
+export async function startMariaDb(opts: { args?: string[] } = {}): Promise<MariaDbInstance> {
   const mariadbd = findBinary(['mariadbd', 'mysqld'])
   const installDb = findBinary(['mariadb-install-db', 'mysql_install_db'])
   const base = await fs.mkdtemp(path.join(os.tmpdir(), 'blog-mariadb-'))
@@ -84,7 +84,7 @@ export async function startMariaDb(): Promise<MariaDbInstance> {
     const child = spawn(mariadbd, [
       '--no-defaults', `--datadir=${datadir}`, `--port=${port}`, '--bind-address=127.0.0.1',
       `--socket=${socket}`, `--pid-file=${path.join(base, 'mysqld.pid')}`, `--log-error=${logFile}`,
-      '--skip-name-resolve', '--max-connections=300', ...user, ...SERVER_ARGS
+      '--skip-name-resolve', '--max-connections=300', ...user, ...SERVER_ARGS, ...(opts.args ?? [])
     ], { stdio: 'ignore' })
     children.add(child)
     proc = child

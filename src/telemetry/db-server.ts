@@ -1,0 +1,209 @@
+import { performance } from 'node:perf_hooks'
+import { context, createContextKey, type Context } from '@opentelemetry/api'
+import { suppressTracing } from '@opentelemetry/core'
+import type mysql from 'mysql2/promise'
+import type { DbConfig } from '../config'
+
+/** Where a mysql2 span's connection is named: set around each statement (./db.ts). */
+export const CONNECTION_ID = createContextKey('blog_app.db.connection_id')
+
+export function connectionIdIn(ctx: Context): number | undefined {
+  return ctx.getValue(CONNECTION_ID) as number | undefined
+}
+
+/** What the server recorded for the statements of one span (sums over them). */
+export interface ServerTiming {
+  serverMs: number
+  lockMs: number
+  rowsExamined: number
+  rowsSent: number
+  statements: number
+}
+
+/** One traced statement, as the span processor knows it. */
+export interface TimedSpan {
+  connectionId: number
+  /** Wall-clock milliseconds (performance.timeOrigin + performance.now()). */
+  start: number
+  end: number
+}
+
+interface StatementEvent {
+  conn: number
+  /** Wall-clock milliseconds, mapped from the server's timer. */
+  start: number
+  end: number
+  serverMs: number
+  lockMs: number
+  rowsExamined: number
+  rowsSent: number
+}
+
+export type Logger = { info(obj: object, msg: string): void; warn(obj: object, msg: string): void }
+
+const PS_PER_MS = 1e9
+const now = () => performance.timeOrigin + performance.now()
+/** Keep the clock offset from the tightest round trip of the last this many polls. */
+const CLOCK_SAMPLES = 20
+/** At most this many statement events per poll (the history holds 10,000 by default). */
+const MAX_EVENTS = 20_000
+
+/**
+ * Reads the database's own timing of each statement from performance_schema, off the request
+ * path: one connection of its own polls the statement history every `pollMs`, for the
+ * connections that have spans waiting. Events are joined to spans by connection id
+ * (threads.PROCESSLIST_ID = mysql2's connection.threadId) and time: the server's timer is mapped
+ * to this process's clock by a marker statement, keeping the sample with the shortest round trip
+ * (as NTP does). A span gets the sum over the events that fall inside it, or nothing.
+ */
+export class DbServerTimings {
+  private conn: mysql.Connection | null = null
+  private table: 'events_statements_history_long' | 'events_statements_history' | null = null
+  /** wall ms = offset + server timer ps / 1e9 */
+  private offset = NaN
+  private uncertainty = Infinity
+  private clock: { offset: number; rtt: number }[] = []
+  private watermark = 0
+  private stopped = false
+  private active = false
+
+  constructor(readonly pollMs: number) {}
+
+  /** True once start() found a usable statement history. */
+  get enabled(): boolean {
+    return this.active && !this.stopped
+  }
+
+  /**
+   * Detects performance_schema and the statement history on the app's database and says once,
+   * in the log, whether server timings are on and why not if they are off.
+   */
+  async start(db: DbConfig, log: Logger): Promise<boolean> {
+    try {
+      this.conn = await this.connect(db)
+      const [[flag]] = (await this.conn.query('SELECT @@performance_schema AS ps')) as unknown as [{ ps: number }[]]
+      if (Number(flag?.ps) !== 1) {
+        log.info({ dbServerTimings: 'off', reason: 'performance_schema is off (MariaDB default)' },
+          'db server timings off: start the database with --performance-schema=ON and the statement history consumer (README "Truthful timings")')
+        return this.close()
+      }
+      const [consumers] = (await this.conn.query(
+        "SELECT NAME AS name FROM performance_schema.setup_consumers WHERE ENABLED = 'YES' AND NAME IN ('events_statements_history_long', 'events_statements_history')"
+      )) as unknown as [{ name: string }[]]
+      const names = new Set(consumers.map((c) => c.name))
+      this.table = names.has('events_statements_history_long') ? 'events_statements_history_long' : names.has('events_statements_history') ? 'events_statements_history' : null
+      if (!this.table) {
+        log.info({ dbServerTimings: 'off', reason: 'no statement history consumer enabled' },
+          'db server timings off: enable the events_statements_history(_long) consumer (README "Truthful timings")')
+        return this.close()
+      }
+      await this.calibrate()
+      this.active = true
+      log.info({ dbServerTimings: 'on', table: `performance_schema.${this.table}`, pollMs: this.pollMs }, 'db server timings on')
+      return true
+    } catch (err) {
+      log.warn({ dbServerTimings: 'off', reason: (err as Error).message }, 'db server timings off: performance_schema could not be read')
+      return this.close()
+    }
+  }
+
+  private async connect(db: DbConfig): Promise<mysql.Connection> {
+    // Loaded here, not at the top: this module is part of the SDK bootstrap, which must not load
+    // mysql2 before the instrumentation that patches it.
+    const { createConnection } = await import('mysql2/promise')
+    // Its statements are not a request's work: never traced.
+    return context.with(suppressTracing(context.active()), () =>
+      createConnection({ host: db.host, port: db.port, user: db.user, password: db.password, connectTimeout: db.connectTimeoutMs })
+    )
+  }
+
+  /** One marker statement: the server's timer at its middle is this process's clock at the middle of the round trip. */
+  private async calibrate(): Promise<void> {
+    const conn = this.conn!
+    const t0 = now()
+    await conn.query("SELECT 'blog_app clock'")
+    const t1 = now()
+    const [rows] = (await conn.query(
+      `SELECT h.TIMER_START AS s, h.TIMER_END AS e FROM performance_schema.${this.table} h JOIN performance_schema.threads t ON t.THREAD_ID = h.THREAD_ID ` +
+        "WHERE t.PROCESSLIST_ID = CONNECTION_ID() AND h.SQL_TEXT = 'SELECT ''blog_app clock''' ORDER BY h.EVENT_ID DESC LIMIT 1"
+    )) as unknown as [{ s: number | string; e: number | string }[]]
+    const marker = rows[0]
+    if (!marker) return
+    const serverMid = (Number(marker.s) + Number(marker.e)) / 2 / PS_PER_MS
+    this.clock.push({ offset: (t0 + t1) / 2 - serverMid, rtt: t1 - t0 })
+    if (this.clock.length > CLOCK_SAMPLES) this.clock.shift()
+    const best = this.clock.reduce((a, b) => (b.rtt < a.rtt ? b : a))
+    this.offset = best.offset
+    this.uncertainty = best.rtt / 2
+  }
+
+  /**
+   * Reads the statements of these connections that ended since the last poll and gives each
+   * span the sum over the events inside it. Spans with no event inside get nothing.
+   */
+  async resolve(spans: TimedSpan[]): Promise<Map<TimedSpan, ServerTiming>> {
+    const out = new Map<TimedSpan, ServerTiming>()
+    if (!this.enabled || spans.length === 0) return out
+    await this.calibrate()
+    const ids = [...new Set(spans.map((s) => s.connectionId))]
+    const [rows] = (await this.conn!.query(
+      'SELECT t.PROCESSLIST_ID AS conn, h.TIMER_START AS s, h.TIMER_END AS e, h.TIMER_WAIT AS w, h.LOCK_TIME AS l, ' +
+        `h.ROWS_EXAMINED AS x, h.ROWS_SENT AS r FROM performance_schema.${this.table} h ` +
+        'JOIN performance_schema.threads t ON t.THREAD_ID = h.THREAD_ID ' +
+        `WHERE t.PROCESSLIST_ID IN (?) AND h.TIMER_END > ? AND h.TIMER_END IS NOT NULL LIMIT ${MAX_EVENTS}`,
+      [ids, this.watermark]
+    )) as unknown as [{ conn: number; s: string | number; e: string | number; w: string | number; l: string | number; x: number; r: number }[]]
+    const events: StatementEvent[] = rows.map((r) => ({
+      conn: Number(r.conn),
+      start: this.offset + Number(r.s) / PS_PER_MS,
+      end: this.offset + Number(r.e) / PS_PER_MS,
+      serverMs: Number(r.w) / PS_PER_MS,
+      lockMs: Number(r.l) / PS_PER_MS,
+      rowsExamined: Number(r.x),
+      rowsSent: Number(r.r)
+    }))
+    // Events older than every span now waiting can never match again: read past them next time.
+    const oldest = Math.min(...spans.map((s) => s.start)) - 1000
+    const floor = (oldest - this.offset) * PS_PER_MS
+    if (Number.isFinite(floor) && floor > this.watermark) this.watermark = Math.floor(floor)
+
+    const slack = Math.min(this.uncertainty, 1) + 0.05
+    const byConn = new Map<number, TimedSpan[]>()
+    for (const s of spans) {
+      const list = byConn.get(s.connectionId)
+      if (list) list.push(s)
+      else byConn.set(s.connectionId, [s])
+    }
+    for (const ev of events) {
+      // The span of this connection the event overlaps most (statements on one connection run
+      // one after another, so at most one span contains it).
+      let best: TimedSpan | undefined
+      let bestOverlap = 0
+      for (const s of byConn.get(ev.conn) ?? []) {
+        const overlap = Math.min(ev.end, s.end + slack) - Math.max(ev.start, s.start - slack)
+        if (overlap > bestOverlap) {
+          best = s
+          bestOverlap = overlap
+        }
+      }
+      // Most of the event must lie inside the span, or it is some other statement.
+      if (!best || bestOverlap < (ev.end - ev.start) * 0.5) continue
+      const t = out.get(best) ?? { serverMs: 0, lockMs: 0, rowsExamined: 0, rowsSent: 0, statements: 0 }
+      t.serverMs += ev.serverMs
+      t.lockMs += ev.lockMs
+      t.rowsExamined += ev.rowsExamined
+      t.rowsSent += ev.rowsSent
+      t.statements++
+      out.set(best, t)
+    }
+    return out
+  }
+
+  async close(): Promise<false> {
+    this.stopped = true
+    const conn = this.conn
+    this.conn = null
+    await conn?.end().catch(() => conn.destroy())
+    return false
+  }
+}

@@ -1,0 +1,131 @@
+import { performance, type EventLoopUtilization } from 'node:perf_hooks'
+import { SpanKind, type Context } from '@opentelemetry/api'
+import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace'
+import { connectionIdIn, type DbServerTimings, type ServerTiming, type TimedSpan } from './db-server'
+
+/** The attributes this processor adds (README "Truthful timings"). */
+export const TIMING_ATTRIBUTES = {
+  loopActive: 'blog.event_loop.active_ms',
+  serverMs: 'blog.db.server_ms',
+  lockMs: 'blog.db.lock_ms',
+  rowsExamined: 'blog.db.rows_examined',
+  rowsSent: 'blog.db.rows_sent'
+} as const
+
+/** Spans held for their server timings: past this many, the oldest go out without them. */
+const MAX_HELD = 20_000
+
+const kTiming = Symbol('blog_app.timing')
+interface Timing {
+  elu: EventLoopUtilization
+  /** Set for a mysql2 span whose connection is known. */
+  sql?: TimedSpan
+}
+type Tracked = Span & { [kTiming]?: Timing }
+
+const isSql = (span: Span) => span.kind === SpanKind.CLIENT && span.attributes['db.system.name'] !== undefined
+const isTimed = (span: Span) => span.kind === SpanKind.SERVER || span.name === 'pool.acquire' || isSql(span)
+
+/**
+ * Makes each SQL, pool-wait and server span say how much of its time was the event loop busy
+ * (`blog.event_loop.active_ms`, from event-loop utilization deltas) and, with `DbServerTimings`
+ * on, how much was the database itself (`blog.db.server_ms`, lock time, rows). The server's
+ * numbers arrive after the span ends, so while they are on, ended spans are held in end order and
+ * passed to the exporters (and the inspector) once their poll has run, at most ~2 polls later.
+ */
+export class TimingSpanProcessor implements SpanProcessor {
+  private held: { span: ReadableSpan; timed?: TimedSpan }[] = []
+  private timer: NodeJS.Timeout | undefined
+  private polling: Promise<void> | undefined
+
+  constructor(
+    private readonly next: SpanProcessor[],
+    private readonly db: DbServerTimings | null
+  ) {}
+
+  onStart(span: Span, parentContext: Context): void {
+    if (isTimed(span)) {
+      const timing: Timing = { elu: performance.eventLoopUtilization() }
+      if (this.db?.enabled && isSql(span)) {
+        const connectionId = connectionIdIn(parentContext)
+        if (connectionId !== undefined) {
+          const t = performance.timeOrigin + performance.now()
+          timing.sql = { connectionId, start: t, end: t }
+        }
+      }
+      ;(span as Tracked)[kTiming] = timing
+    }
+    for (const p of this.next) p.onStart(span, parentContext)
+  }
+
+  onEnding(span: Span): void {
+    const timing = (span as Tracked)[kTiming]
+    if (timing) {
+      // Loop time spent while this span was open: its own callbacks and everyone else's.
+      span.setAttribute(TIMING_ATTRIBUTES.loopActive, round(performance.eventLoopUtilization(timing.elu).active))
+      if (timing.sql) timing.sql.end = performance.timeOrigin + performance.now()
+    }
+    for (const p of this.next) p.onEnding?.(span)
+  }
+
+  onEnd(span: ReadableSpan): void {
+    if (!this.db?.enabled) {
+      if (this.held.length > 0) this.release(this.held.length, new Map())
+      for (const p of this.next) p.onEnd(span)
+      return
+    }
+    this.held.push({ span, timed: (span as Tracked)[kTiming]?.sql })
+    if (this.held.length > MAX_HELD) this.release(this.held.length - MAX_HELD, new Map())
+    this.timer ??= setTimeout(() => void this.poll(), this.db.pollMs).unref()
+  }
+
+  /** One poll: joins what ended before it started, passes those spans on in end order. */
+  private poll(): Promise<void> {
+    this.timer = undefined
+    this.polling ??= (async () => {
+      const count = this.held.length
+      const timed = this.held.slice(0, count).flatMap((h) => (h.timed ? [h.timed] : []))
+      const timings = await this.db!.resolve(timed).catch(() => new Map<TimedSpan, ServerTiming>())
+      this.release(count, timings)
+    })().finally(() => {
+      this.polling = undefined
+      if (this.held.length > 0) this.timer ??= setTimeout(() => void this.poll(), this.db!.pollMs).unref()
+    })
+    return this.polling
+  }
+
+  private release(count: number, timings: Map<TimedSpan, ServerTiming>): void {
+    for (const { span, timed } of this.held.splice(0, count)) {
+      const t = timed && timings.get(timed)
+      const out = t
+        ? withAttributes(span, {
+            [TIMING_ATTRIBUTES.serverMs]: round(t.serverMs),
+            [TIMING_ATTRIBUTES.lockMs]: round(t.lockMs),
+            [TIMING_ATTRIBUTES.rowsExamined]: t.rowsExamined,
+            [TIMING_ATTRIBUTES.rowsSent]: t.rowsSent
+          })
+        : span
+      for (const p of this.next) p.onEnd(out)
+    }
+  }
+
+  async forceFlush(): Promise<void> {
+    if (this.held.length > 0) await this.poll()
+    await this.polling
+    await Promise.all(this.next.map((p) => p.forceFlush()))
+  }
+
+  async shutdown(): Promise<void> {
+    await this.forceFlush().catch(() => undefined)
+    clearTimeout(this.timer)
+    await this.db?.close()
+    await Promise.all(this.next.map((p) => p.shutdown()))
+  }
+}
+
+const round = (ms: number) => Math.round(ms * 1000) / 1000
+
+/** The ended span with attributes added (an ended span's own attributes can no longer change). */
+function withAttributes(span: ReadableSpan, extra: Record<string, number>): ReadableSpan {
+  return Object.create(span, { attributes: { value: { ...span.attributes, ...extra }, enumerable: true } }) as ReadableSpan
+}

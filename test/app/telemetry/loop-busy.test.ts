@@ -1,0 +1,78 @@
+// First: starts the SDK before anything below loads mysql2.
+import { runtime, sdk } from '../../kit/in-process-sdk'
+import { setTimeout as sleep } from 'node:timers/promises'
+import Fastify, { type FastifyInstance } from 'fastify'
+import mysql from 'mysql2/promise'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import blogApp from '../../../src/app'
+import type { TraceEntry } from '../../../src/inspector/trace-buffer'
+import { createTestEnv, type TestEnv } from '../../kit/app'
+
+// blog.event_loop.active_ms: how long the event loop was busy while a span was open. The SDK
+// runs in this test's own process (test/kit/in-process-sdk.ts), so a route registered only here
+// can burn CPU on the same loop while a query waits.
+
+let env: TestEnv
+let app: FastifyInstance
+
+beforeAll(async () => {
+  env = await createTestEnv()
+  app = Fastify({ logger: false })
+  await app.register(blogApp, { config: env.config, telemetry: runtime })
+  app.get('/_test/spin', async () => {
+    const until = performance.now() + 50
+    while (performance.now() < until); // 50 ms of CPU on the loop every span shares
+    return 'spun'
+  })
+  await app.ready()
+})
+
+afterAll(async () => {
+  await app?.close()
+  await env?.cleanup()
+  await sdk?.shutdown()
+})
+
+function traceOf(res: { headers: Record<string, unknown> }): TraceEntry {
+  const traceId = String(res.headers.traceresponse).split('-')[1]!
+  const entry = runtime.traces!.get(traceId)
+  expect(entry?.root, `trace ${traceId} in the buffer`).toBeDefined()
+  return entry!
+}
+const loopMs = (entry: TraceEntry, name: string) => entry.spans.filter((s) => s.name === name).map((s) => Number(s.attrs['blog.event_loop.active_ms']))
+
+describe('blog.event_loop.active_ms', () => {
+  it('is small on the SQL and server spans of a request alone on an idle loop', async () => {
+    const res = await app.inject({ url: '/blogs/' })
+    expect(res.statusCode).toBe(200)
+    const entry = traceOf(res)
+    const [select] = loopMs(entry, 'SELECT')
+    expect(select).toBeGreaterThanOrEqual(0)
+    expect(select).toBeLessThan(10)
+    expect(loopMs(entry, 'pool.acquire')[0]).toBeLessThan(10)
+    expect(Number(entry.root!.attrs['blog.event_loop.active_ms'])).toBeLessThan(entry.root!.duration + 1)
+  })
+
+  it('is >= 40 ms on a query that waited while another request burned 50 ms of CPU', async () => {
+    // Hold the table so the list's SELECT is in flight for a while, then spin while it waits.
+    const locker = await mysql.createConnection({ host: env.config.db.host, port: env.config.db.port, user: env.config.db.user, password: env.config.db.password, database: env.database })
+    try {
+      await locker.query('LOCK TABLES `blog` WRITE')
+      const list = app.inject({ url: '/blogs/' })
+      await sleep(30)
+      expect((await app.inject({ url: '/_test/spin' })).body).toBe('spun')
+      await locker.query('UNLOCK TABLES')
+      const res = await list
+      expect(res.statusCode).toBe(200)
+      const entry = traceOf(res)
+      const [select] = loopMs(entry, 'SELECT')
+      const selectSpan = entry.spans.find((s) => s.name === 'SELECT')!
+      expect(select).toBeGreaterThanOrEqual(40)
+      // Busy time is part of the time the span was open.
+      expect(select).toBeLessThanOrEqual(selectSpan.duration + 1)
+      expect(Number(entry.root!.attrs['blog.event_loop.active_ms'])).toBeGreaterThanOrEqual(40)
+    } finally {
+      await locker.end()
+    }
+  })
+})

@@ -1,0 +1,121 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import mysql from 'mysql2/promise'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startMariaDb, type MariaDbInstance } from '../../kit/mariadb-instance'
+import { OtlpReceiver, parseTraceHeader, type ReceivedSpan } from '../../kit/otlp-receiver'
+import { assertBuilt, request, startListening, type ServerChild } from '../../kit/server'
+
+// The database's own time for each SQL span, joined from performance_schema, on a MariaDB this
+// test starts with performance_schema on and the statement history MySQL 8.4 has by default.
+
+let db: MariaDbInstance
+let receiver: OtlpReceiver
+let app: ServerChild
+
+const sqlSpans = (spans: ReceivedSpan[]) => spans.filter((s) => s.scope === '@opentelemetry/instrumentation-mysql2')
+
+beforeAll(async () => {
+  assertBuilt()
+  db = await startMariaDb({
+    args: ['--performance-schema=ON', '--performance-schema-consumer-events-statements-current=ON', '--performance-schema-consumer-events-statements-history=ON']
+  })
+  receiver = await OtlpReceiver.start()
+  app = await startListening({ ...receiver.env(), DATABASE_URL: db.url('blog_db'), LOG_LEVEL: 'info', DB_HEALTH_CHECK_INTERVAL_MS: '0' }, { telemetry: true })
+}, 120_000)
+
+afterAll(async () => {
+  await app?.kill()
+  await receiver?.close()
+  await db?.destroy()
+})
+
+describe('blog.db.server_ms from performance_schema', () => {
+  it('says once in the log that server timings are on, and which table it reads', () => {
+    const lines = app.logs().filter((l) => String(l.msg).startsWith('db server timings'))
+    expect(lines.map((l) => [l.msg, l.table])).toEqual([['db server timings on', 'performance_schema.events_statements_history']])
+  })
+
+  it('gives every SQL span of a request the server time, lock time and rows of its statement', async () => {
+    const res = await request(app.port, '/blogs/')
+    expect(res.status).toBe(200)
+    const { traceId } = parseTraceHeader(res.headers.traceresponse)
+    const spans = await receiver.waitForTrace(traceId, (s) => sqlSpans(s).length > 0)
+    const [select] = sqlSpans(spans)
+    // The 12 sample posts (the page asks for 21 rows to learn whether a next page exists).
+    expect(select!.attributes).toMatchObject({ 'blog.db.rows_sent': 12 })
+    const serverMs = Number(select!.attributes['blog.db.server_ms'])
+    const spanMs = Number(select!.endNs - select!.startNs) / 1e6
+    expect(serverMs).toBeGreaterThan(0)
+    // The database's part of the round trip cannot exceed the round trip.
+    expect(serverMs).toBeLessThanOrEqual(spanMs)
+    expect(Number(select!.attributes['blog.db.rows_examined'])).toBeGreaterThanOrEqual(12)
+    expect(select!.attributes['blog.event_loop.active_ms']).toBeTypeOf('number')
+  })
+
+  it("matches the server's own timer for the statement: a SELECT held 150 ms behind a table lock", async () => {
+    const locker = await mysql.createConnection({ host: '127.0.0.1', port: db.port, user: 'root', database: 'blog_db' })
+    try {
+      await locker.query('LOCK TABLES `blog` WRITE')
+      const pending = request(app.port, '/blogs/')
+      await sleep(150)
+      await locker.query('UNLOCK TABLES')
+      const res = await pending
+      expect(res.status).toBe(200)
+      const spans = await receiver.waitForTrace(parseTraceHeader(res.headers.traceresponse).traceId, (s) => sqlSpans(s).length > 0)
+      const select = sqlSpans(spans)[0]!
+      const serverMs = Number(select.attributes['blog.db.server_ms'])
+      // The server's own record of that statement: the only one of the app's that waited > 100 ms.
+      const waited = await db.query<{ ms: number }>(
+        'SELECT h.TIMER_WAIT / 1e9 AS ms FROM performance_schema.events_statements_history h ' +
+          'JOIN performance_schema.threads t ON t.THREAD_ID = h.THREAD_ID ' +
+          'WHERE h.TIMER_WAIT > 100e9 AND t.PROCESSLIST_ID <> CONNECTION_ID() AND h.EVENT_NAME = ?',
+        ['statement/com/Execute']
+      )
+      expect(waited).toHaveLength(1)
+      const own = Number(waited[0]!.ms)
+      expect(own).toBeGreaterThan(100)
+      expect(Math.abs(serverMs - own)).toBeLessThanOrEqual(Math.max(1, own * 0.2))
+      expect(Number(select.attributes['blog.db.lock_ms'])).toBeGreaterThan(100)
+    } finally {
+      await locker.end()
+    }
+  })
+
+  it('leaves the attribute off a span it cannot join (a statement the server did not record)', async () => {
+    // Turn the consumer off: the history stops filling, the app keeps running and says nothing new.
+    await db.query("UPDATE performance_schema.setup_consumers SET ENABLED = 'NO' WHERE NAME = 'events_statements_history'")
+    try {
+      const res = await request(app.port, '/blogs/')
+      expect(res.status).toBe(200)
+      const spans = await receiver.waitForTrace(parseTraceHeader(res.headers.traceresponse).traceId, (s) => sqlSpans(s).length > 0)
+      const select = sqlSpans(spans)[0]!
+      expect(select.attributes['blog.db.server_ms']).toBeUndefined()
+      expect(select.attributes['blog.event_loop.active_ms']).toBeTypeOf('number')
+    } finally {
+      await db.query("UPDATE performance_schema.setup_consumers SET ENABLED = 'YES' WHERE NAME = 'events_statements_history'")
+    }
+  })
+})
+
+describe('with performance_schema off (MariaDB default)', () => {
+  it('runs unchanged and says so once, naming the setting', async () => {
+    const plain = await startMariaDb()
+    try {
+      const child = await startListening({ ...receiver.env(), DATABASE_URL: plain.url('blog_db'), LOG_LEVEL: 'info', DB_HEALTH_CHECK_INTERVAL_MS: '0' }, { telemetry: true })
+      try {
+        const res = await request(child.port, '/blogs/')
+        expect(res.status).toBe(200)
+        const spans = await receiver.waitForTrace(parseTraceHeader(res.headers.traceresponse).traceId, (s) => sqlSpans(s).length > 0)
+        expect(sqlSpans(spans)[0]!.attributes['blog.db.server_ms']).toBeUndefined()
+        expect(sqlSpans(spans)[0]!.attributes['blog.event_loop.active_ms']).toBeTypeOf('number')
+        const lines = child.logs().filter((l) => String(l.msg).startsWith('db server timings'))
+        expect(lines).toHaveLength(1)
+        expect(lines[0]!.msg).toMatch(/off: start the database with --performance-schema=ON/)
+      } finally {
+        await child.kill()
+      }
+    } finally {
+      await plain.destroy()
+    }
+  }, 60_000)
+})
