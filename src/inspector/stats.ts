@@ -37,7 +37,30 @@ export interface RequestRow {
   queries: number
   dbMs: number
   db: string
+  /** SQL time with the database's own time joined (blog.db.server_ms), and that time. */
+  joinedMs: number
+  serverMs: number
   error: boolean
+}
+
+/**
+ * Where a SQL span's time went: the database itself (`blog.db.server_ms`, when it was joined),
+ * the event loop busy with other work (`blog.event_loop.active_ms`), and the rest (network,
+ * driver, waiting). Parts are clamped so they add up to the span; null without the attributes.
+ */
+export interface SqlSplit {
+  serverMs: number | undefined
+  loopMs: number
+  restMs: number
+}
+
+export function sqlSplit(span: SpanRecord): SqlSplit | null {
+  const loop = span.attrs['blog.event_loop.active_ms']
+  if (typeof loop !== 'number') return null
+  const server = span.attrs['blog.db.server_ms']
+  const serverMs = typeof server === 'number' ? Math.min(server, span.duration) : undefined
+  const loopMs = Math.min(loop, span.duration - (serverMs ?? 0))
+  return { serverMs, loopMs, restMs: Math.max(0, span.duration - (serverMs ?? 0) - loopMs) }
 }
 
 const summaries = new WeakMap<TraceEntry, { spans: number; row: Omit<RequestRow, 'age'> }>()
@@ -49,10 +72,18 @@ export function summarize(entry: TraceEntry, now = Date.now()): RequestRow {
   const root = entry.root!
   let queries = 0
   let dbMs = 0
+  // SQL time whose server share is known, and that share.
+  let joinedMs = 0
+  let serverMs = 0
   for (const s of entry.spans) {
     if (categoryOf(s) === 'sql') {
       queries++
       dbMs += s.duration
+      const split = sqlSplit(s)
+      if (split?.serverMs !== undefined) {
+        joinedMs += s.duration
+        serverMs += split.serverMs
+      }
     }
   }
   const status = Number(root.attrs['http.response.status_code'] ?? 0)
@@ -70,6 +101,8 @@ export function summarize(entry: TraceEntry, now = Date.now()): RequestRow {
     queries,
     dbMs,
     db: queries > 0 ? formatMs(dbMs) : '–',
+    joinedMs,
+    serverMs,
     error: root.error || status >= 500
   }
   summaries.set(entry, { spans: entry.spans.length, row })
@@ -118,6 +151,8 @@ export interface RouteStats {
   max: string
   avgQueries: string
   avgDb: string
+  /** Share of the SQL time (where it is known) that was the database itself, e.g. '12%'. */
+  dbShare: string
 }
 
 /** Per method and route: how many, how slow (over what the buffer holds). */
@@ -143,7 +178,8 @@ export function routeStats(rows: RequestRow[]): RouteStats[] {
       p99: formatMs(percentile(d, 99)),
       max: formatMs(d[d.length - 1]!),
       avgQueries: (sum((r) => r.queries) / g.length).toFixed(1),
-      avgDb: sum((r) => r.queries) > 0 ? formatMs(sum((r) => r.dbMs) / g.length) : '–'
+      avgDb: sum((r) => r.queries) > 0 ? formatMs(sum((r) => r.dbMs) / g.length) : '–',
+      dbShare: sum((r) => r.joinedMs) > 0 ? `${Math.round((sum((r) => r.serverMs) / sum((r) => r.joinedMs)) * 100)}%` : '–'
     }
   })
   return out.sort((a, b) => b.count - a.count || a.route.localeCompare(b.route))

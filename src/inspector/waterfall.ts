@@ -1,5 +1,5 @@
 import { formatBytes, formatMs } from './format'
-import { categoryOf, summarize, type Category } from './stats'
+import { categoryOf, sqlSplit, summarize, type Category } from './stats'
 import type { SpanRecord, TraceEntry } from './trace-buffer'
 
 const KIND_NAMES = ['internal', 'server', 'client', 'producer', 'consumer']
@@ -19,6 +19,8 @@ export interface WaterfallRow {
   duration: string
   error: boolean
   attrs: [string, string][]
+  /** A SQL bar split into DB server / loop busy / the rest, left to right (SVG x and width). */
+  parts: { part: 'server' | 'loop' | 'rest'; x: string; width: string; title: string }[]
 }
 
 export interface Tick {
@@ -54,6 +56,24 @@ function detailOf(span: SpanRecord, category: Category): string {
   return ''
 }
 
+/** Sub-bars of a SQL span, in the order server, loop busy, rest, each sized by its share. */
+function splitBar(span: SpanRecord, x: number, total: number): WaterfallRow['parts'] {
+  const split = sqlSplit(span)
+  if (!split) return []
+  const parts: WaterfallRow['parts'] = []
+  let at = x
+  const add = (part: 'server' | 'loop' | 'rest', ms: number, what: string) => {
+    if (ms <= 0) return
+    const w = (ms / total) * 100
+    parts.push({ part, x: pct(at), width: pct(w), title: `${what}: ${formatMs(ms)}` })
+    at += w
+  }
+  if (split.serverMs !== undefined) add('server', split.serverMs, 'DB server')
+  add('loop', split.loopMs, 'event loop busy')
+  add('rest', split.restMs, split.serverMs === undefined ? 'the rest (DB server time not joined)' : 'network, driver, waiting')
+  return parts
+}
+
 /** The spans of one trace as rows drawn to scale: parents before children, siblings by start. */
 export function waterfall(entry: TraceEntry): Waterfall {
   const spans = entry.spans
@@ -78,13 +98,14 @@ export function waterfall(entry: TraceEntry): Waterfall {
     const list = (children.get(parent) ?? []).sort((a, b) => a.start - b.start)
     for (const s of list) {
       const category = categoryOf(s)
+      const x = ((s.start - t0) / total) * 100
       rows.push({
         spanId: s.spanId,
         name: s.name,
         detail: detailOf(s, category),
         category,
         depth: Math.min(depth, 6),
-        x: pct(((s.start - t0) / total) * 100),
+        x: pct(x),
         // At least a sliver, so a 20 µs statement is still visible.
         width: pct(Math.max((s.duration / total) * 100, 0.25)),
         offset: formatMs(s.start - t0),
@@ -98,7 +119,8 @@ export function waterfall(entry: TraceEntry): Waterfall {
           ['duration', formatMs(s.duration)],
           ['status', s.error ? 'error' : 'ok'],
           ...Object.entries(s.attrs).map(([k, v]): [string, string] => [k, String(v)])
-        ]
+        ],
+        parts: category === 'sql' ? splitBar(s, x, total) : []
       })
       walk(s.spanId, depth + 1)
     }
@@ -128,6 +150,9 @@ export interface TraceSummary {
   pool: string
   render: string
   image: string | undefined
+  /** Of the SQL time: the database itself and the loop busy with other work ('–' if unknown). */
+  sqlServer: string
+  sqlLoop: string
   error: boolean
 }
 
@@ -141,6 +166,9 @@ export function traceSummary(entry: TraceEntry): TraceSummary | undefined {
     return spans.length > 0 ? formatMs(spans.reduce((acc, s) => acc + s.duration, 0)) : '–'
   }
   const image = sumOf('image')
+  const splits = entry.spans.filter((s) => categoryOf(s) === 'sql').map(sqlSplit)
+  const server = splits.filter((x) => x?.serverMs !== undefined)
+  const loops = splits.filter((x) => x !== null)
   return {
     method: row.method,
     route: row.route,
@@ -153,6 +181,8 @@ export function traceSummary(entry: TraceEntry): TraceSummary | undefined {
     pool: sumOf('pool'),
     render: sumOf('render'),
     image: image === '–' ? undefined : image,
+    sqlServer: server.length > 0 ? formatMs(server.reduce((a, x) => a + x!.serverMs!, 0)) : '–',
+    sqlLoop: loops.length > 0 ? formatMs(loops.reduce((a, x) => a + x!.loopMs, 0)) : '–',
     error: row.error
   }
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { filterRequests, summarize, topSql, type RequestRow } from '../../src/inspector/stats'
-import { waterfall } from '../../src/inspector/waterfall'
+import { filterRequests, routeStats, sqlSplit, summarize, topSql, type RequestRow } from '../../src/inspector/stats'
+import { traceSummary, waterfall } from '../../src/inspector/waterfall'
 import { percentile } from '../../src/lib/stats'
 import type { SpanRecord, TraceEntry } from '../../src/inspector/trace-buffer'
 
@@ -69,5 +69,25 @@ describe('inspector summaries', () => {
     expect(select).toMatchObject({ x: '10.00%', width: '5.00%', category: 'sql', detail: 'SELECT * FROM `blog` WHERE `id` = ?' })
     expect(w.ticks.map((t) => t.label)).toEqual(['0', '2 ms', '4 ms', '6 ms', '8 ms', '10 ms'])
     expect(w.ticks[1]).toMatchObject({ x: '20.00%', anchor: 'middle' })
+  })
+
+  it('splits a SQL bar into DB server, loop busy and the rest, clamped to the span, and shares per route', () => {
+    const t = trace('/blogs/', 10, 200, 2)
+    const [first, second] = t.spans.filter((s) => s.name === 'SELECT')
+    // 0.5 ms statements: 0.1 ms in the server and 0.3 busy loop; the other's numbers overshoot.
+    first!.attrs['blog.db.server_ms'] = 0.1
+    first!.attrs['blog.event_loop.active_ms'] = 0.3
+    second!.attrs['blog.event_loop.active_ms'] = 9
+    expect(sqlSplit(first!)).toEqual({ serverMs: 0.1, loopMs: 0.3, restMs: expect.closeTo(0.1, 6) })
+    expect(sqlSplit(second!)).toEqual({ serverMs: undefined, loopMs: 0.5, restMs: 0 })
+    expect(sqlSplit(t.spans.find((s) => s.name === 'view.render')!)).toBeNull()
+    const rows = waterfall(t).rows.filter((r) => r.name === 'SELECT')
+    expect(rows[0]!.parts.map((p) => [p.part, p.x, p.width])).toEqual([['server', '10.00%', '1.00%'], ['loop', '11.00%', '3.00%'], ['rest', '14.00%', '1.00%']])
+    expect(rows[1]!.parts.map((p) => p.part)).toEqual(['loop'])
+    const [route] = routeStats([summarize(t)])
+    // Only the joined statement counts: 0.1 of its 0.5 ms.
+    expect(route!.dbShare).toBe('20%')
+    expect(routeStats([summarize(trace('/blogs/', 10))])[0]!.dbShare).toBe('–')
+    expect(traceSummary(t)).toMatchObject({ sqlServer: '0.10 ms', sqlLoop: '0.80 ms' })
   })
 })

@@ -69,6 +69,13 @@ describe.each(MODES)('the inspector with server spans made by $name', (mode) => 
     expect(sql).toBe('SELECT `id`, `title`, `author`, `content`, `image_loc`, `modified_dt` FROM `blog` WHERE `id` = ?')
     expect(page.body).not.toContain(title)
     expect(page.body).toContain(`href="${JAEGER_URL}/trace/${traceId}"`)
+    // The SELECT's bar is split: loop busy and the rest (no DB server time: the shared MariaDB
+    // runs without performance_schema), with a legend.
+    const parts = page.body.match(/<rect class="wf-part part-(\w+)"/g) ?? []
+    expect(parts.length, page.body).toBeGreaterThanOrEqual(1)
+    expect(parts.join(' ')).not.toContain('part-server')
+    expect(page.body).toContain('event loop busy')
+    expect(attributeValues(page.body, 'blog.event_loop.active_ms')).toHaveLength(3)
     // Bars are drawn with SVG attributes, never inline styles (the CSP allows no inline style).
     const rects = page.body.match(/<rect class="wf-rect"[^>]*>/g) ?? []
     expect(rects[0], rects.join('\n')).toMatch(/x="0\.00%" y="5" width="100\.00%"/)
@@ -138,6 +145,9 @@ describe.each(MODES)('the inspector with server spans made by $name', (mode) => 
     expect(page.status).toBe(200)
     const row = page.body.slice(page.body.indexOf('<span class="method">GET</span> /blogs/</a>')).split('</tr>')[0]!
     expect(row).toMatch(/ms<\/td>/)
+    // No DB server time to share without performance_schema.
+    expect(row).toMatch(/<td class="num">–<\/td>\s*$/)
+    expect(page.body).toContain('DB itself')
     expect(page.body).toContain('Top SQL')
     expect(page.body).toContain('FROM `blog` ORDER BY `modified_dt` DESC, `id` DESC LIMIT ? OFFSET ?')
   })

@@ -20,7 +20,7 @@ beforeAll(async () => {
     args: ['--performance-schema=ON', '--performance-schema-consumer-events-statements-current=ON', '--performance-schema-consumer-events-statements-history=ON']
   })
   receiver = await OtlpReceiver.start()
-  app = await startListening({ ...receiver.env(), DATABASE_URL: db.url('blog_db'), LOG_LEVEL: 'info', DB_HEALTH_CHECK_INTERVAL_MS: '0' }, { telemetry: true })
+  app = await startListening({ ...receiver.env(), DATABASE_URL: db.url('blog_db'), LOG_LEVEL: 'info', DB_HEALTH_CHECK_INTERVAL_MS: '0', INSPECTOR_ENABLED: 'true' }, { telemetry: true })
 }, 120_000)
 
 afterAll(async () => {
@@ -76,6 +76,12 @@ describe('blog.db.server_ms from performance_schema', () => {
       expect(own).toBeGreaterThan(100)
       expect(Math.abs(serverMs - own)).toBeLessThanOrEqual(Math.max(1, own * 0.2))
       expect(Number(select.attributes['blog.db.lock_ms'])).toBeGreaterThan(100)
+      // The inspector draws the SELECT's bar mostly as DB server time, and the route's share says so.
+      const page = await request(app.port, `/_inspect/traces/${parseTraceHeader(res.headers.traceresponse).traceId}`)
+      expect(page.body).toMatch(/<rect class="wf-part part-server"[^>]*><title>DB server: 1\d\d ms<\/title>/)
+      const routes = await request(app.port, '/_inspect/routes')
+      const row = routes.body.slice(routes.body.indexOf('<span class="method">GET</span> /blogs/</a>')).split('</tr>')[0]!
+      expect(row).toMatch(/<td class="num">\d+%<\/td>\s*$/)
     } finally {
       await locker.end()
     }
