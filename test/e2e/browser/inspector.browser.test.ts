@@ -81,11 +81,14 @@ describe('the inspector in a browser', () => {
     await page.waitForURL(`**${href}`)
     await expect.poll(() => page.locator('.wf-span').count()).toBe(4)
 
-    // To scale: the server span's bar spans the whole axis, the others sit inside it.
-    const boxes = (await page.evaluate(`[...document.querySelectorAll('.wf-span .wf-rect')].map((r) => {
-      const own = r.getBoundingClientRect()
-      const svg = r.ownerSVGElement.getBoundingClientRect()
-      return { left: (own.left - svg.left) / svg.width, width: own.width / svg.width }
+    // To scale: the server span's bar spans the whole axis, the others sit inside it (a SQL bar
+    // is drawn as its parts: DB server, loop busy, the rest, side by side).
+    const boxes = (await page.evaluate(`[...document.querySelectorAll('.wf-span')].map((row) => {
+      const rects = [...row.querySelectorAll('.wf-bar .wf-rect, .wf-bar .wf-part')].map((r) => r.getBoundingClientRect())
+      const svg = row.querySelector('.wf-bar').getBoundingClientRect()
+      const left = Math.min(...rects.map((r) => r.left))
+      const right = Math.max(...rects.map((r) => r.right))
+      return { left: (left - svg.left) / svg.width, width: (right - left) / svg.width }
     })`)) as { left: number; width: number }[]
     expect(boxes).toHaveLength(4)
     expect(boxes[0]!.left).toBeCloseTo(0, 2)
@@ -95,6 +98,8 @@ describe('the inspector in a browser', () => {
       expect(b.left + b.width).toBeLessThanOrEqual(1.01)
       expect(b.width).toBeGreaterThan(0)
     }
+
+    expect(await page.locator('details.wf-span.cat-sql .wf-part.part-loop').count()).toBe(1)
 
     // Attributes on click, no JavaScript involved (<details>).
     const select = page.locator('details.wf-span.cat-sql')
@@ -117,7 +122,10 @@ describe('the inspector in a browser', () => {
 
     // The stylesheet applied (the bars are coloured by class, not by attribute).
     await page.goto(`http://127.0.0.1:${child.port}${href}`)
-    expect(await page.evaluate("getComputedStyle(document.querySelector('.cat-sql .wf-rect')).fill")).not.toBe('rgb(0, 0, 0)')
+    expect(await page.evaluate("getComputedStyle(document.querySelector('.cat-pool .wf-rect')).fill")).not.toBe('rgb(0, 0, 0)')
+    const loopFill = await page.evaluate("getComputedStyle(document.querySelector('.cat-sql .part-loop')).fill")
+    expect(loopFill).not.toBe('rgb(0, 0, 0)')
+    expect(loopFill).not.toBe(await page.evaluate("getComputedStyle(document.querySelector('.cat-server .wf-rect')).fill"))
 
     expect(problems, `CSP: ${csp ?? '(none sent)'}`).toEqual([])
     await page.close()
