@@ -9,9 +9,11 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 import mysql from 'mysql2/promise'
 import { ROOT, startApp, startOtlpSink, type RunningApp } from './lib/app'
-import { closedLoad, maxLoad, percentile, rateLoad, setPropagation, type LoadResult, type Scenario } from './lib/load'
-import { findPid, ProcMonitor, type ProcSample } from './lib/proc'
-import { breakdown, decodeTraces, meanBreakdown, PHASES, type BenchSpan, type Breakdown } from './lib/spans'
+import { connectionOptions, dataSetKey, dropDatabases, prepareData, type DataSet } from './lib/data'
+import { closedLoad, maxLoad, rateLoad, setPropagation, type Scenario } from './lib/load'
+import { findPid, pidByPort, ProcMonitor } from './lib/proc'
+import { reportLines, summarise, summariseRun, type RunResult } from './lib/report'
+import { decodeTraces } from './lib/spans'
 import { renderSvg } from './lib/svg'
 
 /** Named environment sets; a variant joins them with '+', e.g. `otel=10pct+pool=5`. */
@@ -27,6 +29,9 @@ export const PRESETS: Record<string, Record<string, string>> = {
   'views=nocache': { VIEW_CACHE: 'false' },
   // Same code, a bigger table: the list and show pages should cost the same (growth target).
   'data=100k': { BENCH_POSTS: '100000' },
+  'data=20k': { BENCH_POSTS: '20000' },
+  // The list query without its index: it sorts the whole table, a page bound by the database.
+  'index=none': { BENCH_NO_INDEX: 'true' },
   'pool=5': { DB_POOL_MAX: '5' },
   'pool=40': { DB_POOL_MAX: '40' },
   // The request inspector's span processor (an in-memory copy of every span), next to the exporter.
@@ -47,106 +52,6 @@ async function writeScenario(): Promise<Scenario> {
   fd.append('image_file', new Blob([new Uint8Array(PIXEL_PNG)], { type: 'image/png' }), 'pixel.png')
   const res = new Response(fd)
   return { method: 'POST', path: '/blogs/new', body: Buffer.from(await res.arrayBuffer()), headers: { 'content-type': res.headers.get('content-type')! } }
-}
-
-interface RunResult {
-  variant: string
-  round: number
-  path: string
-  requests: number
-  rps: number
-  latency: { avg: number; p50: number; p90: number; p95: number; p99: number; max: number }
-  failures: number
-  dropped: number
-  app: ProcSample
-  db: ProcSample
-  traced: number
-  phases: Breakdown | null
-  p50Trace: (Breakdown & { traceId: string }) | null
-  slowestTrace: (Breakdown & { traceId: string }) | null
-}
-
-const median = (xs: number[]) => {
-  const s = xs.filter(Number.isFinite).sort((a, b) => a - b)
-  if (s.length === 0) return NaN
-  const m = s.length >> 1
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2
-}
-const fmt = (n: number | undefined, digits = 1) => (n !== undefined && Number.isFinite(n) ? n.toFixed(digits) : '-')
-
-function connectionOptions(adminUrl: string) {
-  const u = new URL(adminUrl)
-  return { host: u.hostname, port: Number(u.port || 3306), user: decodeURIComponent(u.username) || 'root', password: decodeURIComponent(u.password) }
-}
-
-async function prepareData(adminUrl: string, database: string, posts: number): Promise<void> {
-  const conn = await mysql.createConnection(connectionOptions(adminUrl))
-  try {
-    await conn.query(`DROP DATABASE IF EXISTS \`${database}\``)
-    await conn.query(`CREATE DATABASE \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`)
-  } finally {
-    await conn.end()
-  }
-  // The app migrates and seeds the 12 sample posts; top up to `posts` with deterministic rows.
-  const app = await startApp({ DATABASE_URL: `${adminUrl.replace(/\/$/, '')}/${database}`, OTEL_SDK_DISABLED: 'true' })
-  await app.stop()
-  const db = await mysql.createConnection({ ...connectionOptions(adminUrl), database })
-  try {
-    const extra = Math.max(0, posts - 12)
-    for (let i = 0; i < extra; i += 2000) {
-      const rows = []
-      for (let j = i; j < Math.min(extra, i + 2000); j++) {
-        rows.push([`Benchmark post ${j + 1}`, `Author ${j % 17}`, `Paragraph ${j}. `.repeat(40), null, new Date(Date.UTC(2026, 0, 1) + j * 60_000)])
-      }
-      await db.query('INSERT INTO blog (title, author, content, image_loc, modified_dt) VALUES ?', [rows])
-    }
-    await db.query('ANALYZE TABLE blog')
-  } finally {
-    await db.end()
-  }
-}
-
-function summarise(variant: string, round: number, target: string, load: LoadResult, okStatus: (s: number) => boolean, app: ProcSample, db: ProcSample, spans: BenchSpan[]): RunResult {
-  const lat = load.samples.map((s) => s.latencyMs).sort((a, b) => a - b)
-  const ok = load.samples.filter((s) => okStatus(s.status)).length
-  const byTrace = new Map<string, BenchSpan[]>()
-  for (const s of spans) {
-    let list = byTrace.get(s.traceId)
-    if (!list) byTrace.set(s.traceId, (list = []))
-    list.push(s)
-  }
-  // Without our own traceparent the samples carry no trace id: break down every exported trace.
-  const unjoined = load.samples.every((s) => s.traceId === '')
-  const allTraces = unjoined ? [...byTrace.values()].map(breakdown).filter((b): b is Breakdown => b !== null) : []
-  // Only requests whose whole trace arrived (the span queue drops under heavy load).
-  const traced = load.samples
-    .map((s) => ({ s, b: byTrace.has(s.traceId) ? breakdown(byTrace.get(s.traceId)!) : null }))
-    .filter((x): x is { s: (typeof load.samples)[number]; b: Breakdown } => x.b !== null)
-    .sort((a, b) => a.s.latencyMs - b.s.latencyMs)
-  const pick = (i: number) => (traced[i] ? { ...traced[i]!.b, traceId: traced[i]!.s.traceId } : null)
-  return {
-    variant,
-    round,
-    path: target,
-    requests: load.samples.length,
-    rps: ok / load.durationS,
-    latency: {
-      avg: lat.reduce((a, b) => a + b, 0) / Math.max(1, lat.length),
-      p50: percentile(lat, 50),
-      p90: percentile(lat, 90),
-      p95: percentile(lat, 95),
-      p99: percentile(lat, 99),
-      max: lat[lat.length - 1] ?? NaN
-    },
-    failures: load.samples.length - ok + load.errors,
-    dropped: load.dropped,
-    app,
-    db,
-    traced: unjoined ? allTraces.length : traced.length,
-    phases: meanBreakdown(unjoined ? allTraces : traced.map((x) => x.b)),
-    p50Trace: pick(Math.floor(traced.length / 2)),
-    slowestTrace: pick(traced.length - 1)
-  }
 }
 
 async function main(): Promise<void> {
@@ -189,19 +94,23 @@ async function main(): Promise<void> {
   const okStatus = (s: number) => (write ? s === 303 : s >= 200 && s < 400)
 
   const database = `blog_bench_${process.pid}`
-  // Variants may ask for their own data set size (BENCH_POSTS); each size gets its own database.
-  const postsOf = (v: string) => Number(v.split('+').map((p) => PRESETS[p]!.BENCH_POSTS).find(Boolean) ?? values.posts)
-  const dbFor = (posts: number) => (posts === Number(values.posts) ? database : `${database}_${posts}`)
+  // Variants may ask for their own data set (BENCH_POSTS, BENCH_NO_INDEX); each gets its own database.
+  const presetOf = (v: string, key: string) => v.split('+').map((p) => PRESETS[p]![key]).find(Boolean)
+  const dataOf = (v: string): DataSet => ({ posts: Number(presetOf(v, 'BENCH_POSTS') ?? values.posts), noIndex: presetOf(v, 'BENCH_NO_INDEX') === 'true' })
+  const base: DataSet = { posts: Number(values.posts), noIndex: false }
+  const dbFor = (d: DataSet) => (dataSetKey(d) === dataSetKey(base) ? database : `${database}_${dataSetKey(d)}`)
+  const dataSets = new Map(variants.map((v) => [dbFor(dataOf(v)), dataOf(v)]))
   const stamp = new Date().toISOString().replace(/[:.]/g, '-')
   const outDir = values.out ? path.resolve(values.out) : path.join(ROOT, 'bench', 'results', stamp)
   mkdirSync(outDir, { recursive: true })
 
-  for (const posts of new Set(variants.map(postsOf))) {
-    process.stderr.write(`preparing ${posts} posts in ${dbFor(posts)}\n`)
-    await prepareData(values['admin-url'], dbFor(posts), posts)
+  for (const [name, data] of dataSets) {
+    process.stderr.write(`preparing ${data.posts} posts${data.noIndex ? ' (no list index)' : ''} in ${name}\n`)
+    await prepareData(values['admin-url'], name, data)
   }
   const sink = await startOtlpSink()
-  const dbPid = findPid('mariadbd', 'mysqld')
+  // By its port: several database servers may run here (the tests start their own).
+  const dbPid = pidByPort(connectionOptions(values['admin-url']).port) ?? findPid('mariadbd', 'mysqld')
   // All variants run at once against one server: keep processes x pool within max_connections
   // (151 by default), or the last variant measures "Too many connections" errors.
   const poolMax = String(Math.min(40, Math.floor(120 / variants.length)))
@@ -229,7 +138,7 @@ async function main(): Promise<void> {
     for (const v of variants) {
       const env: Record<string, string> = { ...baseEnv }
       for (const part of v.split('+')) Object.assign(env, PRESETS[part])
-      env.DATABASE_URL = `${values['admin-url'].replace(/\/$/, '')}/${dbFor(postsOf(v))}`
+      env.DATABASE_URL = `${values['admin-url'].replace(/\/$/, '')}/${dbFor(dataOf(v))}`
       apps.set(v, await startApp(env))
     }
     for (const [, app] of apps) await run(app.url, scenario, warmup)
@@ -250,7 +159,7 @@ async function main(): Promise<void> {
           const [appS, dbS] = await Promise.all([appMon.stop(), dbMon.stop()])
           await new Promise((r) => setTimeout(r, 1500))
           const spans = decodeTraces(sink.take())
-          results.push(summarise(v, round, target.path, load, target === scenario ? okStatus : (s) => s === 200, appS, dbS, spans))
+          results.push(summariseRun(v, round, target.path, load, target === scenario ? okStatus : (s) => s === 200, appS, dbS, spans))
         }
       }
     }
@@ -260,64 +169,12 @@ async function main(): Promise<void> {
     await sink.close()
   }
 
-  // Medians over rounds; spread is min-max of req/s; ratio is to the first variant's median.
-  const summary = []
-  const firstRps = new Map<string, number>()
-  for (const target of [...new Set(results.map((r) => r.path))]) {
-    for (const v of variants) {
-      const rs = results.filter((r) => r.variant === v && r.path === target)
-      if (rs.length === 0) continue
-      const rps = median(rs.map((r) => r.rps))
-      if (!firstRps.has(target)) firstRps.set(target, rps)
-      const phaseRuns = rs.map((r) => r.phases).filter((p): p is Breakdown => p !== null)
-      summary.push({
-        variant: v,
-        path: target,
-        rounds: rs.length,
-        rps,
-        rpsMin: Math.min(...rs.map((r) => r.rps)),
-        rpsMax: Math.max(...rs.map((r) => r.rps)),
-        ratio: rps / firstRps.get(target)!,
-        avg: median(rs.map((r) => r.latency.avg)),
-        p90: median(rs.map((r) => r.latency.p90)),
-        p95: median(rs.map((r) => r.latency.p95)),
-        p99: median(rs.map((r) => r.latency.p99)),
-        max: Math.max(...rs.map((r) => r.latency.max)),
-        failPct: (100 * rs.reduce((a, r) => a + r.failures, 0)) / Math.max(1, rs.reduce((a, r) => a + r.requests, 0)),
-        dropped: rs.reduce((a, r) => a + r.dropped, 0),
-        appCpu: median(rs.map((r) => r.app.cpuPercent)),
-        appRss: Math.max(...rs.map((r) => r.app.rssMb)),
-        dbCpu: median(rs.map((r) => r.db.cpuPercent)),
-        dbRss: Math.max(...rs.map((r) => r.db.rssMb)),
-        traced: rs.reduce((a, r) => a + r.traced, 0),
-        phases: meanBreakdown(phaseRuns),
-        p50Trace: rs[rs.length - 1]!.p50Trace,
-        slowestTrace: rs.map((r) => r.slowestTrace).filter((t) => t !== null).sort((a, b) => b!.total - a!.total)[0] ?? null
-      })
-    }
-  }
-
-  const lines: string[] = []
-  lines.push(`mode ${mode}${mode === 'closed' ? ` (think ${values.think} ms)` : mode === 'rate' ? ` (${values.rate} req/s)` : ''}, ${connections} connections, ${duration}s x ${repeat} rounds, ${values.posts} posts, pool max ${poolMax} per process`)
-  lines.push('')
-  lines.push('| variant | path | req/s (median) | min-max | ratio | avg ms | p90 | p95 | p99 | max | fail % | app CPU % | app RSS MB | DB CPU % | DB RSS MB |')
-  lines.push('|' + ' --- |'.repeat(15))
-  for (const s of summary) {
-    lines.push(
-      `| ${s.variant} | ${s.path} | ${fmt(s.rps, 0)} | ${fmt(s.rpsMin, 0)}-${fmt(s.rpsMax, 0)} | ${fmt(s.ratio, 2)} | ${fmt(s.avg)} | ${fmt(s.p90)} | ${fmt(s.p95)} | ${fmt(s.p99)} | ${fmt(s.max)} | ${fmt(s.failPct, 2)} | ${fmt(s.appCpu, 0)} | ${fmt(s.appRss, 0)} | ${fmt(s.dbCpu, 0)} | ${fmt(s.dbRss, 0)} |`
-    )
-  }
-  const withPhases = summary.filter((s) => s.phases)
-  if (withPhases.length > 0) {
-    lines.push('', 'Where the server time went (ms, mean over traced requests; the p50 and slowest trace by client latency):', '')
-    lines.push(`| variant | path | traces | ${PHASES.join(' | ')} | server total | queries | p50 trace | slowest trace |`)
-    lines.push('|' + ' --- |'.repeat(PHASES.length + 7))
-    for (const s of withPhases) {
-      const p = s.phases!
-      const t = (b: (Breakdown & { traceId: string }) | null) => (b ? `${fmt(b.total, 2)} ms (SQL ${fmt(b.SQL, 2)}, pool ${fmt(b['pool wait'], 2)}, render ${fmt(b.render, 2)}) ${b.traceId.slice(0, 12)}…` : '-')
-      lines.push(`| ${s.variant} | ${s.path} | ${s.traced} | ${PHASES.map((ph) => fmt(p[ph], 2)).join(' | ')} | ${fmt(p.total, 2)} | ${fmt(p.queries, 1)} | ${t(s.p50Trace)} | ${t(s.slowestTrace)} |`)
-    }
-  }
+  // Medians over rounds; spread is min-max of req/s; ratios are to the first variant's medians.
+  const summary = summarise(results, variants)
+  const lines = reportLines(
+    summary,
+    `mode ${mode}${mode === 'closed' ? ` (think ${values.think} ms)` : mode === 'rate' ? ` (${values.rate} req/s)` : ''}, ${connections} connections, ${duration}s x ${repeat} rounds, ${values.posts} posts, pool max ${poolMax} per process`
+  )
   const config = { mode, scenario: values.scenario, connections, think: Number(values.think), rate: Number(values.rate), poolMax: Number(poolMax), variants, repeat, duration, warmup, posts: Number(values.posts) }
   writeFileSync(path.join(outDir, 'results.json'), JSON.stringify({ config, summary, runs: results }, null, 2))
   writeFileSync(path.join(outDir, 'table.md'), lines.join('\n') + '\n')
@@ -339,9 +196,7 @@ async function main(): Promise<void> {
     process.stdout.write(check + '\n')
   }
 
-  const conn = await mysql.createConnection(connectionOptions(values['admin-url']))
-  for (const posts of new Set(variants.map(postsOf))) await conn.query(`DROP DATABASE IF EXISTS \`${dbFor(posts)}\``)
-  await conn.end()
+  await dropDatabases(values['admin-url'], [...dataSets.keys()])
 }
 
 main().catch((err: unknown) => {

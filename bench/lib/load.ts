@@ -142,8 +142,3 @@ export async function rateLoad(url: string, s: Scenario, rate: number, durationS
   ag.destroy()
   return { samples, durationS: (performance.now() - t0) / 1000, errors: samples.filter((x) => x.status === 0).length, dropped }
 }
-
-export function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
-}

@@ -5,7 +5,11 @@ const TICKS = 100 // USER_HZ on Linux
 const PAGE_KB = 4
 
 export interface ProcSample {
+  /** Of one core, over the run. */
   cpuPercent: number
+  /** utime + stime over the run (for CPU time per request). */
+  cpuSeconds: number
+  /** Peak resident set over the run. */
   rssMb: number
 }
 
@@ -48,11 +52,23 @@ export class ProcMonitor {
 
   async stop(): Promise<ProcSample> {
     clearInterval(this.timer)
-    if (!this.pid || this.startTicks === null) return { cpuPercent: NaN, rssMb: NaN }
+    if (!this.pid || this.startTicks === null) return { cpuPercent: NaN, cpuSeconds: NaN, rssMb: NaN }
     const end = await cpuTicks(this.pid)
     const seconds = (performance.now() - this.startAt) / 1000
     this.peakRss = Math.max(this.peakRss, await rssMb(this.pid))
-    return { cpuPercent: end === null ? NaN : ((end - this.startTicks) / TICKS / seconds) * 100, rssMb: this.peakRss }
+    const cpuSeconds = end === null ? NaN : (end - this.startTicks) / TICKS
+    return { cpuPercent: (cpuSeconds / seconds) * 100, cpuSeconds, rssMb: this.peakRss }
+  }
+}
+
+/** The process listening on a TCP port (several database servers may run: the name is not enough). */
+export function pidByPort(port: number): number | null {
+  try {
+    const out = execFileSync('ss', ['-ltnpH', `sport = :${port}`], { encoding: 'utf8' })
+    const m = /pid=(\d+)/.exec(out)
+    return m ? Number(m[1]) : null
+  } catch {
+    return null
   }
 }
 

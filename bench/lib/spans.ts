@@ -60,19 +60,33 @@ export function decodeTraces(bodies: Buffer[]): BenchSpan[] {
 
 export const PHASES = ['pool wait', 'SQL', 'render', 'image write', 'other'] as const
 export type Phase = (typeof PHASES)[number]
-export type Breakdown = Record<Phase, number> & { total: number; queries: number }
+/**
+ * A request's server time by phase, and its SQL time split (README "Truthful timings"):
+ * sqlServer is the database's own time where performance_schema could be joined (sqlJoined is
+ * the SQL span time those statements took), sqlLoop the event loop busy while SQL spans were open.
+ */
+export type Breakdown = Record<Phase, number> & { total: number; queries: number; sqlServer: number; sqlJoined: number; sqlLoop: number; loop: number }
+
+const empty = (total = 0): Breakdown => ({ 'pool wait': 0, SQL: 0, render: 0, 'image write': 0, other: 0, total, queries: 0, sqlServer: 0, sqlJoined: 0, sqlLoop: 0, loop: 0 })
+const numberOr0 = (v: unknown) => (typeof v === 'number' ? v : 0)
 
 /** Splits one trace's server time into phases (the app's spans under the server span are sequential). */
 export function breakdown(spans: BenchSpan[]): Breakdown | null {
   const server = spans.find((s) => !s.parentSpanId || !spans.some((p) => p.spanId === s.parentSpanId))
   if (!server) return null
-  const b: Breakdown = { 'pool wait': 0, SQL: 0, render: 0, 'image write': 0, other: 0, total: server.durationMs, queries: 0 }
+  const b = empty(server.durationMs)
+  b.loop = numberOr0(server.attributes['blog.event_loop.active_ms'])
   for (const s of spans) {
     if (s === server) continue
     if (s.name === 'pool.acquire') b['pool wait'] += s.durationMs
     else if (s.attributes['db.system.name']) {
       b.SQL += s.durationMs
       b.queries++
+      b.sqlLoop += Math.min(s.durationMs, numberOr0(s.attributes['blog.event_loop.active_ms']))
+      if (typeof s.attributes['blog.db.server_ms'] === 'number') {
+        b.sqlServer += Math.min(s.durationMs, s.attributes['blog.db.server_ms'])
+        b.sqlJoined += s.durationMs
+      }
     } else if (s.name === 'view.render') b.render += s.durationMs
     else if (s.name === 'blog.image.write') b['image write'] += s.durationMs
   }
@@ -83,7 +97,7 @@ export function breakdown(spans: BenchSpan[]): Breakdown | null {
 /** Mean of each phase over many traces. */
 export function meanBreakdown(items: Breakdown[]): Breakdown | null {
   if (items.length === 0) return null
-  const m: Breakdown = { 'pool wait': 0, SQL: 0, render: 0, 'image write': 0, other: 0, total: 0, queries: 0 }
+  const m = empty()
   for (const b of items) for (const k of Object.keys(m) as (keyof Breakdown)[]) m[k] += b[k] / items.length
   return m
 }

@@ -1,0 +1,196 @@
+import { median, percentile } from '../../src/lib/stats'
+import type { LoadResult } from './load'
+import type { ProcSample } from './proc'
+import { breakdown, meanBreakdown, PHASES, type BenchSpan, type Breakdown } from './spans'
+
+/** One load run of one variant. */
+export interface RunResult {
+  variant: string
+  round: number
+  path: string
+  requests: number
+  rps: number
+  latency: { avg: number; p50: number; p90: number; p95: number; p99: number; max: number }
+  failures: number
+  dropped: number
+  app: ProcSample
+  db: ProcSample
+  traced: number
+  phases: Breakdown | null
+  p50Trace: (Breakdown & { traceId: string }) | null
+  slowestTrace: (Breakdown & { traceId: string }) | null
+}
+
+export function summariseRun(variant: string, round: number, target: string, load: LoadResult, okStatus: (s: number) => boolean, app: ProcSample, db: ProcSample, spans: BenchSpan[]): RunResult {
+  const lat = load.samples.map((s) => s.latencyMs).sort((a, b) => a - b)
+  const ok = load.samples.filter((s) => okStatus(s.status)).length
+  const byTrace = new Map<string, BenchSpan[]>()
+  for (const s of spans) {
+    let list = byTrace.get(s.traceId)
+    if (!list) byTrace.set(s.traceId, (list = []))
+    list.push(s)
+  }
+  // Without our own traceparent the samples carry no trace id: break down every exported trace.
+  const unjoined = load.samples.every((s) => s.traceId === '')
+  const allTraces = unjoined ? [...byTrace.values()].map(breakdown).filter((b): b is Breakdown => b !== null) : []
+  // Only requests whose whole trace arrived (the span queue drops under heavy load).
+  const traced = load.samples
+    .map((s) => ({ s, b: byTrace.has(s.traceId) ? breakdown(byTrace.get(s.traceId)!) : null }))
+    .filter((x): x is { s: (typeof load.samples)[number]; b: Breakdown } => x.b !== null)
+    .sort((a, b) => a.s.latencyMs - b.s.latencyMs)
+  const pick = (i: number) => (traced[i] ? { ...traced[i]!.b, traceId: traced[i]!.s.traceId } : null)
+  return {
+    variant,
+    round,
+    path: target,
+    requests: load.samples.length,
+    rps: ok / load.durationS,
+    latency: {
+      avg: lat.reduce((a, b) => a + b, 0) / Math.max(1, lat.length),
+      p50: percentile(lat, 50),
+      p90: percentile(lat, 90),
+      p95: percentile(lat, 95),
+      p99: percentile(lat, 99),
+      max: lat[lat.length - 1] ?? NaN
+    },
+    failures: load.samples.length - ok + load.errors,
+    dropped: load.dropped,
+    app,
+    db,
+    traced: unjoined ? allTraces.length : traced.length,
+    phases: meanBreakdown(unjoined ? allTraces : traced.map((x) => x.b)),
+    p50Trace: pick(Math.floor(traced.length / 2)),
+    slowestTrace: pick(traced.length - 1)
+  }
+}
+
+/** One variant and path over all rounds: medians, spread, and CPU time per request. */
+export interface Summary {
+  variant: string
+  path: string
+  rounds: number
+  rps: number
+  rpsMin: number
+  rpsMax: number
+  ratio: number
+  avg: number
+  p90: number
+  p95: number
+  p99: number
+  max: number
+  failPct: number
+  dropped: number
+  appCpu: number
+  /** Milliseconds of app (and DB) CPU per request served, from /proc utime + stime. */
+  appCpuMs: number
+  cpuRatio: number
+  appRss: number
+  dbCpu: number
+  dbCpuMs: number
+  dbRss: number
+  traced: number
+  phases: Breakdown | null
+  p50Trace: (Breakdown & { traceId: string }) | null
+  slowestTrace: (Breakdown & { traceId: string }) | null
+  verdict: string
+}
+
+export function summarise(results: RunResult[], variants: string[]): Summary[] {
+  const out: Summary[] = []
+  const first = new Map<string, { rps: number; cpuMs: number }>()
+  for (const target of [...new Set(results.map((r) => r.path))]) {
+    for (const v of variants) {
+      const rs = results.filter((r) => r.variant === v && r.path === target)
+      if (rs.length === 0) continue
+      const rps = median(rs.map((r) => r.rps))
+      const appCpuMs = median(rs.map((r) => (r.app.cpuSeconds * 1000) / Math.max(1, r.requests)))
+      if (!first.has(target)) first.set(target, { rps, cpuMs: appCpuMs })
+      const phaseRuns = rs.map((r) => r.phases).filter((p): p is Breakdown => p !== null)
+      const s: Omit<Summary, 'verdict'> = {
+        variant: v,
+        path: target,
+        rounds: rs.length,
+        rps,
+        rpsMin: Math.min(...rs.map((r) => r.rps)),
+        rpsMax: Math.max(...rs.map((r) => r.rps)),
+        ratio: rps / first.get(target)!.rps,
+        avg: median(rs.map((r) => r.latency.avg)),
+        p90: median(rs.map((r) => r.latency.p90)),
+        p95: median(rs.map((r) => r.latency.p95)),
+        p99: median(rs.map((r) => r.latency.p99)),
+        max: Math.max(...rs.map((r) => r.latency.max)),
+        failPct: (100 * rs.reduce((a, r) => a + r.failures, 0)) / Math.max(1, rs.reduce((a, r) => a + r.requests, 0)),
+        dropped: rs.reduce((a, r) => a + r.dropped, 0),
+        appCpu: median(rs.map((r) => r.app.cpuPercent)),
+        appCpuMs,
+        cpuRatio: appCpuMs / first.get(target)!.cpuMs,
+        appRss: Math.max(...rs.map((r) => r.app.rssMb)),
+        dbCpu: median(rs.map((r) => r.db.cpuPercent)),
+        dbCpuMs: median(rs.map((r) => (r.db.cpuSeconds * 1000) / Math.max(1, r.requests))),
+        dbRss: Math.max(...rs.map((r) => r.db.rssMb)),
+        traced: rs.reduce((a, r) => a + r.traced, 0),
+        phases: meanBreakdown(phaseRuns),
+        p50Trace: rs[rs.length - 1]!.p50Trace,
+        slowestTrace: rs.map((r) => r.slowestTrace).filter((t) => t !== null).sort((a, b) => b!.total - a!.total)[0] ?? null
+      }
+      out.push({ ...s, verdict: verdict(s) })
+    }
+  }
+  return out
+}
+
+const pct = (x: number) => `${Math.round(x * 100)}%`
+
+/**
+ * Where the limit is, from the run's own numbers: the split of SQL span time (the database's
+ * own time from performance_schema, the event loop busy with other work, the rest) and the CPU
+ * of the app and database processes. Each rule says why in the line it prints.
+ */
+export function verdict(s: Pick<Summary, 'appCpu' | 'dbCpu' | 'phases'>): string {
+  const p = s.phases
+  const cpu = `app CPU ${Math.round(s.appCpu)}%, DB CPU ${Math.round(s.dbCpu)}%`
+  if (!p || p.queries === 0 || p.SQL <= 0) return `no verdict: no traced SQL in this run (${cpu})`
+  const loopShare = p.sqlLoop / p.SQL
+  const serverShare = p.sqlJoined > 0 ? p.sqlServer / p.sqlJoined : undefined
+  const perQuery = p.sqlJoined > 0 ? `DB server time ${(p.sqlServer / p.queries).toFixed(2)} ms per query` : 'DB server time not joined (performance_schema off)'
+  const sqlShare = p.SQL / Math.max(p.total, 1e-9)
+  if (serverShare !== undefined && serverShare >= 0.5 && sqlShare >= 0.3) {
+    return `bottleneck: database (DB server time ${pct(serverShare)} of SQL span time, ${perQuery.replace('DB server time ', '')}, SQL ${pct(sqlShare)} of server time, ${cpu})`
+  }
+  if (s.dbCpu >= 90) return `bottleneck: database CPU (${cpu}, ${perQuery})`
+  if (loopShare >= 0.5 && (serverShare === undefined || serverShare < 0.3)) {
+    return `bottleneck: app CPU (loop busy ${pct(loopShare)} of SQL span time, ${perQuery}, ${cpu})`
+  }
+  if (p['pool wait'] / Math.max(p.total, 1e-9) >= 0.3) return `bottleneck: connection pool (pool wait ${pct(p['pool wait'] / p.total)} of server time, ${cpu})`
+  return `no bottleneck at this load (loop busy ${pct(loopShare)} of SQL span time, ${perQuery}, ${cpu})`
+}
+
+const fmt = (n: number | undefined, digits = 1) => (n !== undefined && Number.isFinite(n) ? n.toFixed(digits) : '-')
+
+/** The Markdown report: results, where the time went, and one verdict per variant. */
+export function reportLines(summary: Summary[], heading: string): string[] {
+  const lines: string[] = [heading, '']
+  lines.push('| variant | path | req/s (median) | min-max | ratio | app CPU ms/req | CPU ratio | DB CPU ms/req | avg ms | p99 | fail % | app CPU % | app RSS MB | DB CPU % |')
+  lines.push('|' + ' --- |'.repeat(14))
+  for (const s of summary) {
+    lines.push(
+      `| ${s.variant} | ${s.path} | ${fmt(s.rps, 0)} | ${fmt(s.rpsMin, 0)}-${fmt(s.rpsMax, 0)} | ${fmt(s.ratio, 2)} | ${fmt(s.appCpuMs, 3)} | ${fmt(s.cpuRatio, 2)} | ${fmt(s.dbCpuMs, 3)} | ${fmt(s.avg)} | ${fmt(s.p99)} | ${fmt(s.failPct, 2)} | ${fmt(s.appCpu, 0)} | ${fmt(s.appRss, 0)} | ${fmt(s.dbCpu, 0)} |`
+    )
+  }
+  const withPhases = summary.filter((s) => s.phases)
+  if (withPhases.length > 0) {
+    lines.push('', 'Where the server time went (ms, mean over traced requests); SQL split into the database itself (performance_schema), the event loop busy with other work, and the rest (network, driver, waiting):', '')
+    lines.push(`| variant | path | traces | ${PHASES.join(' | ')} | SQL: DB server | SQL: loop busy | SQL: rest | server total | queries | slowest trace |`)
+    lines.push('|' + ' --- |'.repeat(PHASES.length + 8))
+    for (const s of withPhases) {
+      const p = s.phases!
+      const server = p.sqlJoined > 0 ? fmt(p.sqlServer * (p.SQL / p.sqlJoined), 2) : '-'
+      const rest = Math.max(0, p.SQL - p.sqlLoop - (p.sqlJoined > 0 ? p.sqlServer * (p.SQL / p.sqlJoined) : 0))
+      const t = s.slowestTrace ? `${fmt(s.slowestTrace.total, 2)} ms ${s.slowestTrace.traceId.slice(0, 12)}…` : '-'
+      lines.push(`| ${s.variant} | ${s.path} | ${s.traced} | ${PHASES.map((ph) => fmt(p[ph], 2)).join(' | ')} | ${server} | ${fmt(p.sqlLoop, 2)} | ${fmt(rest, 2)} | ${fmt(p.total, 2)} | ${fmt(p.queries, 1)} | ${t} |`)
+    }
+  }
+  lines.push('')
+  for (const s of summary) lines.push(`verdict ${s.variant} ${s.path}: ${s.verdict}`)
+  return lines
+}
