@@ -13,15 +13,22 @@ export interface RunningApp {
   stop(): Promise<void>
 }
 
-/** Starts the compiled app in production mode (template cache on) with the OTel bootstrap. */
+/**
+ * Starts the compiled app as `npm start` does (OTel bootstrap, template cache on, info logs), or
+ * with BENCH_SERVER=floor the bare floor server (bench/floor), or with BENCH_ROOT the same from
+ * another checkout (a baseline build, for before/after in one run).
+ */
 export async function startApp(env: Record<string, string>, timeoutMs = 30_000): Promise<RunningApp> {
   const port = await freePort()
-  const child = spawn(process.execPath, ['--require', './dist/otel/bootstrap.js', 'dist/src/server.js'], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', NODE_ENV: 'production', LOG_LEVEL: 'warn', ...env, HOST: '127.0.0.1', PORT: String(port) },
+  const root = env.BENCH_ROOT || ROOT
+  const args = env.BENCH_SERVER === 'floor' ? ['dist/bench/floor/server.js'] : ['--require', './dist/otel/bootstrap.js', 'dist/src/server.js']
+  const child = spawn(process.execPath, args, {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'info', ...env, HOST: '127.0.0.1', PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let output = ''
+  // Drained as it comes (an unread pipe would block the app's log writes).
   child.stdout!.on('data', (d) => (output = (output + d).slice(-4000)))
   child.stderr!.on('data', (d) => (output = (output + d).slice(-4000)))
   const url = `http://127.0.0.1:${port}`

@@ -30,6 +30,9 @@ export default fp<ViewPluginOptions>(
       layout: 'layout.ejs',
       viewExt: 'ejs',
       production: opts.cache,
+      // ejs compiles an include (the flash partial) on every render unless its own cache is on:
+      // that was ~10% of the list page's CPU (../shared/PERF-NOTES.md).
+      options: { cache: opts.cache },
       defaultContext: {
         ...viewHelpers,
         fields: FIELD_RULES,

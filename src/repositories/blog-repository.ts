@@ -11,7 +11,8 @@ export interface BlogSummary {
   /** True when the content is longer than the excerpt. */
   truncated: boolean
   imageLoc: string | null
-  modifiedAt: Date
+  /** ISO 8601 in UTC, e.g. 2026-09-01T09:15:00Z. */
+  modifiedAt: string
 }
 
 export interface Blog {
@@ -20,7 +21,8 @@ export interface Blog {
   author: string
   content: string
   imageLoc: string | null
-  modifiedAt: Date
+  /** ISO 8601 in UTC. */
+  modifiedAt: string
 }
 
 export interface BlogInput {
@@ -36,25 +38,39 @@ export interface BlogPage {
   hasNext: boolean
 }
 
-interface SummaryRow {
+export interface SummaryRow {
   id: number
   title: string
   author: string
   excerpt: string
   truncated: number
   image_loc: string | null
-  modified_dt: Date
+  modified_iso: string
 }
+
+export const toSummary = (r: SummaryRow): BlogSummary => ({
+  id: r.id,
+  title: r.title,
+  author: r.author,
+  excerpt: r.excerpt,
+  truncated: r.truncated === 1,
+  imageLoc: r.image_loc,
+  modifiedAt: r.modified_iso
+})
+
+// The date as text, formatted by the server: a DATETIME would be parsed by mysql2 and then again
+// by Sequelize (moment-timezone, ~90 us a page) only for the view to format it once more.
+const MODIFIED_ISO = "DATE_FORMAT(`modified_dt`, '%Y-%m-%dT%H:%i:%sZ') AS `modified_iso`"
 
 // Reads only what the list shows (the excerpt is cut by the server, which counts characters as
 // the column does, so an emoji is never split; profiled: cutting it in JS was 5% of the page), walks idx_blog_modified_dt_id backwards, and fetches one
 // extra row to learn whether a next page exists (no COUNT(*) per page view).
 export const LIST_SQL =
   'SELECT `id`, `title`, `author`, LEFT(`content`, $1) AS `excerpt`, CHAR_LENGTH(`content`) > $1 AS `truncated`, ' +
-  '`image_loc`, `modified_dt` ' +
+  `\`image_loc\`, ${MODIFIED_ISO} ` +
   'FROM `blog` ORDER BY `modified_dt` DESC, `id` DESC LIMIT $2 OFFSET $3'
 
-const SHOW_SQL = 'SELECT `id`, `title`, `author`, `content`, `image_loc`, `modified_dt` FROM `blog` WHERE `id` = $1'
+const SHOW_SQL = `SELECT \`id\`, \`title\`, \`author\`, \`content\`, \`image_loc\`, ${MODIFIED_ISO} FROM \`blog\` WHERE \`id\` = $1`
 
 /**
  * The only code that touches the blog table. Plain objects in and out; reads go through
@@ -73,15 +89,7 @@ export class BlogRepository {
       // As strings: mysql2 sends JS numbers as DOUBLE, which MySQL 8 rejects in LIMIT.
       bind: [String(EXCERPT_CHARS), String(pageSize + 1), String((page - 1) * pageSize)]
     })
-    const items = rows.slice(0, pageSize).map((r) => ({
-      id: r.id,
-      title: r.title,
-      author: r.author,
-      excerpt: r.excerpt,
-      truncated: r.truncated === 1,
-      imageLoc: r.image_loc,
-      modifiedAt: r.modified_dt
-    }))
+    const items = rows.slice(0, pageSize).map(toSummary)
     return { items, page, hasPrevious: page > 1, hasNext: rows.length > pageSize }
   }
 
@@ -93,7 +101,7 @@ export class BlogRepository {
     })
     const r = rows[0]
     if (!r) return null
-    return { id: r.id, title: r.title, author: r.author, content: r.content, imageLoc: r.image_loc, modifiedAt: r.modified_dt }
+    return { id: r.id, title: r.title, author: r.author, content: r.content, imageLoc: r.image_loc, modifiedAt: r.modified_iso }
   }
 
   async create(input: BlogInput, imageLoc: string | null, transaction: Transaction): Promise<number> {

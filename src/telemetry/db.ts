@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import { context, metrics } from '@opentelemetry/api'
+import { context, metrics, trace } from '@opentelemetry/api'
 import type { Sequelize } from 'sequelize'
 import { SCOPE } from './constants'
 import { CONNECTION_ID } from './db-server'
@@ -7,29 +7,37 @@ import { timingStore } from './timing'
 import { withSpan } from './tracer'
 
 const kQueryStart = Symbol('blog.queryStart')
-const kNamed = Symbol('blog.connectionNamed')
+const kWrapped = Symbol('blog.connectionWrapped')
 
-type MysqlConnection = { threadId: number | null; query: (...args: unknown[]) => unknown; execute: (...args: unknown[]) => unknown; [kNamed]?: true }
+type Method = ((...args: unknown[]) => unknown) & { __original?: (...args: unknown[]) => unknown }
+type MysqlConnection = { threadId: number | null; query: Method; execute: Method; [kWrapped]?: true }
 
 /**
- * Runs the connection's query and execute (which the mysql2 instrumentation wraps) in a context
- * that carries its server-side id, once per connection: the statement's span starts there.
+ * Wraps a connection's query and execute (which the mysql2 instrumentation patches), once:
+ * - inside a request that is not sampled, the unpatched method runs (shimmer keeps it as
+ *   `__original`): no attributes, no masked SQL, no span objects for a trace nobody keeps;
+ * - with `connectionIds`, the statement runs in a context carrying the connection's server-side
+ *   id, where its span starts, so the server's own timing can be joined (./db-server.ts).
  */
-function nameConnection(conn: MysqlConnection): void {
-  if (conn[kNamed] || typeof conn.threadId !== 'number') return
-  conn[kNamed] = true
+function wrapConnection(conn: MysqlConnection, connectionIds: boolean): void {
+  if (conn[kWrapped]) return
+  conn[kWrapped] = true
   for (const method of ['query', 'execute'] as const) {
-    const original = conn[method]
+    const traced = conn[method]
+    const plain = traced.__original ?? traced
     conn[method] = function (this: unknown, ...args: unknown[]) {
-      return context.with(context.active().setValue(CONNECTION_ID, conn.threadId), () => original.apply(this, args))
+      const active = trace.getActiveSpan()
+      if (active && !active.isRecording()) return plain.apply(this, args)
+      if (!connectionIds || typeof conn.threadId !== 'number') return traced.apply(this, args)
+      return context.with(context.active().setValue(CONNECTION_ID, conn.threadId), () => traced.apply(this, args))
     }
   }
 }
 
 /**
  * Pool wait spans, per-request DB time, and the DB client metrics of the semantic conventions.
- * With `connectionIds`, each statement runs in a context naming its connection, so the span
- * processor can join the server's own timing of it (./db-server.ts).
+ * Statements of unsampled requests skip the mysql2 instrumentation; with `connectionIds`, each
+ * statement runs in a context naming its connection (see wrapConnection).
  */
 export function instrumentSequelize(sequelize: Sequelize, opts: { connectionIds?: boolean } = {}): void {
   const meter = metrics.getMeter(SCOPE)
@@ -79,7 +87,7 @@ export function instrumentSequelize(sequelize: Sequelize, opts: { connectionIds?
     const start = performance.now()
     try {
       const connection = await withSpan('pool.acquire', { ...base, ...poolName }, () => getConnection(options))
-      if (opts.connectionIds) nameConnection(connection as MysqlConnection)
+      wrapConnection(connection as MysqlConnection, opts.connectionIds === true)
       return connection
     } finally {
       const waited = performance.now() - start

@@ -38,7 +38,8 @@ describe('loadConfig defaults', () => {
       connectTimeoutMs: 3000,
       startupTimeoutMs: 30_000,
       migrateOnStart: true,
-      seedOnStart: true
+      seedOnStart: true,
+      serverTimings: { enabled: true, pollMs: 250 }
     })
   })
 

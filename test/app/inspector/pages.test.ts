@@ -66,7 +66,7 @@ describe.each(MODES)('the inspector with server spans made by $name', (mode) => 
     expect(page.headers['cache-control']).toBe('no-store')
     expect(waterfallLabels(page.body)).toEqual(['GET /blogs/show/:id', 'pool.acquire', 'SELECT', 'view.render'])
     const [sql] = attributeValues(page.body, 'db.query.text')
-    expect(sql).toBe('SELECT `id`, `title`, `author`, `content`, `image_loc`, `modified_dt` FROM `blog` WHERE `id` = ?')
+    expect(sql).toBe('SELECT `id`, `title`, `author`, `content`, `image_loc`, DATE_FORMAT(`modified_dt`, ?) AS `modified_iso` FROM `blog` WHERE `id` = ?')
     expect(page.body).not.toContain(title)
     expect(page.body).toContain(`href="${JAEGER_URL}/trace/${traceId}"`)
     // The SELECT's bar is split: loop busy and the rest (no DB server time: the shared MariaDB

@@ -10,7 +10,7 @@ import { SERVER_SPAN_MODES, useTracedServer } from '../../kit/traced-server'
 // what the compiled app exports, in both ways of making server spans.
 
 const LIST_SQL = /^SELECT .* FROM `blog` ORDER BY .* LIMIT \? OFFSET \?$/
-const SHOW_SQL = /^SELECT `id`, `title`, `author`, `content`, `image_loc`, `modified_dt` FROM `blog` WHERE `id` = \?$/
+const SHOW_SQL = /^SELECT `id`, `title`, `author`, `content`, `image_loc`, DATE_FORMAT\(`modified_dt`, \?\) AS `modified_iso` FROM `blog` WHERE `id` = \?$/
 
 describe.each(SERVER_SPAN_MODES)('server spans made by $name', (mode) => {
   const s = useTracedServer(mode.env)

@@ -56,7 +56,7 @@ describe('traces in a real Jaeger v2', () => {
     const { server, sql } = expectRequestTrace(fromJaeger(trace), {
       name: 'GET /blogs/show/:id', status: 200, spanId,
       children: ['pool.acquire', 'SELECT', 'view.render'], view: 'blogs/show',
-      sql: [/^SELECT `id`, `title`, `author`, `content`, `image_loc`, `modified_dt` FROM `blog` WHERE `id` = \?$/]
+      sql: [/^SELECT `id`, `title`, `author`, `content`, `image_loc`, DATE_FORMAT\(`modified_dt`, \?\) AS `modified_iso` FROM `blog` WHERE `id` = \?$/]
     })
     expect(server.parentId).toBeUndefined()
     expect(server.attributes['url.path']).toBe(`/blogs/show/${row!.id}`)

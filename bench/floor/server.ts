@@ -1,0 +1,56 @@
+// The floor: the list page from the same stack with nothing else. Fastify, one Sequelize pool
+// running the app's own list query (raw rows), @fastify/view rendering the app's own templates
+// with the same helpers, and no plugins, hooks, logging or telemetry. `npm run bench -- --variants
+// floor,...` measures every other variant against it; FLOOR_FEATURES adds single features back
+// (helmet, log, cookie) so each one's price is visible on its own.
+import path from 'node:path'
+import view from '@fastify/view'
+import ejs from 'ejs'
+import Fastify from 'fastify'
+import { QueryTypes, Sequelize } from 'sequelize'
+import { parseDatabaseUrl } from '../../src/config'
+import { ROOT } from '../../src/paths'
+import { FIELD_RULES } from '../../src/posts/fields'
+import { EXCERPT_CHARS, LIST_SQL, toSummary, type SummaryRow } from '../../src/repositories/blog-repository'
+import { viewHelpers } from '../../src/views'
+
+const PAGE_SIZE = 20
+
+async function main(): Promise<void> {
+  const env = process.env
+  const features = new Set((env.FLOOR_FEATURES ?? '').split(',').filter(Boolean))
+  const db = parseDatabaseUrl(env.DATABASE_URL ?? 'mysql://root@127.0.0.1:3306/blog_db')
+  const sequelize = new Sequelize({
+    dialect: 'mysql', host: db.host, port: db.port, username: db.user, password: db.password, database: db.database,
+    logging: false, timezone: '+00:00', pool: { max: Number(env.DB_POOL_MAX ?? 40), min: 0 }
+  })
+  const app = Fastify({ logger: features.has('log') ? { level: 'info' } : false })
+  await app.register(view, {
+    engine: { ejs },
+    root: path.join(ROOT, 'views'),
+    layout: 'layout.ejs',
+    viewExt: 'ejs',
+    production: true,
+    options: { cache: true },
+    defaultContext: { ...viewHelpers, fields: FIELD_RULES, imageUrl: (name: string) => `/static/uploads/${encodeURIComponent(name)}` }
+  })
+  if (features.has('helmet')) await app.register((await import('@fastify/helmet')).default)
+  if (features.has('cookie')) await app.register((await import('@fastify/cookie')).default)
+
+  app.get('/health', async () => ({ status: 'ok' }))
+  app.get('/blogs/', async (_request, reply) => {
+    const rows = await sequelize.query<SummaryRow>(LIST_SQL, { type: QueryTypes.SELECT, bind: [String(EXCERPT_CHARS), String(PAGE_SIZE + 1), '0'] })
+    const page = { items: rows.slice(0, PAGE_SIZE).map(toSummary), page: 1, hasPrevious: false, hasNext: rows.length > PAGE_SIZE }
+    return reply.viewAsync('blogs/index', { pageTitle: 'Posts', page, flash: null })
+  })
+
+  await app.listen({ host: env.HOST ?? '127.0.0.1', port: Number(env.PORT ?? 8000) })
+  const stop = () => void app.close().then(() => sequelize.close()).then(() => process.exit(0))
+  process.once('SIGTERM', stop)
+  process.once('SIGINT', stop)
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`floor: ${(err as Error).stack ?? String(err)}\n`)
+  process.exit(1)
+})
