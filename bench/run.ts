@@ -15,30 +15,8 @@ import { findPid, pidByPort, ProcMonitor } from './lib/proc'
 import { reportLines, summarise, summariseRun, type RunResult } from './lib/report'
 import { decodeTraces } from './lib/spans'
 import { renderSvg } from './lib/svg'
+import { PRESETS } from './presets'
 
-/** Named environment sets; a variant joins them with '+', e.g. `otel=10pct+pool=5`. */
-export const PRESETS: Record<string, Record<string, string>> = {
-  'otel=off': { OTEL_SDK_DISABLED: 'true' },
-  'otel=on': { OTEL_TRACES_SAMPLER: 'parentbased_always_on' },
-  'otel=10pct': { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1' },
-  // Pieces, to find what tracing costs.
-  'otel=httpinstr': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'http,mysql2,pino,runtime-node' },
-  'otel=fastify': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'mysql2,pino,runtime-node' },
-  'otel=sdkonly': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'runtime-node' },
-  'otel=noexport': { OTEL_EXPORTER_OTLP_ENDPOINT: '' },
-  'views=nocache': { VIEW_CACHE: 'false' },
-  // Same code, a bigger table: the list and show pages should cost the same (growth target).
-  'data=100k': { BENCH_POSTS: '100000' },
-  'data=20k': { BENCH_POSTS: '20000' },
-  // The list query without its index: it sorts the whole table, a page bound by the database.
-  'index=none': { BENCH_NO_INDEX: 'true' },
-  // Tracing without the performance_schema join (loop-busy times stay: they cost ~70 ns a span).
-  'timings=off': { DB_SERVER_TIMINGS: 'false' },
-  'pool=5': { DB_POOL_MAX: '5' },
-  'pool=40': { DB_POOL_MAX: '40' },
-  // The request inspector's span processor (an in-memory copy of every span), next to the exporter.
-  'inspector=on': { INSPECTOR_ENABLED: 'true' }
-}
 
 // The smallest valid PNG, as the k6 write script sends.
 const PIXEL_PNG = Buffer.from(
@@ -74,6 +52,7 @@ async function main(): Promise<void> {
       smoke: { type: 'boolean', default: false },
       traceparent: { type: 'string', default: 'sampled' },
       out: { type: 'string' },
+      baseline: { type: 'string' },
       'admin-url': { type: 'string', default: process.env.BENCH_ADMIN_URL ?? 'mysql://root@127.0.0.1:3306' }
     }
   })
@@ -140,6 +119,10 @@ async function main(): Promise<void> {
     for (const v of variants) {
       const env: Record<string, string> = { ...baseEnv }
       for (const part of v.split('+')) Object.assign(env, PRESETS[part])
+      if (env.BENCH_ROOT === 'baseline') {
+        if (!values.baseline) throw new Error(`variant ${v} needs --baseline DIR (a built checkout)`)
+        env.BENCH_ROOT = path.resolve(values.baseline)
+      }
       env.DATABASE_URL = `${values['admin-url'].replace(/\/$/, '')}/${dbFor(dataOf(v))}`
       apps.set(v, await startApp(env))
     }

@@ -1,0 +1,30 @@
+/** Named environment sets; a variant joins them with '+', e.g. `otel=10pct+pool=5`. */
+export const PRESETS: Record<string, Record<string, string>> = {
+  // The bare floor server (bench/floor): the same list page from the same stack, no plugins.
+  floor: { BENCH_SERVER: 'floor' },
+  'floor=helmet': { BENCH_SERVER: 'floor', FLOOR_FEATURES: 'helmet' },
+  'floor=log': { BENCH_SERVER: 'floor', FLOOR_FEATURES: 'log' },
+  'floor=cookie': { BENCH_SERVER: 'floor', FLOOR_FEATURES: 'cookie' },
+  // The app built from another checkout (--baseline DIR): before/after in one run.
+  baseline: { BENCH_ROOT: 'baseline' },
+  'otel=off': { OTEL_SDK_DISABLED: 'true' },
+  'otel=on': { OTEL_TRACES_SAMPLER: 'parentbased_always_on' },
+  'otel=10pct': { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1' },
+  // Pieces, to find what tracing costs.
+  'otel=httpinstr': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'http,mysql2,pino,runtime-node' },
+  'otel=fastify': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'mysql2,pino,runtime-node' },
+  'otel=sdkonly': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'runtime-node' },
+  'otel=noexport': { OTEL_EXPORTER_OTLP_ENDPOINT: '' },
+  'views=nocache': { VIEW_CACHE: 'false' },
+  // Same code, a bigger table: the list and show pages should cost the same (growth target).
+  'data=100k': { BENCH_POSTS: '100000' },
+  'data=20k': { BENCH_POSTS: '20000' },
+  // The list query without its index: it sorts the whole table, a page bound by the database.
+  'index=none': { BENCH_NO_INDEX: 'true' },
+  // Tracing without the performance_schema join (loop-busy times stay: they cost ~70 ns a span).
+  'timings=off': { DB_SERVER_TIMINGS: 'false' },
+  'pool=5': { DB_POOL_MAX: '5' },
+  'pool=40': { DB_POOL_MAX: '40' },
+  // The request inspector's span processor (an in-memory copy of every span), next to the exporter.
+  'inspector=on': { INSPECTOR_ENABLED: 'true' }
+}

@@ -1,0 +1,100 @@
+// npm run bench:profile -- [--variant otel=off] [--seconds 10] [--connections 50]
+// CPU profile of one variant under load (node --cpu-prof), self time grouped by package and by
+// the app's own files, in microseconds per request, with the node internals each one called
+// charged to it. Where to attack next, measured rather than guessed.
+import { readdirSync, readFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { parseArgs } from 'node:util'
+import { startApp } from './lib/app'
+import { prepareData, dropDatabases } from './lib/data'
+import { maxLoad } from './lib/load'
+import { PRESETS } from './presets'
+
+interface ProfileNode { id: number; callFrame: { url: string; functionName: string }; hitCount?: number; children?: number[] }
+interface Profile { nodes: ProfileNode[]; startTime: number; endTime: number; samples: number[]; timeDeltas: number[] }
+
+/** The group a frame's code belongs to: a package, an app folder, node internals, or GC. */
+function groupOf(url: string, fn: string): string | null {
+  if (fn === '(garbage collector)') return 'GC'
+  if (fn === '(idle)' || fn === '(program)' || fn === '(root)') return fn
+  const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)
+  if (m) return m[1]!
+  const app = /\/dist\/(src\/[^/]+(?:\/[^/.]+)?|bench\/[^/]+|otel)/.exec(url)
+  if (app) return app[1]!
+  if (url.startsWith('node:') || url === '') return null // charged to the caller
+  return 'other'
+}
+
+/** Self time by group, of the samples taken between `fromUs` and `toUs` (monotonic clock). */
+export function groupProfile(p: Profile, fromUs = -Infinity, toUs = Infinity): Map<string, number> {
+  const byId = new Map(p.nodes.map((n) => [n.id, n]))
+  const parent = new Map<number, number>()
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
+  const owner = (id: number): string => {
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      const n = byId.get(cur)!
+      const g = groupOf(n.callFrame.url, n.callFrame.functionName)
+      if (g) return g
+    }
+    return 'node internals'
+  }
+  const label = (id: number) => {
+    const g = owner(id)
+    if (g !== 'other') return g
+    const n = byId.get(id)!
+    return `other: ${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url}`.slice(0, 100)
+  }
+  const self = new Map<number, number>()
+  let t = p.startTime
+  p.samples.forEach((id, i) => {
+    t += p.timeDeltas[i] ?? 0
+    if (t >= fromUs && t <= toUs) self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0))
+  })
+  const out = new Map<string, number>()
+  for (const [id, us] of self) out.set(label(id), (out.get(label(id)) ?? 0) + us)
+  return out
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      variant: { type: 'string', default: 'otel=off' },
+      seconds: { type: 'string', default: '10' },
+      connections: { type: 'string', default: '50' },
+      'admin-url': { type: 'string', default: process.env.BENCH_ADMIN_URL ?? 'mysql://root@127.0.0.1:3306' }
+    }
+  })
+  const dir = path.join(os.tmpdir(), `blog-profile-${process.pid}`)
+  const database = `blog_profile_${process.pid}`
+  await prepareData(values['admin-url'], database, { posts: 30, noIndex: false })
+  const env: Record<string, string> = { DATABASE_URL: `${values['admin-url'].replace(/\/$/, '')}/${database}`, DB_SEED_ON_START: 'false', NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${dir}` }
+  for (const part of values.variant.split('+')) Object.assign(env, PRESETS[part])
+  const app = await startApp(env)
+  try {
+    await maxLoad(app.url, { method: 'GET', path: '/blogs/' }, Number(values.connections), 3)
+    // Only the samples of the measured load (V8's profile clock and hrtime are both monotonic).
+    const from = Number(process.hrtime.bigint() / 1000n)
+    const load = await maxLoad(app.url, { method: 'GET', path: '/blogs/' }, Number(values.connections), Number(values.seconds))
+    const to = Number(process.hrtime.bigint() / 1000n)
+    await app.stop()
+    const file = readdirSync(dir).map((f) => path.join(dir, f)).find((f) => f.endsWith('.cpuprofile'))!
+    const groups = groupProfile(JSON.parse(readFileSync(file, 'utf8')) as Profile, from, to)
+    const requests = load.samples.length
+    const rows = [...groups].filter(([g]) => g !== '(idle)').sort((a, b) => b[1] - a[1])
+    const total = rows.reduce((a, [, us]) => a + us, 0)
+    process.stdout.write(`${values.variant}: ${load.samples.length} requests in ${values.seconds}s after a 3 s warm-up, µs of CPU per request by group\n`)
+    for (const [g, us] of rows) process.stdout.write(`${(us / requests).toFixed(1).padStart(8)}  ${g}\n`)
+    process.stdout.write(`${(total / requests).toFixed(1).padStart(8)}  total (profile: ${file})\n`)
+  } finally {
+    await app.stop()
+    await dropDatabases(values['admin-url'], [database])
+  }
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`profile failed: ${(err as Error).stack ?? String(err)}\n`)
+    process.exit(1)
+  })
+}
