@@ -2,7 +2,7 @@
 // running the app's own list query (raw rows), @fastify/view rendering the app's own templates
 // with the same helpers, and no plugins, hooks, logging or telemetry. `npm run bench -- --variants
 // floor,...` measures every other variant against it; FLOOR_FEATURES adds single features back
-// (helmet, log, cookie) so each one's price is visible on its own.
+// (helmet: the app's security headers, log, cookie) so each one's price is visible on its own.
 import path from 'node:path'
 import view from '@fastify/view'
 import ejs from 'ejs'
@@ -12,6 +12,7 @@ import { parseDatabaseUrl } from '../../src/config'
 import { ROOT } from '../../src/paths'
 import { FIELD_RULES } from '../../src/posts/fields'
 import { EXCERPT_CHARS, LIST_SQL, toSummary, type SummaryRow } from '../../src/repositories/blog-repository'
+import security from '../../src/plugins/security'
 import { viewHelpers } from '../../src/views'
 
 const PAGE_SIZE = 20
@@ -34,7 +35,7 @@ async function main(): Promise<void> {
     options: { cache: true },
     defaultContext: { ...viewHelpers, fields: FIELD_RULES, imageUrl: (name: string) => `/static/uploads/${encodeURIComponent(name)}` }
   })
-  if (features.has('helmet')) await app.register((await import('@fastify/helmet')).default)
+  if (features.has('helmet')) await app.register(security)
   if (features.has('cookie')) await app.register((await import('@fastify/cookie')).default)
 
   app.get('/health', async () => ({ status: 'ok' }))
