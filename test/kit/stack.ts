@@ -88,6 +88,7 @@ export interface Panel {
   type: string
   title?: string
   datasource?: { type?: string; uid?: string }
+  gridPos?: { x: number; y: number; w: number; h: number }
   fieldConfig?: { defaults?: { unit?: string } }
   options?: { yAxis?: { unit?: string } }
   targets?: Target[]
@@ -111,6 +112,8 @@ export function allPanels(d: Dashboard): Panel[] {
 
 export interface Expr {
   dashboard: string
+  /** The title of the row the panel sits under ('' above the first row). */
+  row: string
   panel: string
   refId: string
   expr: string
@@ -120,9 +123,13 @@ export interface Expr {
 export function dashboardExprs(): Expr[] {
   return DASHBOARD_FILES.flatMap((file) => {
     const d = readJson<Dashboard>(file)
-    return allPanels(d).flatMap((p) =>
-      (p.targets ?? []).filter((t) => t.expr).map((t) => ({ dashboard: d.title, panel: p.title ?? `#${p.id}`, refId: t.refId ?? '?', expr: t.expr! }))
-    )
+    let row = ''
+    return d.panels.flatMap((top) => {
+      if (top.type === 'row') row = top.title ?? ''
+      return [top, ...(top.panels ?? [])].flatMap((p) =>
+        (p.targets ?? []).filter((t) => t.expr).map((t) => ({ dashboard: d.title, row, panel: p.title ?? `#${p.id}`, refId: t.refId ?? '?', expr: t.expr! }))
+      )
+    })
   })
 }
 
@@ -159,3 +166,36 @@ export function k6MetricsIn(expr: string): string[] {
 export function substituteVariables(expr: string, vars: Record<string, string>): string {
   return expr.replace(/\$\{?(__rate_interval|__interval|[A-Za-z_][A-Za-z0-9_]*)\}?/g, (m, name: string) => vars[name] ?? m)
 }
+
+// ---------------------------------------------------------------- the collector's mysql receiver
+
+/**
+ * The mysql receiver's metrics that the dashboards query, under the names the collector's
+ * prometheus exporter gives them (as test/e2e/stack/collector.test.ts sees them arrive), with the
+ * receiver metric each comes from. `optional`: off in the receiver unless otel/collector.yaml
+ * enables it. Sums the receiver marks non-monotonic (statement_event.*) come out as gauges,
+ * without `_total`, though they only grow.
+ */
+export const MYSQL_METRICS: Record<string, { metric: string; optional?: true }> = {
+  mysql_query_client_count_total: { metric: 'mysql.query.client.count', optional: true },
+  mysql_query_slow_count_total: { metric: 'mysql.query.slow.count', optional: true },
+  mysql_commands_total: { metric: 'mysql.commands', optional: true },
+  mysql_statement_event_wait_time_nanoseconds: { metric: 'mysql.statement_event.wait.time', optional: true },
+  mysql_statement_event_count: { metric: 'mysql.statement_event.count', optional: true },
+  mysql_threads: { metric: 'mysql.threads' },
+  mysql_max_used_connections: { metric: 'mysql.max_used_connections', optional: true },
+  mysql_handlers_total: { metric: 'mysql.handlers' },
+  mysql_buffer_pool_usage_bytes: { metric: 'mysql.buffer_pool.usage' },
+  mysql_buffer_pool_pages: { metric: 'mysql.buffer_pool.pages' },
+  mysql_page_size_bytes: { metric: 'mysql.page_size', optional: true },
+  mysql_buffer_pool_operations_total: { metric: 'mysql.buffer_pool.operations' },
+  mysql_row_locks_total: { metric: 'mysql.row_locks' },
+  mysql_locks_total: { metric: 'mysql.locks' }
+}
+
+export function mysqlMetricsIn(expr: string): string[] {
+  return [...expr.matchAll(/\bmysql_[a-z0-9_]+/g)].map((m) => m[0])
+}
+
+/** The title of the Blog app dashboard's row for the mysql receiver's panels. */
+export const DB_SERVER_ROW = /^Database server\b/
