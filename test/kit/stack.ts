@@ -1,7 +1,9 @@
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import YAML from 'yaml'
 import { ROOT } from '../../src/paths'
+import { startProcess, waitHealthy, type Proc } from './process'
 
 export { ROOT }
 
@@ -88,6 +90,7 @@ export interface Panel {
   type: string
   title?: string
   datasource?: { type?: string; uid?: string }
+  gridPos?: { x: number; y: number; w: number; h: number }
   fieldConfig?: { defaults?: { unit?: string } }
   options?: { yAxis?: { unit?: string } }
   targets?: Target[]
@@ -111,6 +114,8 @@ export function allPanels(d: Dashboard): Panel[] {
 
 export interface Expr {
   dashboard: string
+  /** The title of the row the panel sits under ('' above the first row). */
+  row: string
   panel: string
   refId: string
   expr: string
@@ -120,9 +125,13 @@ export interface Expr {
 export function dashboardExprs(): Expr[] {
   return DASHBOARD_FILES.flatMap((file) => {
     const d = readJson<Dashboard>(file)
-    return allPanels(d).flatMap((p) =>
-      (p.targets ?? []).filter((t) => t.expr).map((t) => ({ dashboard: d.title, panel: p.title ?? `#${p.id}`, refId: t.refId ?? '?', expr: t.expr! }))
-    )
+    let row = ''
+    return d.panels.flatMap((top) => {
+      if (top.type === 'row') row = top.title ?? ''
+      return [top, ...(top.panels ?? [])].flatMap((p) =>
+        (p.targets ?? []).filter((t) => t.expr).map((t) => ({ dashboard: d.title, row, panel: p.title ?? `#${p.id}`, refId: t.refId ?? '?', expr: t.expr! }))
+      )
+    })
   })
 }
 
@@ -158,4 +167,132 @@ export function k6MetricsIn(expr: string): string[] {
 /** Grafana's variables, replaced the way the stack test queries Prometheus. */
 export function substituteVariables(expr: string, vars: Record<string, string>): string {
   return expr.replace(/\$\{?(__rate_interval|__interval|[A-Za-z_][A-Za-z0-9_]*)\}?/g, (m, name: string) => vars[name] ?? m)
+}
+
+// ---------------------------------------------------------------- the collector's mysql receiver
+
+/**
+ * The mysql receiver's metrics that the dashboards query, under the names the collector's
+ * prometheus exporter gives them (as test/e2e/stack/collector.test.ts sees them arrive), with the
+ * receiver metric each comes from. `optional`: off in the receiver unless otel/collector.yaml
+ * enables it. Sums the receiver marks non-monotonic (statement_event.*) come out as gauges,
+ * without `_total`, though they only grow.
+ */
+export const MYSQL_METRICS: Record<string, { metric: string; optional?: true }> = {
+  mysql_query_client_count_total: { metric: 'mysql.query.client.count', optional: true },
+  mysql_query_slow_count_total: { metric: 'mysql.query.slow.count', optional: true },
+  mysql_commands_total: { metric: 'mysql.commands', optional: true },
+  mysql_statement_event_wait_time_nanoseconds: { metric: 'mysql.statement_event.wait.time', optional: true },
+  mysql_statement_event_count: { metric: 'mysql.statement_event.count', optional: true },
+  mysql_threads: { metric: 'mysql.threads' },
+  mysql_max_used_connections: { metric: 'mysql.max_used_connections', optional: true },
+  mysql_handlers_total: { metric: 'mysql.handlers' },
+  mysql_buffer_pool_usage_bytes: { metric: 'mysql.buffer_pool.usage' },
+  mysql_buffer_pool_pages: { metric: 'mysql.buffer_pool.pages' },
+  mysql_page_size_bytes: { metric: 'mysql.page_size', optional: true },
+  mysql_buffer_pool_operations_total: { metric: 'mysql.buffer_pool.operations' },
+  mysql_row_locks_total: { metric: 'mysql.row_locks' },
+  mysql_locks_total: { metric: 'mysql.locks' }
+}
+
+export function mysqlMetricsIn(expr: string): string[] {
+  return [...expr.matchAll(/\bmysql_[a-z0-9_]+/g)].map((m) => m[0])
+}
+
+/** The title of the Blog app dashboard's row for the mysql receiver's panels. */
+export const DB_SERVER_ROW = /^Database server\b/
+
+// ---------------------------------------------------------------- Prometheus' HTTP API
+
+export interface PromResult { metric: Record<string, string>; value?: [number, string]; values?: [number, string][] }
+export interface PromResponse { status: string; error?: string; data: { resultType: string; result: PromResult[] } }
+
+export interface PromClient {
+  /** An instant query, or a range query (seconds) when `range` is given. */
+  query(expr: string, range?: { start: number; end: number; step: number }): Promise<PromResponse>
+  /** The series of a range query from `sinceMs` (minus 5 s) to now, with at least one finite value. */
+  seriesWithData(expr: string, sinceMs: number): Promise<PromResult[]>
+  /** The values of `label` on the series matching `match`. */
+  labelValues(label: string, match: string): Promise<string[]>
+  /**
+   * The dashboard expressions (Grafana variables replaced by `vars`) that still have no data since
+   * `sinceMs` after `timeoutMs` of asking every 2 s, as "dashboard / panel / refId" -> expression.
+   */
+  withoutData(exprs: Expr[], vars: Record<string, string>, sinceMs: number, timeoutMs: number): Promise<Record<string, string>>
+}
+
+export function promClient(url: string): PromClient {
+  const query: PromClient['query'] = async (expr, range) => {
+    const params = new URLSearchParams({ query: expr })
+    if (range) for (const [k, v] of Object.entries(range)) params.set(k, String(v))
+    const res = await fetch(`${url}/api/v1/${range ? 'query_range' : 'query'}`, { method: 'POST', body: params })
+    return (await res.json()) as PromResponse
+  }
+  const seriesWithData: PromClient['seriesWithData'] = async (expr, sinceMs) => {
+    const r = await query(expr, { start: sinceMs / 1000 - 5, end: Date.now() / 1000, step: 1 })
+    if (r.status !== 'success') throw new Error(`${expr}: ${r.error}`)
+    return r.data.result.filter((s) => (s.values ?? []).some(([, v]) => Number.isFinite(Number(v))))
+  }
+  return {
+    query,
+    seriesWithData,
+    async withoutData(exprs, vars, sinceMs, timeoutMs) {
+      const deadline = Date.now() + timeoutMs
+      for (;;) {
+        const missing: Record<string, string> = {}
+        for (const e of exprs) {
+          const expr = substituteVariables(e.expr, vars)
+          if ((await seriesWithData(expr, sinceMs)).length === 0) missing[`${e.dashboard} / ${e.panel} / ${e.refId}`] = expr
+        }
+        if (Object.keys(missing).length === 0 || Date.now() > deadline) return missing
+        await sleep(2000)
+      }
+    },
+    async labelValues(label, match) {
+      const params = new URLSearchParams({ 'match[]': match })
+      const body = (await (await fetch(`${url}/api/v1/label/${label}/values?${params}`)).json()) as { status: string; data: string[] }
+      if (body.status !== 'success') throw new Error(`label ${label} of ${match}: ${body.status}`)
+      return body.data
+    }
+  }
+}
+
+/**
+ * Starts `bin` (Debian's Prometheus 2.42) on `port` with prometheus/prometheus.yml, its compose
+ * targets moved (`moved`), and the other flags docker-compose.yml gives Prometheus v3.5, read
+ * from it: one that 2.42 does not know stops this start (README, "What is tested here", lists what
+ * differs). Resolves once it is ready.
+ */
+export async function startStackPrometheus(bin: string, work: string, port: number, moved: Record<string, string>): Promise<{ proc: Proc; url: string }> {
+  writeFileSync(path.join(work, 'prometheus.yml'), loopbackPromConfig(moved))
+  const composeFlags = readYaml<{ services: { prometheus: { command: string[] } } }>('docker-compose.yml').services.prometheus.command
+    .filter((f) => !/^--(config\.file|storage\.tsdb\.path)=/.test(f))
+  if (!composeFlags.includes('--web.enable-remote-write-receiver')) throw new Error('docker-compose.yml: prometheus has no --web.enable-remote-write-receiver')
+  const proc = startProcess('prometheus', bin, [
+    `--config.file=${path.join(work, 'prometheus.yml')}`,
+    `--storage.tsdb.path=${path.join(work, 'tsdb')}`,
+    `--web.listen-address=127.0.0.1:${port}`,
+    ...composeFlags
+  ], {})
+  const url = `http://127.0.0.1:${port}`
+  await waitHealthy(proc, `${url}/-/ready`)
+  return { proc, url }
+}
+
+/**
+ * prometheus/prometheus.yml as it is, its compose targets replaced by `moved` (a target it does
+ * not list is an error: the test would not know how to run it), scraping every second.
+ */
+export function loopbackPromConfig(moved: Record<string, string>): string {
+  const config = readYaml<{ global: Record<string, string>; scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[] }>('prometheus/prometheus.yml')
+  for (const job of config.scrape_configs) {
+    for (const sc of job.static_configs) {
+      sc.targets = sc.targets.map((t) => {
+        if (!moved[t]) throw new Error(`prometheus.yml scrapes ${t}, which this test does not know how to run`)
+        return moved[t]
+      })
+    }
+  }
+  config.global.scrape_interval = '1s'
+  return YAML.stringify(config)
 }

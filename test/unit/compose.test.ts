@@ -89,12 +89,38 @@ describe('docker-compose.yml', () => {
   })
 
   it('runs the same collector release as the one the tests build (otel/builder-config.yaml)', () => {
-    const manifest = readYaml<{ dist: { version: string }; exporters: { gomod: string }[] }>('otel/builder-config.yaml')
+    type Modules = { gomod: string }[]
+    const manifest = readYaml<{ dist: { version: string } } & Record<string, Modules>>('otel/builder-config.yaml')
     const inline = services['otel-collector']!.build!.dockerfile_inline!
     expect(fromImages(inline)).toContain(`otel/opentelemetry-collector-contrib:${manifest.dist.version}`)
-    // The contrib modules of the manifest carry the same version as the image.
-    const contrib = manifest.exporters.map((e) => e.gomod).find((g) => g.includes('collector-contrib'))!
-    expect(contrib.endsWith(` v${manifest.dist.version}`)).toBe(true)
+    // Every contrib module of the manifest (the mysql receiver too) carries the image's version.
+    const contrib = ['receivers', 'processors', 'connectors', 'exporters', 'extensions']
+      .flatMap((k) => (manifest[k] as Modules | undefined) ?? []).map((m) => m.gomod).filter((g) => g.includes('collector-contrib'))
+    expect(contrib).toContain(`github.com/open-telemetry/opentelemetry-collector-contrib/receiver/mysqlreceiver v${manifest.dist.version}`)
+    for (const g of contrib) expect(g.endsWith(` v${manifest.dist.version}`), g).toBe(true)
+  })
+
+  it("starts MySQL with the statement history the app's server timings prefer (events_statements_history_long)", () => {
+    // MySQL 8.4 turns performance_schema and events_statements_history on by default, not _long;
+    // test/e2e/stack/collector.test.ts starts its MariaDB with these same flags.
+    expect(services.db!.image).toBe('mysql:8.4.6')
+    expect(services.db!.command).toEqual(['--performance-schema-consumer-events-statements-history-long=ON'])
+    // The app reads it unless DB_SERVER_TIMINGS=false: compose leaves the default (on).
+    expect(services.app!.environment!.DB_SERVER_TIMINGS).toBeUndefined()
+    expect(loadConfig(services.app!.environment!).db.serverTimings.enabled).toBe(true)
+  })
+
+  it("points the collector's mysql receiver at the db service, as root with the db's password", () => {
+    const collector = YAML.parse(expandCollectorEnv(readFileSync(path.join(ROOT, 'otel/collector.yaml'), 'utf8'), services['otel-collector']!.environment)) as {
+      receivers: { mysql: { endpoint: string; username: string; password: string; collection_interval: string } }
+      service: { pipelines: Record<string, { receivers: string[]; exporters: string[] }> }
+    }
+    const db = parseDatabaseUrl(services.app!.environment!.DATABASE_URL!)
+    expect(collector.receivers.mysql).toMatchObject({ endpoint: `${db.host}:${db.port}`, username: db.user, password: db.password, collection_interval: '10s' })
+    expect(raw).toContain('MYSQL_PASSWORD: root1234$$')
+    // Its metrics go where the app's do: the prometheus exporter that Prometheus scrapes.
+    expect(collector.service.pipelines.metrics).toMatchObject({ receivers: expect.arrayContaining(['mysql']), exporters: ['prometheus'] })
+    expect(Object.values(collector.service.pipelines).filter((p) => p.receivers.includes('mysql'))).toHaveLength(1)
   })
 
   it('escapes the $ of the MySQL password as $$, so app and db agree on root1234$', () => {

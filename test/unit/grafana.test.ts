@@ -3,7 +3,7 @@ import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { SERVICE_GRAPH_TABLE_METRICS } from '../kit/grafana-tempo'
 import { loadCompose } from '../kit/compose'
-import { allPanels, DASHBOARD_FILES, readJson, readYaml, ROOT, type Dashboard } from '../kit/stack'
+import { allPanels, DASHBOARD_FILES, dashboardExprs, DB_SERVER_ROW, MYSQL_METRICS, mysqlMetricsIn, readJson, readYaml, ROOT, type Dashboard } from '../kit/stack'
 
 // Grafana's provisioning (datasources, dashboards) and what the compose file gives Grafana.
 // Grafana cannot run here; test/e2e/stack/collector.test.ts runs every dashboard query.
@@ -151,5 +151,44 @@ describe('Grafana provisioning', () => {
     expect((graph as { description?: string }).description).toMatch(/k6 sends a traceparent but exports no span.*no k6 -> blog-app edge/)
     const testid = dashboards[1]!.templating!.list.find((v) => v.name === 'testid')
     expect(testid?.query).toEqual({ query: 'label_values(k6_http_reqs_total, testid)', refId: 'testid' })
+  })
+
+  it('lays the panels out without overlaps (rows moved down by hand stay in order)', () => {
+    for (const d of dashboards) {
+      const boxes = allPanels(d).map((p) => ({ p, g: p.gridPos! }))
+      for (const [i, a] of boxes.entries()) {
+        for (const b of boxes.slice(i + 1)) {
+          const overlap = a.g.x < b.g.x + b.g.w && b.g.x < a.g.x + a.g.w && a.g.y < b.g.y + b.g.h && b.g.y < a.g.y + a.g.h
+          expect(overlap, `${d.title}: ${a.p.title} and ${b.p.title}`).toBe(false)
+        }
+      }
+      const ys = d.panels.map((p) => p.gridPos!.y)
+      expect(ys, d.title).toEqual([...ys].sort((a, b) => a - b))
+    }
+  })
+
+  it('has a "Database server" row next to the client-side Database row, on the mysql receiver metrics the collector enables', () => {
+    const rows = dashboards[0]!.panels.filter((p) => p.type === 'row').map((p) => p.title ?? '')
+    expect(rows[rows.findIndex((t) => /^Database \(Sequelize/.test(t)) + 1]).toMatch(DB_SERVER_ROW)
+    const exprs = dashboardExprs().filter((e) => DB_SERVER_ROW.test(e.row))
+    expect(exprs.every((e) => e.dashboard === 'Blog app')).toBe(true)
+    expect([...new Set(exprs.map((e) => e.panel))]).toEqual([
+      'Server statements per second', 'Server time by statement (top 5 digests)', 'Server connections',
+      'Rows per second (server)', 'InnoDB buffer pool', 'Buffer pool reads and lock waits per second'
+    ])
+    for (const e of exprs) {
+      expect(mysqlMetricsIn(e.expr), `${e.panel} / ${e.refId}`).not.toHaveLength(0)
+      // The receiver's series carry the scrape's job (no service.name): no $service filter.
+      expect(e.expr, e.panel).not.toMatch(/\$service|job=/)
+    }
+    // The kit's list (whose names collector.test.ts sees arrive) is what the row uses, and nothing
+    // outside the row uses the receiver's metrics.
+    const used = [...new Set(exprs.flatMap((e) => mysqlMetricsIn(e.expr)))].sort()
+    expect(used).toEqual(Object.keys(MYSQL_METRICS).sort())
+    expect(dashboardExprs().filter((e) => !DB_SERVER_ROW.test(e.row) && mysqlMetricsIn(e.expr).length > 0)).toEqual([])
+    // Optional receiver metrics: exactly the ones the row uses are enabled in otel/collector.yaml.
+    const config = readYaml<{ receivers: { mysql: { metrics: Record<string, { enabled: boolean }> } } }>('otel/collector.yaml')
+    const enabled = Object.entries(config.receivers.mysql.metrics).filter(([, v]) => v.enabled).map(([k]) => k).sort()
+    expect(enabled).toEqual(Object.values(MYSQL_METRICS).filter((m) => m.optional).map((m) => m.metric).sort())
   })
 })

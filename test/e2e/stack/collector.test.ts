@@ -1,30 +1,33 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import mysql from 'mysql2/promise'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import YAML from 'yaml'
 import { createTestEnv, type TestEnv } from '../../kit/app'
 import { multipart } from '../../kit/form'
 import { PNG_1x1 } from '../../fixtures/images'
 import { startJaeger, type Jaeger } from '../../kit/jaeger'
+import { startMariaDb, type MariaDbInstance } from '../../kit/mariadb-instance'
 import { freePorts, stackTools, startProcess, waitFor, waitHealthy, type Proc, type Tools } from '../../kit/process'
 import { assertBuilt, startListening, type ServerChild } from '../../kit/server'
 import { expectRequestTrace, fromJaeger } from '../../kit/trace'
-import { dashboardExprs, k6MetricsIn, K6_METRIC_NAMES, readYaml, ROOT, substituteVariables, variableQueries } from '../../kit/stack'
+import {
+  dashboardExprs, DB_SERVER_ROW, k6MetricsIn, K6_METRIC_NAMES, MYSQL_METRICS, promClient, readYaml, ROOT, startStackPrometheus,
+  substituteVariables, variableQueries, type PromClient
+} from '../../kit/stack'
 import { SERVICE_GRAPH_TABLE_METRICS, serviceGraphTableQueries } from '../../kit/grafana-tempo'
 
 // The observability pipeline with real programs, all on loopback ports:
 //   app (compiled, OTel bootstrap) --OTLP/HTTP--> otelcol-blog (otel/collector.yaml, built from
 //   otel/builder-config.yaml) --OTLP/gRPC--> Jaeger, and a second Jaeger standing in for Tempo
 //   (both take OTLP/gRPC); collector :prometheus exporter <--scrape-- Prometheus 2.42 running
-//   prometheus/prometheus.yml. Then every PromQL expression of the Grafana dashboards runs
-//   against that Prometheus. Grafana, Tempo and k6 do not run here (see compose.test.ts).
+//   prometheus/prometheus.yml. The app's database is a MariaDB this test starts with
+//   performance_schema on (and the flags docker-compose.yml gives MySQL's), which the collector's
+//   mysql receiver scrapes. Then every PromQL expression of the Grafana dashboards runs against
+//   that Prometheus. Grafana, Tempo and k6 do not run here (see compose.test.ts).
 
 const COLLECTOR_CONFIG = path.join(ROOT, 'otel', 'collector.yaml')
-
-interface PromResult { metric: Record<string, string>; value?: [number, string]; values?: [number, string][] }
-interface PromResponse { status: string; error?: string; data: { resultType: string; result: PromResult[] } }
 
 let tools: Tools
 let app: ServerChild
@@ -34,8 +37,9 @@ const procs: Proc[] = []
 let jaeger: Jaeger
 let tempo: Jaeger
 let collector: Proc
-let prometheus: Proc
 let promUrl: string
+let prom: PromClient
+let mariadb: MariaDbInstance
 let appUrl: string
 let loadStart: number
 
@@ -45,24 +49,8 @@ let createTraceId: string
 let listCount = 0
 let postId: number
 
-async function promQuery(expr: string, range?: { start: number; end: number; step: number }): Promise<PromResponse> {
-  const params = new URLSearchParams({ query: expr })
-  if (range) {
-    params.set('start', String(range.start))
-    params.set('end', String(range.end))
-    params.set('step', String(range.step))
-  }
-  const res = await fetch(`${promUrl}/api/v1/${range ? 'query_range' : 'query'}`, { method: 'POST', body: params })
-  return (await res.json()) as PromResponse
-}
-
 /** Series of a range query over the load, with at least one finite value. */
-async function seriesWithData(expr: string): Promise<PromResult[]> {
-  const now = Date.now() / 1000
-  const r = await promQuery(expr, { start: loadStart / 1000 - 5, end: now, step: 1 })
-  if (r.status !== 'success') throw new Error(`${expr}: ${r.error}`)
-  return r.data.result.filter((s) => (s.values ?? []).some(([, v]) => Number.isFinite(Number(v))))
-}
+const seriesWithData = (expr: string) => prom.seriesWithData(expr, loadStart)
 
 const traceIdOf = (res: Response) => /^00-([0-9a-f]{32})-/.exec(res.headers.get('traceresponse') ?? '')?.[1]
 
@@ -70,6 +58,10 @@ beforeAll(async () => {
   assertBuilt()
   tools = stackTools()
   work = mkdtempSync(path.join(os.tmpdir(), 'blog-stack-'))
+  // MySQL 8.4 has performance_schema on by default, MariaDB not; the other flags are compose's.
+  const dbFlags = readYaml<{ services: { db: { command: string[] } } }>('docker-compose.yml').services.db.command
+  expect(dbFlags).toContain('--performance-schema-consumer-events-statements-history-long=ON')
+  mariadb = await startMariaDb({ args: ['--performance-schema=ON', ...dbFlags] })
 
   jaeger = await startJaeger('jaeger')
   tempo = await startJaeger('tempo-stand-in')
@@ -85,42 +77,25 @@ beforeAll(async () => {
     OTELCOL_TELEMETRY_PORT: String(telemetry),
     OTELCOL_LOG_LEVEL: 'warn',
     JAEGER_OTLP_ENDPOINT: `127.0.0.1:${jaeger.otlpGrpc}`,
-    TEMPO_OTLP_ENDPOINT: `127.0.0.1:${tempo.otlpGrpc}`
+    TEMPO_OTLP_ENDPOINT: `127.0.0.1:${tempo.otlpGrpc}`,
+    MYSQL_ENDPOINT: `127.0.0.1:${mariadb.port}`,
+    MYSQL_USERNAME: 'root',
+    MYSQL_PASSWORD: '',
+    MYSQL_COLLECTION_INTERVAL: '1s'
   })
   procs.push(collector)
   await waitHealthy(collector, `http://127.0.0.1:${health}/`)
 
-  // prometheus/prometheus.yml as it is, its compose targets moved to the loopback ports.
-  const promConfig = readYaml<{ global: Record<string, string>; scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[] }>('prometheus/prometheus.yml')
-  const moved: Record<string, string> = { 'otel-collector:8889': `127.0.0.1:${promExporter}`, 'otel-collector:8888': `127.0.0.1:${telemetry}` }
-  for (const job of promConfig.scrape_configs) {
-    for (const sc of job.static_configs) {
-      sc.targets = sc.targets.map((t) => {
-        if (!moved[t]) throw new Error(`prometheus.yml scrapes ${t}, which this test does not know how to run`)
-        return moved[t]!
-      })
-    }
-  }
-  promConfig.global.scrape_interval = '1s'
-  writeFileSync(path.join(work, 'prometheus.yml'), YAML.stringify(promConfig))
-  // The other flags docker-compose.yml gives Prometheus v3.5, read from it: one that 2.42 does
-  // not know stops this start (README, "What is tested here", lists what differs).
-  const composeFlags = readYaml<{ services: { prometheus: { command: string[] } } }>('docker-compose.yml').services.prometheus.command
-    .filter((f) => !/^--(config\.file|storage\.tsdb\.path)=/.test(f))
-  expect(composeFlags).toContain('--web.enable-remote-write-receiver')
-  prometheus = startProcess('prometheus', tools.prometheus, [
-    `--config.file=${path.join(work, 'prometheus.yml')}`,
-    `--storage.tsdb.path=${path.join(work, 'tsdb')}`,
-    `--web.listen-address=127.0.0.1:${promPort}`,
-    ...composeFlags
-  ], {})
-  procs.push(prometheus)
-  promUrl = `http://127.0.0.1:${promPort}`
-  await waitHealthy(prometheus, `${promUrl}/-/ready`)
+  // prometheus/prometheus.yml and compose's flags, its targets moved to the loopback ports.
+  const prometheus = await startStackPrometheus(tools.prometheus, work, promPort!, { 'otel-collector:8889': `127.0.0.1:${promExporter}`, 'otel-collector:8888': `127.0.0.1:${telemetry}` })
+  procs.push(prometheus.proc)
+  promUrl = prometheus.url
+  prom = promClient(promUrl)
 
   env = await createTestEnv()
   app = await startListening({
     ...env.env,
+    DATABASE_URL: mariadb.url(env.database),
     OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${http}`,
     // Short intervals so the test does not wait a minute for the SDK's defaults.
     OTEL_METRIC_EXPORT_INTERVAL: '1000',
@@ -168,6 +143,7 @@ afterAll(async () => {
   await app?.kill()
   for (const p of procs.reverse()) await p.stop()
   await env?.cleanup()
+  await mariadb?.destroy()
   if (work) rmSync(work, { recursive: true, force: true })
 })
 
@@ -198,7 +174,7 @@ describe('traces: app -> collector -> Jaeger (and the Tempo exporter)', () => {
 describe('metrics: app and spanmetrics -> collector -> Prometheus', () => {
   it('counts every request the app served, by route and status', async () => {
     const value = async (sel: string) => {
-      const r = await promQuery(`sum(http_server_request_duration_seconds_count{job="blog-app", ${sel}})`)
+      const r = await prom.query(`sum(http_server_request_duration_seconds_count{job="blog-app", ${sel}})`)
       return Number(r.data.result[0]?.value?.[1] ?? NaN)
     }
     await waitFor('the request counts to reach Prometheus', async () => {
@@ -213,7 +189,7 @@ describe('metrics: app and spanmetrics -> collector -> Prometheus', () => {
 
   it('derives RED metrics from spans, with exemplars whose trace ids are in Jaeger', async () => {
     await waitFor('spanmetrics calls', async () => {
-      const r = await promQuery('sum(traces_spanmetrics_calls_total{job="blog-app", span_name="GET /blogs/show/:id", span_kind="SPAN_KIND_SERVER"})')
+      const r = await prom.query('sum(traces_spanmetrics_calls_total{job="blog-app", span_name="GET /blogs/show/:id", span_kind="SPAN_KIND_SERVER"})')
       return Number(r.data.result[0]?.value?.[1]) === SHOW_REQUESTS * 2 ? true : undefined
     }, 30_000)
     const exemplars = await waitFor('exemplars on the span duration histogram', async () => {
@@ -234,8 +210,7 @@ describe('metrics: app and spanmetrics -> collector -> Prometheus', () => {
   it("names the span metrics the way Grafana's Service Graph table queries them, and its queries return rows", async () => {
     let seen: string[] = []
     const names = await waitFor(`${SERVICE_GRAPH_TABLE_METRICS.join(', ')} in Prometheus`, async () => {
-      const params = new URLSearchParams({ 'match[]': '{__name__=~"traces_span.*", job="blog-app"}' })
-      seen = ((await (await fetch(`${promUrl}/api/v1/label/__name__/values?${params}`)).json()) as { data: string[] }).data
+      seen = await prom.labelValues('__name__', '{__name__=~"traces_span.*", job="blog-app"}')
       return SERVICE_GRAPH_TABLE_METRICS.every((n) => seen.includes(n)) ? seen : undefined
     }, 15_000).catch((err: Error) => {
       throw new Error(`${err.message}; span metrics present: ${seen.join(', ') || 'none'}`)
@@ -245,15 +220,15 @@ describe('metrics: app and spanmetrics -> collector -> Prometheus', () => {
 
     const range = `${Math.ceil((Date.now() - loadStart) / 1000) + 5}s`
     const q = serviceGraphTableQueries(range, 'GET /blogs/show/:id')
-    const rate = await promQuery(q.rate)
+    const rate = await prom.query(q.rate)
     expect(rate.status, rate.error).toBe('success')
     expect(rate.data.result.map((r) => r.metric.span_name)).toEqual(expect.arrayContaining(['GET /blogs/', 'GET /blogs/show/:id', 'POST /blogs/new']))
-    const errors = await promQuery(q.errors)
+    const errors = await prom.query(q.errors)
     expect(errors.status, errors.error).toBe('success')
     // The error column filters on status_code; every series carries it (404s are UNSET, not errors).
-    const codes = await promQuery('count by (status_code) (traces_spanmetrics_calls_total{job="blog-app", span_kind="SPAN_KIND_SERVER"})')
+    const codes = await prom.query('count by (status_code) (traces_spanmetrics_calls_total{job="blog-app", span_kind="SPAN_KIND_SERVER"})')
     expect(codes.data.result.map((r) => r.metric.status_code)).toEqual(['STATUS_CODE_UNSET'])
-    const duration = await promQuery(q.duration)
+    const duration = await prom.query(q.duration)
     expect(duration.status, duration.error).toBe('success')
     const p90 = Number(duration.data.result[0]?.value?.[1])
     expect(p90).toBeGreaterThan(0)
@@ -281,7 +256,7 @@ describe('metrics: app and spanmetrics -> collector -> Prometheus', () => {
     ])
     for (const e of k6Only) {
       for (const m of k6MetricsIn(e.expr)) expect(K6_METRIC_NAMES.has(m), `${e.panel}: ${m} is not a metric k6's prometheus-rw output writes`).toBe(true)
-      const r = await promQuery(substituteVariables(e.expr, vars))
+      const r = await prom.query(substituteVariables(e.expr, vars))
       expect(r.status, `${e.panel} / ${e.refId}: ${r.error}`).toBe('success')
     }
     // The tags the k6 panels filter or group by are ones the scripts keep.
@@ -290,16 +265,7 @@ describe('metrics: app and spanmetrics -> collector -> Prometheus', () => {
     expect(options).toMatch(/tags: \{ testid:/)
 
     // The event-loop delay gauges need 5 samples at the SDK's 5 s resolution: up to ~30 s.
-    const missing = new Map<string, string>()
-    await waitFor('data for every dashboard expression', async () => {
-      missing.clear()
-      for (const e of server) {
-        const expr = substituteVariables(e.expr, vars)
-        if ((await seriesWithData(expr)).length === 0) missing.set(`${e.dashboard} / ${e.panel} / ${e.refId}`, expr)
-      }
-      return missing.size === 0 ? true : undefined
-    }, 60_000, 2000).catch(() => undefined)
-    expect(Object.fromEntries(missing)).toEqual({})
+    expect(await prom.withoutData(server, vars, loadStart, 60_000)).toEqual({})
   }, 120_000)
 
   it('fills the dashboards\' variables from Prometheus (label_values queries)', async () => {
@@ -308,10 +274,8 @@ describe('metrics: app and spanmetrics -> collector -> Prometheus', () => {
       const m = /^label_values\((.+),\s*(\w+)\)$/.exec(v.query)
       expect(m, `${v.dashboard} $${v.name}: ${v.query}`).not.toBeNull()
       const [, series, label] = m!
-      const params = new URLSearchParams({ 'match[]': substituteVariables(series!, { service: 'blog-app' }) })
-      const body = (await (await fetch(`${promUrl}/api/v1/label/${label}/values?${params}`)).json()) as { status: string; data: string[] }
-      expect(body.status, v.query).toBe('success')
-      if (expected[v.name]) expect(body.data, `${v.dashboard} $${v.name}`).toContain(expected[v.name])
+      const values = await prom.labelValues(label!, substituteVariables(series!, { service: 'blog-app' }))
+      if (expected[v.name]) expect(values, `${v.dashboard} $${v.name}`).toContain(expected[v.name])
     }
   })
 
@@ -325,4 +289,46 @@ describe('metrics: app and spanmetrics -> collector -> Prometheus', () => {
       expect(await seriesWithData(expr), expr).not.toHaveLength(0)
     }
   })
+})
+
+describe('database server: MariaDB -> mysql receiver -> collector -> Prometheus', () => {
+  it('scrapes the server the app uses: the mysql metrics the dashboard queries arrive under the names the kit gives them', async () => {
+    let seen: string[] = []
+    await waitFor('the mysql receiver metrics', async () => {
+      seen = await prom.labelValues('__name__', '{__name__=~"mysql_.*"}')
+      return Object.keys(MYSQL_METRICS).every((n) => seen.includes(n)) || undefined
+    }, 30_000).catch(() => undefined)
+    expect(Object.keys(MYSQL_METRICS).filter((n) => !seen.includes(n)), `mysql metrics present: ${seen.join(', ')}`).toEqual([])
+    // The server's own count of the app's SELECTs over the load: show, 404 and list per round.
+    const window = `${Math.ceil((Date.now() - loadStart) / 1000) + 5}s`
+    const selects = await prom.query(`max_over_time(mysql_commands_total{command="select"}[${window}]) - min_over_time(mysql_commands_total{command="select"}[${window}])`)
+    expect(Number(selects.data.result[0]?.value?.[1])).toBeGreaterThanOrEqual(3 * (SHOW_REQUESTS - 1))
+  }, 60_000)
+
+  it('shows a text statement in the top-5 digests with its literal replaced by ?, and the literal nowhere', async () => {
+    // The app's own statements are prepared (mysql2 execute): MariaDB digests none of them.
+    const secret = `collector-secret-${Date.now()}`
+    const conn = await mysql.createConnection({ host: '127.0.0.1', port: mariadb.port, user: 'root', database: env.database })
+    for (let i = 0; i < 30; i++) {
+      await conn.query(`SELECT COUNT(*) FROM blog WHERE author = '${secret}'`)
+      await sleep(100)
+    }
+    await conn.end()
+    const top = dashboardExprs().find((e) => DB_SERVER_ROW.test(e.row) && /top 5/.test(e.panel))!
+    const digest = await waitFor('the statement in the top-5 panel', async () => {
+      const series = await seriesWithData(substituteVariables(top.expr, { __rate_interval: '10s' }))
+      return series.map((x) => x.metric.digest_text ?? '').find((t) => /^SELECT COUNT \( \* \) FROM `blog` WHERE `author` = \?/.test(t))
+    }, 20_000)
+    expect(digest).not.toContain(secret)
+    const labels = JSON.stringify((await prom.query('{__name__=~"mysql_.*"}')).data.result)
+    expect(labels).toContain(env.database)
+    expect(labels).not.toMatch(new RegExp(`${secret}|stack test|collector\\.test`))
+  }, 60_000)
+
+  it('returns data for every PromQL expression of the "Database server" row', async () => {
+    // (grafana.test.ts: all of them on the metrics MYSQL_METRICS lists, which arrive: see above)
+    const exprs = dashboardExprs().filter((e) => DB_SERVER_ROW.test(e.row))
+    expect(new Set(exprs.map((e) => e.panel)).size).toBeGreaterThanOrEqual(6)
+    expect(await prom.withoutData(exprs, { __rate_interval: '10s', __interval: '1s' }, loadStart, 30_000)).toEqual({})
+  }, 60_000)
 })
