@@ -40,7 +40,11 @@ build_otelcol() {
     work=$(mktemp -d "$cache/.otelcol-build.XXXXXX")
     (cd "$dir" && GOFLAGS=-mod=mod go build -trimpath -o "$work/builder" go.opentelemetry.io/collector/cmd/builder)
     # output_path in the manifest is relative: the generated sources stay in $work.
-    (cd "$work" && ./builder --config "$manifest") >&2
+    # The module proxy here serves these two modules but the checksum database answers 404 for
+    # them (seen 2026-12-01), so they alone skip that lookup; their hashes still go into the
+    # generated go.sum at download. Everything else is checked as usual.
+    (cd "$work" && GONOSUMDB=github.com/open-telemetry/opentelemetry-collector-contrib/receiver/mysqlreceiver,github.com/DataDog/datadog-agent/pkg/obfuscate \
+      ./builder --config "$manifest") >&2
     mv "$work/otelcol-blog/otelcol-blog" "$bin"
     rm -rf "$work"
   fi

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import { context, createContextKey, type Context } from '@opentelemetry/api'
+import { context, createContextKey, ROOT_CONTEXT, type Context } from '@opentelemetry/api'
 import { suppressTracing } from '@opentelemetry/core'
 import type mysql from 'mysql2/promise'
 import type { DbConfig } from '../config'
@@ -38,6 +38,8 @@ interface StatementEvent {
   rowsExamined: number
   rowsSent: number
 }
+
+const untraced = <T>(work: () => Promise<T>): Promise<T> => context.with(suppressTracing(ROOT_CONTEXT), work)
 
 export type Logger = { info(obj: object, msg: string): void; warn(obj: object, msg: string): void }
 
@@ -81,13 +83,13 @@ export class DbServerTimings {
   async start(db: DbConfig, log: Logger): Promise<boolean> {
     try {
       this.conn = await this.connect(db)
-      const [[flag]] = (await this.conn.query('SELECT @@performance_schema AS ps')) as unknown as [{ ps: number }[]]
+      const [[flag]] = (await this.query('SELECT @@performance_schema AS ps')) as unknown as [{ ps: number }[]]
       if (Number(flag?.ps) !== 1) {
         log.info({ dbServerTimings: 'off', reason: 'performance_schema is off (MariaDB default)' },
           'db server timings off: start the database with --performance-schema=ON and the statement history consumer (README "Truthful timings")')
         return this.close()
       }
-      const [consumers] = (await this.conn.query(
+      const [consumers] = (await this.query(
         "SELECT NAME AS name FROM performance_schema.setup_consumers WHERE ENABLED = 'YES' AND NAME IN ('events_statements_history_long', 'events_statements_history')"
       )) as unknown as [{ name: string }[]]
       const names = new Set(consumers.map((c) => c.name))
@@ -111,19 +113,20 @@ export class DbServerTimings {
     // Loaded here, not at the top: this module is part of the SDK bootstrap, which must not load
     // mysql2 before the instrumentation that patches it.
     const { createConnection } = await import('mysql2/promise')
-    // Its statements are not a request's work: never traced.
-    return context.with(suppressTracing(context.active()), () =>
-      createConnection({ host: db.host, port: db.port, user: db.user, password: db.password, connectTimeout: db.connectTimeoutMs })
-    )
+    return untraced(() => createConnection({ host: db.host, port: db.port, user: db.user, password: db.password, connectTimeout: db.connectTimeoutMs }))
+  }
+
+  /** A statement of the reader's own: never traced (a poll may start inside a request's context). */
+  private query(sql: string, values?: unknown[]): Promise<unknown> {
+    return untraced(() => this.conn!.query(sql, values))
   }
 
   /** One marker statement: the server's timer at its middle is this process's clock at the middle of the round trip. */
   private async calibrate(): Promise<void> {
-    const conn = this.conn!
     const t0 = now()
-    await conn.query("SELECT 'blog_app clock'")
+    await this.query("SELECT 'blog_app clock'")
     const t1 = now()
-    const [rows] = (await conn.query(
+    const [rows] = (await this.query(
       `SELECT h.TIMER_START AS s, h.TIMER_END AS e FROM performance_schema.${this.table} h JOIN performance_schema.threads t ON t.THREAD_ID = h.THREAD_ID ` +
         "WHERE t.PROCESSLIST_ID = CONNECTION_ID() AND h.SQL_TEXT = 'SELECT ''blog_app clock''' ORDER BY h.EVENT_ID DESC LIMIT 1"
     )) as unknown as [{ s: number | string; e: number | string }[]]
@@ -146,7 +149,7 @@ export class DbServerTimings {
     if (!this.enabled || spans.length === 0) return out
     await this.calibrate()
     const ids = [...new Set(spans.map((s) => s.connectionId))]
-    const [rows] = (await this.conn!.query(
+    const [rows] = (await this.query(
       'SELECT t.PROCESSLIST_ID AS conn, h.TIMER_START AS s, h.TIMER_END AS e, h.TIMER_WAIT AS w, h.LOCK_TIME AS l, ' +
         `h.ROWS_EXAMINED AS x, h.ROWS_SENT AS r FROM performance_schema.${this.table} h ` +
         'JOIN performance_schema.threads t ON t.THREAD_ID = h.THREAD_ID ' +

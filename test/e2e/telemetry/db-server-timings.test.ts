@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startMariaDb, type MariaDbInstance } from '../../kit/mariadb-instance'
 import { OtlpReceiver, parseTraceHeader, type ReceivedSpan } from '../../kit/otlp-receiver'
 import { assertBuilt, request, startListening, type ServerChild } from '../../kit/server'
+import { expectRequestTrace, fromOtlp } from '../../kit/trace'
 
 // The database's own time for each SQL span, joined from performance_schema, on a MariaDB this
 // test starts with performance_schema on and the statement history MySQL 8.4 has by default.
@@ -50,6 +51,19 @@ describe('blog.db.server_ms from performance_schema', () => {
     expect(serverMs).toBeLessThanOrEqual(spanMs)
     expect(Number(select!.attributes['blog.db.rows_examined'])).toBeGreaterThanOrEqual(12)
     expect(select!.attributes['blog.event_loop.active_ms']).toBeTypeOf('number')
+  })
+
+  it("keeps its own polls out of every request's trace (they start in the context of a request that ended)", async () => {
+    for (let i = 0; i < 12; i++) {
+      const res = await request(app.port, '/blogs/')
+      expect(res.status).toBe(200)
+      const { traceId, spanId } = parseTraceHeader(res.headers.traceresponse)
+      const spans = await receiver.waitForTrace(traceId, (s) => sqlSpans(s).length > 0)
+      // Long enough for a poll to run after this request's spans ended, before the next request.
+      await sleep(300)
+      expectRequestTrace(fromOtlp(receiver.trace(traceId)), { name: 'GET /blogs/', status: 200, spanId, children: ['pool.acquire', 'SELECT', 'view.render'] })
+      expect(spans.length).toBeGreaterThan(0)
+    }
   })
 
   it("matches the server's own timer for the statement: a SELECT held 150 ms behind a table lock", async () => {
