@@ -5,6 +5,8 @@ export const PRESETS: Record<string, Record<string, string>> = {
   'floor=helmet': { BENCH_SERVER: 'floor', FLOOR_FEATURES: 'helmet' },
   'floor=log': { BENCH_SERVER: 'floor', FLOOR_FEATURES: 'log' },
   'floor=cookie': { BENCH_SERVER: 'floor', FLOOR_FEATURES: 'cookie' },
+  'floor=timing': { BENCH_SERVER: 'floor', FLOOR_FEATURES: 'timing' },
+  'floor=pressure': { BENCH_SERVER: 'floor', FLOOR_FEATURES: 'pressure' },
   // The app built from another checkout (--baseline DIR): before/after in one run.
   baseline: { BENCH_ROOT: 'baseline' },
   'otel=off': { OTEL_SDK_DISABLED: 'true' },

@@ -2,7 +2,8 @@
 // running the app's own list query (raw rows), @fastify/view rendering the app's own templates
 // with the same helpers, and no plugins, hooks, logging or telemetry. `npm run bench -- --variants
 // floor,...` measures every other variant against it; FLOOR_FEATURES adds single features back
-// (helmet: the app's security headers, log, cookie) so each one's price is visible on its own.
+// (helmet: the app's security headers, log, cookie, timing: the telemetry plugin's hooks without
+// a tracer, pressure: under-pressure) so each one's price is visible on its own.
 import path from 'node:path'
 import view from '@fastify/view'
 import ejs from 'ejs'
@@ -13,6 +14,7 @@ import { ROOT } from '../../src/paths'
 import { FIELD_RULES } from '../../src/posts/fields'
 import { EXCERPT_CHARS, LIST_SQL, toSummary, type SummaryRow } from '../../src/repositories/blog-repository'
 import security from '../../src/plugins/security'
+import telemetry from '../../src/telemetry/plugin'
 import { viewHelpers } from '../../src/views'
 
 const PAGE_SIZE = 20
@@ -37,6 +39,9 @@ async function main(): Promise<void> {
   })
   if (features.has('helmet')) await app.register(security)
   if (features.has('cookie')) await app.register((await import('@fastify/cookie')).default)
+  // X-Process-Time, Server-Timing, traceresponse and the handler wrapper, without a tracer.
+  if (features.has('timing')) await app.register(telemetry, { runtime: null })
+  if (features.has('pressure')) await app.register((await import('@fastify/under-pressure')).default, { maxEventLoopDelay: 500, sampleInterval: 1000 })
 
   app.get('/health', async () => ({ status: 'ok' }))
   app.get('/blogs/', async (_request, reply) => {
