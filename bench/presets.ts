@@ -17,6 +17,7 @@ export const PRESETS: Record<string, Record<string, string>> = {
   'otel=fastify': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'mysql2,pino,runtime-node' },
   'otel=sdkonly': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'runtime-node' },
   'otel=noexport': { OTEL_EXPORTER_OTLP_ENDPOINT: '' },
+  'otel=json': { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' },
   'views=nocache': { VIEW_CACHE: 'false' },
   // Same code, a bigger table: the list and show pages should cost the same (growth target).
   'data=100k': { BENCH_POSTS: '100000' },

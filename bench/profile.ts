@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import { startApp } from './lib/app'
+import { startApp, startOtlpSink } from './lib/app'
 import { prepareData, dropDatabases } from './lib/data'
 import { maxLoad } from './lib/load'
 import { PRESETS } from './presets'
@@ -68,7 +68,12 @@ async function main(): Promise<void> {
   const dir = path.join(os.tmpdir(), `blog-profile-${process.pid}`)
   const database = `blog_profile_${process.pid}`
   await prepareData(values['admin-url'], database, { posts: 30, noIndex: false })
-  const env: Record<string, string> = { DATABASE_URL: `${values['admin-url'].replace(/\/$/, '')}/${database}`, DB_SEED_ON_START: 'false', NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${dir}` }
+  // Spans and metrics go out of the process, as users run it (the sink accepts and drops them).
+  const sink = await startOtlpSink()
+  const env: Record<string, string> = {
+    DATABASE_URL: `${values['admin-url'].replace(/\/$/, '')}/${database}`, DB_SEED_ON_START: 'false', NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${dir}`,
+    OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_BSP_SCHEDULE_DELAY: '500', OTEL_METRIC_EXPORT_INTERVAL: '10000'
+  }
   for (const part of values.variant.split('+')) Object.assign(env, PRESETS[part])
   const app = await startApp(env)
   try {
@@ -88,6 +93,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${(total / requests).toFixed(1).padStart(8)}  total (profile: ${file})\n`)
   } finally {
     await app.stop()
+    await sink.close()
     await dropDatabases(values['admin-url'], [database])
   }
 }

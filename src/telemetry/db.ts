@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import { context, metrics, trace } from '@opentelemetry/api'
+import { context, metrics, trace, type Attributes } from '@opentelemetry/api'
 import type { Sequelize } from 'sequelize'
 import { SCOPE } from './constants'
 import { CONNECTION_ID } from './db-server'
@@ -100,14 +100,17 @@ export function instrumentSequelize(sequelize: Sequelize, opts: { connectionIds?
   sequelize.addHook('beforeQuery', (_options, query) => {
     ;(query as unknown as Record<symbol, number>)[kQueryStart] = performance.now()
   })
+  // One attribute set per operation, made once: this runs after every statement.
+  const opAttributes = new Map<string, Attributes>()
   sequelize.addHook('afterQuery', (_options, query) => {
     const start = (query as unknown as Record<symbol, number>)[kQueryStart]
     if (start === undefined) return
     const took = performance.now() - start
-    const sql = ((query as unknown as { sql?: string }).sql ?? '').trimStart()
-    const space = sql.search(/\s/)
-    const operation = (space === -1 ? sql : sql.slice(0, space)).replace(/;$/, '').toUpperCase() || 'UNKNOWN'
-    operationDuration.record(took / 1000, { ...base, 'db.operation.name': operation })
+    const sql = (query as unknown as { sql?: string }).sql ?? ''
+    const operation = OPERATION.exec(sql)?.[1]?.toUpperCase() ?? 'UNKNOWN'
+    let attributes = opAttributes.get(operation)
+    if (!attributes) opAttributes.set(operation, (attributes = { ...base, 'db.operation.name': operation }))
+    operationDuration.record(took / 1000, attributes)
     const t = timingStore.getStore()
     if (t) {
       t.dbMs += took
@@ -115,3 +118,6 @@ export function instrumentSequelize(sequelize: Sequelize, opts: { connectionIds?
     }
   })
 }
+
+/** The statement's first word: SELECT, INSERT, START (TRANSACTION), COMMIT, ... */
+const OPERATION = /^\s*([A-Za-z]+)/

@@ -7,6 +7,7 @@ import type { DbConfig, InspectorConfig } from '../config'
 import { InspectorSpanProcessor } from '../inspector/processor'
 import { DEFAULT_INSTRUMENTATIONS, isUntraced } from './constants'
 import { DbServerTimings } from './db-server'
+import { PooledIdGenerator } from './ids'
 import { spanProcessorsFromEnv } from './exporters'
 import { setTelemetryRuntime, type TelemetryRuntime } from './runtime'
 import { TimingSpanProcessor } from './timing-processor'
@@ -82,6 +83,7 @@ export function startTelemetry(opts: TelemetryOptions): NodeSDK | null {
   const next: SpanProcessor[] = [...(exportTraces ? spanProcessorsFromEnv() : []), ...(inspector ? [inspector] : [])]
   const sdk = new NodeSDK({
     spanProcessors: [new TimingSpanProcessor(next, serverTimings)],
+    idGenerator: new PooledIdGenerator(),
     instrumentations: [
       getNodeAutoInstrumentations({
         '@opentelemetry/instrumentation-http': {
@@ -92,6 +94,11 @@ export function startTelemetry(opts: TelemetryOptions): NodeSDK | null {
         '@opentelemetry/instrumentation-mysql2': {
           // Never put parameter values (user content) into spans.
           maskStatement: true
+        },
+        '@opentelemetry/instrumentation-pino': {
+          // Trace ids in every log line, yes; a copy of every line parsed back into an OTel log
+          // record, only when logs are exported (it cost more than the log line itself).
+          disableLogSending: (process.env.OTEL_LOGS_EXPORTER ?? 'none') === 'none'
         }
       })
     ],
