@@ -159,6 +159,8 @@ export function verdict(s: Pick<Summary, 'appCpu' | 'dbCpu' | 'phases'>): string
   }
   if (s.dbCpu >= 90) return `bottleneck: database CPU (${cpu}, ${perQuery})`
   if (loopShare >= 0.5 && (serverShare === undefined || serverShare < 0.3)) {
+    // Below saturation the same signature means queueing behind the app's own work, not yet a wall.
+    if (s.appCpu < 80) return `no bottleneck yet, but SQL spans wait on the busy event loop (loop busy ${pct(loopShare)} of SQL span time, ${perQuery}, ${cpu})`
     return `bottleneck: app CPU (loop busy ${pct(loopShare)} of SQL span time, ${perQuery}, ${cpu})`
   }
   if (p['pool wait'] / Math.max(p.total, 1e-9) >= 0.3) return `bottleneck: connection pool (pool wait ${pct(p['pool wait'] / p.total)} of server time, ${cpu})`

@@ -82,9 +82,12 @@ export function breakdown(spans: BenchSpan[]): Breakdown | null {
     else if (s.attributes['db.system.name']) {
       b.SQL += s.durationMs
       b.queries++
-      b.sqlLoop += Math.min(s.durationMs, numberOr0(s.attributes['blog.event_loop.active_ms']))
-      if (typeof s.attributes['blog.db.server_ms'] === 'number') {
-        b.sqlServer += Math.min(s.durationMs, s.attributes['blog.db.server_ms'])
+      // The database's time first; loop-busy time counts only for what is left of the span
+      // (the loop working while the database works delays nothing), as the inspector splits it.
+      const server = typeof s.attributes['blog.db.server_ms'] === 'number' ? Math.min(s.durationMs, s.attributes['blog.db.server_ms']) : undefined
+      b.sqlLoop += Math.min(s.durationMs - (server ?? 0), numberOr0(s.attributes['blog.event_loop.active_ms']))
+      if (server !== undefined) {
+        b.sqlServer += server
         b.sqlJoined += s.durationMs
       }
     } else if (s.name === 'view.render') b.render += s.durationMs
