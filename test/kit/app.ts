@@ -4,7 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
 import mysql from 'mysql2/promise'
-import { afterAll, beforeAll } from 'vitest'
+import { afterAll, afterEach, beforeAll } from 'vitest'
 import app from '../../src/app'
 import { loadConfig, type AppConfig } from '../../src/config'
 
@@ -99,3 +99,38 @@ export async function storedFiles(uploadDir: string): Promise<string[]> {
 export async function incomingFiles(uploadDir: string): Promise<string[]> {
   return fs.readdir(path.join(uploadDir, '.incoming')).catch(() => [])
 }
+
+/**
+ * Databases and apps a test makes for itself (`newEnv`, `newApp`), closed and dropped after each
+ * test of the file.
+ */
+export function useDisposableApps(): {
+  newEnv(extra?: Record<string, string>): Promise<TestEnv>
+  newApp(env: TestEnv): Promise<FastifyInstance>
+  /** Closes an app before the test ends (a restart on the same database). */
+  closeApp(app: FastifyInstance): Promise<void>
+} {
+  const envs: TestEnv[] = []
+  const apps: FastifyInstance[] = []
+  afterEach(async () => {
+    for (const app of apps.splice(0)) await app.close()
+    for (const env of envs.splice(0)) await env.cleanup()
+  })
+  return {
+    async newEnv(extra = {}) {
+      const env = await createTestEnv(extra)
+      envs.push(env)
+      return env
+    },
+    async newApp(env) {
+      const app = await buildApp(env)
+      apps.push(app)
+      return app
+    },
+    async closeApp(app) {
+      apps.splice(apps.indexOf(app), 1)
+      await app.close()
+    }
+  }
+}
+

@@ -1,11 +1,15 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import { PNG_1x1 } from '../fixtures/images'
 import { request, type HttpResponse } from './server'
 
 // Posting forms as a browser does, to the app in process (inject) or to a child server.
 
 export type UploadFile = { data: Buffer | string; filename: string; type?: string }
 export type FormFields = Record<string, string | string[]>
+
+/** A 1x1 PNG as an upload. */
+export const pngFile = (filename = 'photo.png'): UploadFile => ({ data: PNG_1x1, filename, type: 'image/png' })
 
 /** Encodes fields (and files) as multipart/form-data the way a browser does. */
 export async function multipart(

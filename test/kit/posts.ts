@@ -93,3 +93,13 @@ export function listedIds(html: string): number[] {
 export function ejsEscape(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&#34;', "'": '&#39;' })[c] as string)
 }
+
+/** Runs `act` and checks it left no row and no file (stored or incoming) behind. */
+export async function expectNothingWritten(env: TestEnv, act: () => Promise<void>): Promise<void> {
+  const rowsBefore = await countRows(env)
+  const filesBefore = await fileState(env)
+  await act()
+  expect(await countRows(env)).toBe(rowsBefore)
+  expect(await fileState(env)).toEqual(filesBefore)
+}
+

@@ -3,18 +3,8 @@ import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { describe, expect, it } from 'vitest'
 import { useTestApp, type TestEnv } from '../../kit/app'
-import { multipart, postForm, rawMultipart, type UploadFile } from '../../kit/form'
-import {
-  countRows,
-  createPost,
-  ejsEscape,
-  exists,
-  fileState,
-  GENERATED_NAME,
-  readStored,
-  rowsByTitle,
-  unique
-} from '../../kit/posts'
+import { multipart, postForm, rawMultipart, type UploadFile, pngFile } from '../../kit/form'
+import { createPost, ejsEscape, exists, fileState, GENERATED_NAME, readStored, rowsByTitle, unique, expectNothingWritten } from '../../kit/posts'
 import { GIF_1x1, JPEG_1x1, PNG_1x1, WEBP_1x1 } from '../../fixtures/images'
 
 // Images on create: accepted by content and extension, stored under generated names, or refused
@@ -24,18 +14,8 @@ let env: TestEnv
 let app: FastifyInstance
 useTestApp((t) => ({ env, app } = t))
 
-const png = (filename = 'photo.png'): UploadFile => ({ data: PNG_1x1, filename, type: 'image/png' })
-
+const png = pngFile
 const postNew = (fields: Record<string, string | string[]>, files: Record<string, UploadFile> = {}) => postForm(app, '/blogs/new', fields, files)
-
-/** Runs `act` and checks it left no row and no file (stored or incoming) behind. */
-async function expectNothingWritten(act: () => Promise<void>) {
-  const rowsBefore = await countRows(env)
-  const filesBefore = await fileState(env)
-  await act()
-  expect(await countRows(env)).toBe(rowsBefore)
-  expect(await fileState(env)).toEqual(filesBefore)
-}
 
 describe('POST /blogs/new: uploads', () => {
   it.each([
@@ -62,7 +42,7 @@ describe('POST /blogs/new: uploads', () => {
 
   it('rejects a text file posted as image_file with 415', async () => {
     const title = unique('Text as image')
-    await expectNothingWritten(async () => {
+    await expectNothingWritten(env, async () => {
       const res = await postNew({ title, author: 'A', content: 'Content' }, { image_file: { data: 'just some text, not an image at all', filename: 'x.png', type: 'image/png' } })
       expect(res.statusCode).toBe(415)
       expect(res.body).toContain('<p class="field-error" id="image_file-error">The image must be a PNG, JPEG, GIF or WebP file.</p>')
@@ -72,14 +52,14 @@ describe('POST /blogs/new: uploads', () => {
   })
 
   it('rejects a tiny non-image file (shorter than a signature) with 415', async () => {
-    await expectNothingWritten(async () => {
+    await expectNothingWritten(env, async () => {
       const res = await postNew({ title: unique('Tiny'), author: 'A', content: 'Content' }, { image_file: { data: 'GIF8', filename: 'x.gif', type: 'image/gif' } })
       expect(res.statusCode).toBe(415)
     })
   })
 
   it('rejects a real PNG named evil.exe with 415', async () => {
-    await expectNothingWritten(async () => {
+    await expectNothingWritten(env, async () => {
       const res = await postNew({ title: unique('Exe'), author: 'A', content: 'Content' }, { image_file: png('evil.exe') })
       expect(res.statusCode).toBe(415)
       expect(res.body).toContain('<p class="field-error" id="image_file-error">')
@@ -104,7 +84,7 @@ describe('POST /blogs/new: uploads', () => {
   it('rejects a 6 MiB file with 413 and writes nothing', async () => {
     const big = Buffer.concat([PNG_1x1, Buffer.alloc(6 * 1024 * 1024)])
     const title = unique('Too big')
-    await expectNothingWritten(async () => {
+    await expectNothingWritten(env, async () => {
       const res = await postNew({ title, author: 'A', content: 'Content' }, { image_file: { data: big, filename: 'big.png', type: 'image/png' } })
       expect(res.statusCode).toBe(413)
       expect(res.body).toContain('The upload is too large (the limit is 5.0 MiB).')
@@ -116,7 +96,7 @@ describe('POST /blogs/new: uploads', () => {
     const { payload, headers } = await multipart({ title: unique('Cut short'), author: 'A', content: 'Content' }, { image_file: { data: file, filename: 'a.png', type: 'image/png' } })
     const fileStart = payload.indexOf(PNG_1x1)
     expect(fileStart).toBeGreaterThan(0)
-    await expectNothingWritten(async () => {
+    await expectNothingWritten(env, async () => {
       const res = await app.inject({ method: 'POST', url: '/blogs/new', headers, payload: payload.subarray(0, fileStart + 32 * 1024) })
       expect(res.statusCode).toBe(400)
       expect(res.body).toContain('<p class="status">400</p>')

@@ -1,26 +1,15 @@
 import type { FastifyInstance } from 'fastify'
 import { describe, expect, it } from 'vitest'
 import { useTestApp, type TestEnv } from '../../kit/app'
-import { postForm, type UploadFile } from '../../kit/form'
-import { countRows, createPost, ejsEscape, fileState, rowsByTitle, unique } from '../../kit/posts'
-import { PNG_1x1 } from '../../fixtures/images'
+import { postForm, type UploadFile, pngFile } from '../../kit/form'
+import { createPost, ejsEscape, rowsByTitle, unique, expectNothingWritten } from '../../kit/posts'
 
 let env: TestEnv
 let app: FastifyInstance
 useTestApp((t) => ({ env, app } = t))
 
-const png = (filename = 'photo.png'): UploadFile => ({ data: PNG_1x1, filename, type: 'image/png' })
-
+const png = pngFile
 const postNew = (fields: Record<string, string | string[]>, files: Record<string, UploadFile> = {}) => postForm(app, '/blogs/new', fields, files)
-
-/** Runs `act` and checks it left no row and no file (stored or incoming) behind. */
-async function expectNothingWritten(act: () => Promise<void>) {
-  const rowsBefore = await countRows(env)
-  const filesBefore = await fileState(env)
-  await act()
-  expect(await countRows(env)).toBe(rowsBefore)
-  expect(await fileState(env)).toEqual(filesBefore)
-}
 
 describe('POST /blogs/new: success', () => {
   it('redirects with 303 to the list and stores exactly what was sent', async () => {
@@ -72,7 +61,7 @@ describe('POST /blogs/new: success', () => {
     expect((await postNew({ title: fits, author: '👩‍💻', content: '😀😀' })).statusCode).toBe(303)
     expect(await rowsByTitle(env, fits)).toMatchObject([{ title: fits, author: '👩‍💻', content: '😀😀' }])
 
-    await expectNothingWritten(async () => {
+    await expectNothingWritten(env, async () => {
       const res = await postNew({ title: fits + '😀', author: 'A', content: 'cc' })
       expect(res.statusCode).toBe(400)
       expect(res.body).toContain('<p class="field-error" id="title-error">Title must be between 2 and 200 characters.</p>')
@@ -121,7 +110,7 @@ describe('POST /blogs/new: validation', () => {
     if (bad === undefined) delete fields[field]
     else fields[field] = bad
 
-    await expectNothingWritten(async () => {
+    await expectNothingWritten(env, async () => {
       // An image goes along: it must be discarded with the rejected form.
       const res = await postNew(fields, { image_file: png() })
       expect(res.statusCode).toBe(400)
@@ -148,7 +137,7 @@ describe('POST /blogs/new: validation', () => {
   })
 
   it('shows an error for every invalid field at once', async () => {
-    await expectNothingWritten(async () => {
+    await expectNothingWritten(env, async () => {
       const res = await postNew({ title: 'x', author: '', content: ' ' })
       expect(res.statusCode).toBe(400)
       expect(res.body).toContain('<p class="form-summary" role="alert">')
@@ -158,7 +147,7 @@ describe('POST /blogs/new: validation', () => {
 
   it('rejects a field sent twice with 400', async () => {
     const title = unique('Twice')
-    await expectNothingWritten(async () => {
+    await expectNothingWritten(env, async () => {
       const res = await postNew({ title: [title, `${title} again`], author: 'A', content: 'Twice content' }, { image_file: png() })
       expect(res.statusCode).toBe(400)
       expect(res.body).toContain('<p class="field-error" id="title-error">Send this field only once.</p>')
@@ -167,7 +156,7 @@ describe('POST /blogs/new: validation', () => {
 
   it('rejects a field sent twice in an urlencoded body with 400', async () => {
     const title = unique('Twice urlencoded')
-    await expectNothingWritten(async () => {
+    await expectNothingWritten(env, async () => {
       const payload = new URLSearchParams([['title', title], ['author', 'A'], ['author', 'B'], ['content', 'Content']]).toString()
       const res = await app.inject({ method: 'POST', url: '/blogs/new', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload })
       expect(res.statusCode).toBe(400)
@@ -176,7 +165,7 @@ describe('POST /blogs/new: validation', () => {
   })
 
   it('rejects a file sent in another field than image_file with 400', async () => {
-    await expectNothingWritten(async () => {
+    await expectNothingWritten(env, async () => {
       const res = await postNew({ title: unique('Wrong field'), author: 'A', content: 'Content' }, { attachment: png() })
       expect(res.statusCode).toBe(400)
       expect(res.body).toContain('<p class="field-error" id="image_file-error">')

@@ -1,27 +1,12 @@
 import type { FastifyInstance } from 'fastify'
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { QueryTypes } from 'sequelize'
 import { EXCERPT_CHARS, LIST_SQL } from '../../../src/repositories/blog-repository'
-import { buildApp, createTestEnv, type TestEnv } from '../../kit/app'
+import { useDisposableApps } from '../../kit/app'
 
 // The list page's query plan on a large table: it must walk the index, not sort the table.
 
-const envs: TestEnv[] = []
-const apps: FastifyInstance[] = []
-async function newEnv(extra: Record<string, string> = {}): Promise<TestEnv> {
-  const env = await createTestEnv(extra)
-  envs.push(env)
-  return env
-}
-async function newApp(env: TestEnv): Promise<FastifyInstance> {
-  const app = await buildApp(env)
-  apps.push(app)
-  return app
-}
-afterEach(async () => {
-  for (const app of apps.splice(0)) await app.close()
-  for (const env of envs.splice(0)) await env.cleanup()
-})
+const { newEnv, newApp } = useDisposableApps()
 
 describe('the list query', () => {
   interface ExplainRow {

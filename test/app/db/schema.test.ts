@@ -1,30 +1,14 @@
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
-import type { FastifyInstance } from 'fastify'
+import { describe, expect, it } from 'vitest'
 import mysql from 'mysql2/promise'
 import { samplePosts } from '../../../src/db/seeds/sample-posts'
 import { FIELD_RULES } from '../../../src/posts/fields'
 import { ROOT } from '../../../src/paths'
-import { buildApp, createTestEnv, type TestEnv } from '../../kit/app'
+import { useDisposableApps, type TestEnv } from '../../kit/app'
 
 // Every database and app made here is closed and dropped after each test.
-const envs: TestEnv[] = []
-const apps: FastifyInstance[] = []
-async function newEnv(extra: Record<string, string> = {}): Promise<TestEnv> {
-  const env = await createTestEnv(extra)
-  envs.push(env)
-  return env
-}
-async function newApp(env: TestEnv): Promise<FastifyInstance> {
-  const app = await buildApp(env)
-  apps.push(app)
-  return app
-}
-afterEach(async () => {
-  for (const app of apps.splice(0)) await app.close()
-  for (const env of envs.splice(0)) await env.cleanup()
-})
+const { newEnv, newApp, closeApp } = useDisposableApps()
 
 const INITIAL_DATA = path.join(ROOT, 'initial_data.sql')
 
@@ -187,8 +171,7 @@ describe('starting the app on a database made by initial_data.sql', () => {
   it('can be restarted on the same database without changes', async () => {
     const env = await newEnv()
     await runInitialData(env)
-    await (await newApp(env)).close()
-    apps.length = 0
+    await closeApp(await newApp(env))
     await newApp(env)
     expect(await countPosts(env)).toBe(samplePosts.length)
     expect(await env.query('SELECT `name` FROM `schema_migrations`')).toHaveLength(1)
@@ -230,8 +213,7 @@ describe('the sample-post seed', () => {
       expect(res.statusCode).toBe(200)
     }
     expect(await countPosts(env)).toBe(0)
-    await first.close()
-    apps.length = 0
+    await closeApp(first)
 
     const second = await newApp(env)
     expect(await countPosts(env)).toBe(0)

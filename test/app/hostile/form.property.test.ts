@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify'
 import fc from 'fast-check'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { FIELD_RULES } from '../../../src/posts/fields'
-import { buildApp, createTestEnv, incomingFiles, storedFiles, type TestEnv } from '../../kit/app'
+import { useTestApp, incomingFiles, storedFiles, type TestEnv } from '../../kit/app'
 import { multipart } from '../../kit/form'
 import { expectWellFormed, params, RUNS } from '../../kit/hostile'
 import { countRows, ejsEscape, GENERATED_NAME, type BlogRow } from '../../kit/posts'
@@ -20,14 +20,7 @@ import { GIF_1x1, JPEG_1x1, PNG_1x1, WEBP_1x1 } from '../../fixtures/images'
 let env: TestEnv
 let app: FastifyInstance
 
-beforeAll(async () => {
-  env = await createTestEnv({ DB_SEED_ON_START: 'false' })
-  app = await buildApp(env)
-})
-afterAll(async () => {
-  await app?.close()
-  await env?.cleanup()
-})
+useTestApp((t) => ({ env, app } = t), { DB_SEED_ON_START: 'false' })
 
 // ---- arbitraries ---------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import fc from 'fast-check'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildApp, createTestEnv, type TestEnv } from '../../kit/app'
+import { describe, expect, it } from 'vitest'
+import { useTestApp, type TestEnv } from '../../kit/app'
 import { multipart } from '../../kit/form'
 import { expectWellFormed, params, RUNS } from '../../kit/hostile'
 import { countRows } from '../../kit/posts'
@@ -12,14 +12,7 @@ import { countRows } from '../../kit/posts'
 let env: TestEnv
 let app: FastifyInstance
 
-beforeAll(async () => {
-  env = await createTestEnv({ DB_SEED_ON_START: 'false' })
-  app = await buildApp(env)
-})
-afterAll(async () => {
-  await app?.close()
-  await env?.cleanup()
-})
+useTestApp((t) => ({ env, app } = t), { DB_SEED_ON_START: 'false' })
 
 describe('path and query parameters', () => {
   const hostileId = fc.oneof(

@@ -1,36 +1,21 @@
 // First: starts the SDK before anything below loads mysql2.
-import { runtime, sdk } from '../../kit/in-process-sdk'
+import { runtime } from '../../kit/in-process-sdk'
+import { useInProcessApp } from '../../kit/in-process-app'
 import { setTimeout as sleep } from 'node:timers/promises'
-import Fastify, { type FastifyInstance } from 'fastify'
 import mysql from 'mysql2/promise'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import blogApp from '../../../src/app'
+import { describe, expect, it } from 'vitest'
 import type { TraceEntry } from '../../../src/inspector/trace-buffer'
-import { createTestEnv, type TestEnv } from '../../kit/app'
 
 // blog.event_loop.active_ms: how long the event loop was busy while a span was open. The SDK
 // runs in this test's own process (test/kit/in-process-sdk.ts), so a route registered only here
 // can burn CPU on the same loop while a query waits.
 
-let env: TestEnv
-let app: FastifyInstance
-
-beforeAll(async () => {
-  env = await createTestEnv()
-  app = Fastify({ logger: false })
-  await app.register(blogApp, { config: env.config, telemetry: runtime })
+const t = useInProcessApp((app) => {
   app.get('/_test/spin', async () => {
     const until = performance.now() + 50
     while (performance.now() < until); // 50 ms of CPU on the loop every span shares
     return 'spun'
   })
-  await app.ready()
-})
-
-afterAll(async () => {
-  await app?.close()
-  await env?.cleanup()
-  await sdk?.shutdown()
 })
 
 function traceOf(res: { headers: Record<string, unknown> }): TraceEntry {
@@ -44,8 +29,8 @@ const loopMs = (entry: TraceEntry, name: string) => entry.spans.filter((s) => s.
 describe('blog.event_loop.active_ms', () => {
   it('is small on the SQL and server spans of a request alone on an idle loop', async () => {
     // Warm: a first request compiles the row parser and the templates inside its spans.
-    for (let i = 0; i < 3; i++) await app.inject({ url: '/blogs/' })
-    const res = await app.inject({ url: '/blogs/' })
+    for (let i = 0; i < 3; i++) await t.app.inject({ url: '/blogs/' })
+    const res = await t.app.inject({ url: '/blogs/' })
     expect(res.statusCode).toBe(200)
     const entry = traceOf(res)
     const [select] = loopMs(entry, 'SELECT')
@@ -58,12 +43,12 @@ describe('blog.event_loop.active_ms', () => {
 
   it('is >= 40 ms on a query that waited while another request burned 50 ms of CPU', async () => {
     // Hold the table so the list's SELECT is in flight for a while, then spin while it waits.
-    const locker = await mysql.createConnection({ host: env.config.db.host, port: env.config.db.port, user: env.config.db.user, password: env.config.db.password, database: env.database })
+    const locker = await mysql.createConnection({ host: t.env.config.db.host, port: t.env.config.db.port, user: t.env.config.db.user, password: t.env.config.db.password, database: t.env.database })
     try {
       await locker.query('LOCK TABLES `blog` WRITE')
-      const list = app.inject({ url: '/blogs/' })
+      const list = t.app.inject({ url: '/blogs/' })
       await sleep(30)
-      expect((await app.inject({ url: '/_test/spin' })).body).toBe('spun')
+      expect((await t.app.inject({ url: '/_test/spin' })).body).toBe('spun')
       await locker.query('UNLOCK TABLES')
       const res = await list
       expect(res.statusCode).toBe(200)

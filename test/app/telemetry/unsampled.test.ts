@@ -1,29 +1,15 @@
 // First: starts the SDK before anything below loads mysql2.
-import { askedToSample, runtime, sdk } from '../../kit/in-process-sdk'
-import Fastify, { type FastifyInstance } from 'fastify'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import blogApp from '../../../src/app'
-import { createTestEnv, type TestEnv } from '../../kit/app'
+import { askedToSample } from '../../kit/in-process-sdk'
+import { useInProcessApp } from '../../kit/in-process-app'
+import { beforeAll, describe, expect, it } from 'vitest'
 
 // A request the caller chose not to sample (traceparent flags 00, or the ratio sampler saying
 // no) must cost almost nothing in telemetry: its statements skip the mysql2 instrumentation, so
 // no span object, attributes or masked SQL are made for them.
 
-let env: TestEnv
-let app: FastifyInstance
-
+const t = useInProcessApp()
 beforeAll(async () => {
-  env = await createTestEnv()
-  app = Fastify({ logger: false })
-  await app.register(blogApp, { config: env.config, telemetry: runtime })
-  await app.ready()
-  await app.inject({ url: '/blogs/' }) // warm: the pool's first connection
-})
-
-afterAll(async () => {
-  await app?.close()
-  await env?.cleanup()
-  await sdk?.shutdown()
+  await t.app.inject({ url: '/blogs/' }) // warm: the pool's first connection
 })
 
 const parent = (flags: '00' | '01') => `00-${'ab'.repeat(16)}-${'cd'.repeat(8)}-${flags}`
@@ -31,7 +17,7 @@ const parent = (flags: '00' | '01') => `00-${'ab'.repeat(16)}-${'cd'.repeat(8)}-
 describe('an unsampled request', () => {
   it('makes one span (the server span, to learn the decision) and none for its SQL', async () => {
     askedToSample.length = 0
-    const res = await app.inject({ url: '/blogs/', headers: { traceparent: parent('00') } })
+    const res = await t.app.inject({ url: '/blogs/', headers: { traceparent: parent('00') } })
     expect(res.statusCode).toBe(200)
     expect(res.headers.traceresponse).toMatch(/-00$/)
     expect(askedToSample).toEqual(['GET /blogs/'])
@@ -39,7 +25,7 @@ describe('an unsampled request', () => {
 
   it('while a sampled one still gets its SQL span (the check above can fail)', async () => {
     askedToSample.length = 0
-    const res = await app.inject({ url: '/blogs/', headers: { traceparent: parent('01') } })
+    const res = await t.app.inject({ url: '/blogs/', headers: { traceparent: parent('01') } })
     expect(res.statusCode).toBe(200)
     expect(askedToSample).toEqual(expect.arrayContaining(['GET /blogs/', 'SELECT', 'pool.acquire', 'view.render']))
   })
