@@ -146,7 +146,7 @@ const pct = (x: number) => `${Math.round(x * 100)}%`
  * own time from performance_schema, the event loop busy with other work, the rest) and the CPU
  * of the app and database processes. Each rule says why in the line it prints.
  */
-export function verdict(s: Pick<Summary, 'appCpu' | 'dbCpu' | 'phases'>): string {
+export function verdict(s: Pick<Summary, 'appCpu' | 'appCpuMs' | 'dbCpu' | 'phases'>): string {
   const p = s.phases
   const cpu = `app CPU ${Math.round(s.appCpu)}%, DB CPU ${Math.round(s.dbCpu)}%`
   if (!p || p.queries === 0 || p.SQL <= 0) return `no verdict: no traced SQL in this run (${cpu})`
@@ -159,8 +159,11 @@ export function verdict(s: Pick<Summary, 'appCpu' | 'dbCpu' | 'phases'>): string
   }
   if (s.dbCpu >= 90) return `bottleneck: database CPU (${cpu}, ${perQuery})`
   if (loopShare >= 0.5 && (serverShare === undefined || serverShare < 0.3)) {
-    // Below saturation the same signature means queueing behind the app's own work, not yet a wall.
-    if (s.appCpu < 80) return `no bottleneck yet, but SQL spans wait on the busy event loop (loop busy ${pct(loopShare)} of SQL span time, ${perQuery}, ${cpu})`
+    // Saturated: the process is at a core, or requests spend far longer open than the CPU they
+    // need (the process is starved: other work on the machine takes its core). Short of that,
+    // the same signature is queueing behind the app's own work, not yet a wall.
+    const waitsOnCpu = s.appCpuMs > 0 && p.total / s.appCpuMs >= 10
+    if (s.appCpu < 80 && !waitsOnCpu) return `no bottleneck yet, but SQL spans wait on the busy event loop (loop busy ${pct(loopShare)} of SQL span time, ${perQuery}, ${cpu})`
     return `bottleneck: app CPU (loop busy ${pct(loopShare)} of SQL span time, ${perQuery}, ${cpu})`
   }
   if (p['pool wait'] / Math.max(p.total, 1e-9) >= 0.3) return `bottleneck: connection pool (pool wait ${pct(p['pool wait'] / p.total)} of server time, ${cpu})`
