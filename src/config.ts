@@ -36,6 +36,8 @@ const EnvSchema = Type.Object({
   REQUEST_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 1000 }),
   KEEP_ALIVE_TIMEOUT_MS: Type.Integer({ default: 72_000, minimum: 1000 }),
   SHUTDOWN_GRACE_MS: Type.Integer({ default: 10_000, minimum: 100 }),
+  // The Server-Timing header (db, pool, render, total) on every response.
+  SERVER_TIMING: Type.Boolean({ default: true }),
 
   // Request inspector (/_inspect/): off unless asked for; the buffer lives in the OTel bootstrap.
   INSPECTOR_ENABLED: Type.Boolean({ default: false }),
@@ -93,6 +95,7 @@ export interface AppConfig {
   requestTimeoutMs: number
   keepAliveTimeoutMs: number
   shutdownGraceMs: number
+  serverTiming: boolean
   inspector: InspectorConfig
   load: LoadConfig
   db: DbConfig
@@ -166,6 +169,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     keepAliveTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    serverTiming: e.SERVER_TIMING,
     inspector: {
       enabled: e.INSPECTOR_ENABLED,
       token: e.INSPECTOR_TOKEN,

@@ -95,6 +95,12 @@ describe('loadConfig defaults', () => {
   })
 })
 
+describe('SERVER_TIMING', () => {
+  it('turns Server-Timing off with SERVER_TIMING=false', () => {
+    expect(loadConfig({ SERVER_TIMING: 'false' }).serverTiming).toBe(false)
+  })
+})
+
 describe('DATABASE_URL parsing', () => {
   it('accepts a password with a literal $ (mysql://root:root1234$@db:3306/blog_db)', () => {
     const c = loadConfig({ DATABASE_URL: 'mysql://root:root1234$@db:3306/blog_db' })
