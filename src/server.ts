@@ -3,7 +3,7 @@ import type { Socket } from 'node:net'
 import { setImmediate as nextPoll, setTimeout as sleep } from 'node:timers/promises'
 import closeWithGrace from 'close-with-grace'
 import Fastify, { LogController } from 'fastify'
-import app from './app'
+import app, { appServerOptions } from './app'
 import { ConfigError, loadConfig } from './config'
 import { telemetryRuntime } from './telemetry/runtime'
 
@@ -21,6 +21,7 @@ async function main(): Promise<void> {
   }
 
   const fastify = Fastify({
+    ...appServerOptions,
     logger: {
       level: config.logLevel,
       redact: { paths: ['req.headers.cookie', 'req.headers.authorization', 'res.headers["set-cookie"]'], remove: true }
