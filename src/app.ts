@@ -47,7 +47,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config, telemetry:
   await fastify.register(viewPlugin, { cache: config.viewCache, maxUploadBytes: config.maxUploadBytes })
   await fastify.register(errors, { maxUploadBytes: config.maxUploadBytes })
   await fastify.register(security)
-  await fastify.register(requestGuard)
+  await fastify.register(requestGuard, { allowedHosts: config.allowedHosts })
 
   await fastify.register(cookie)
   await fastify.register(flashPlugin)
