@@ -58,4 +58,24 @@ describe('partial uploads and restarts', () => {
     }
     expect(await incomingFiles(env.uploadDir)).toEqual([])
   })
+
+  it('cuts a slow-body upload at REQUEST_TIMEOUT_MS (within a second) with 408, leaving no temp file', async () => {
+    assertBuilt()
+    const env = await apps.newEnv({ DB_SEED_ON_START: 'false', REQUEST_TIMEOUT_MS: '2000' })
+    const server = await startListening(env.env)
+    const started = Date.now()
+    const upload = slowUpload(server.port)
+    const answer = await new Promise<string>((resolve) => {
+      let text = ''
+      upload.socket.setEncoding('latin1').on('data', (d: string) => (text += d))
+      upload.socket.on('close', () => resolve(text))
+    })
+    const elapsed = Date.now() - started
+    upload.stop()
+    expect(answer).toMatch(/^HTTP\/1\.1 408/)
+    // Node checks its connections every second (src/server.ts); it used to be every 30 s.
+    expect(elapsed).toBeGreaterThanOrEqual(2000)
+    expect(elapsed).toBeLessThan(4000)
+    await expect.poll(() => incomingFiles(env.uploadDir), { timeout: 2000 }).toEqual([])
+  })
 })
