@@ -12,6 +12,7 @@ import dbPlugin from './plugins/db'
 import errors from './plugins/errors'
 import flashPlugin from './plugins/flash'
 import loadShedding from './plugins/load-shedding'
+import requestGuard, { serverOptions } from './plugins/request-guard'
 import requestLog from './plugins/request-log'
 import security from './plugins/security'
 import viewPlugin from './plugins/view'
@@ -34,15 +35,19 @@ export interface AppOptions {
   telemetry?: TelemetryRuntime | null
 }
 
+/** Options the app needs on the Fastify() call itself: spread them into it (server.ts, test kit). */
+export const appServerOptions = serverOptions
+
 /** The whole blog as one plugin: tests register it on a bare Fastify, server.ts adds listen. */
 const app: FastifyPluginAsync<AppOptions> = async (fastify, { config, telemetry: runtime = null }) => {
   fastify.decorate('appConfig', config)
 
   // Hooks and handlers before any route: a route keeps the ones present when it is added.
-  await fastify.register(telemetry, { runtime })
+  await fastify.register(telemetry, { runtime, serverTiming: config.serverTiming })
   await fastify.register(viewPlugin, { cache: config.viewCache, maxUploadBytes: config.maxUploadBytes })
   await fastify.register(errors, { maxUploadBytes: config.maxUploadBytes })
   await fastify.register(security)
+  await fastify.register(requestGuard, { allowedHosts: config.allowedHosts })
 
   await fastify.register(cookie)
   await fastify.register(flashPlugin)

@@ -36,6 +36,11 @@ const EnvSchema = Type.Object({
   REQUEST_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 1000 }),
   KEEP_ALIVE_TIMEOUT_MS: Type.Integer({ default: 72_000, minimum: 1000 }),
   SHUTDOWN_GRACE_MS: Type.Integer({ default: 10_000, minimum: 100 }),
+  // Host names (comma list) the app answers for, besides the loopback names and a specific HOST;
+  // '*' answers any. Other Host headers get 421: a DNS-rebinding page cannot reach the app.
+  ALLOWED_HOSTS: Type.String({ default: '', pattern: '^\\s*(\\*|[A-Za-z0-9.:\\[\\]-]+(\\s*,\\s*[A-Za-z0-9.:\\[\\]-]+)*)?\\s*$' }),
+  // The Server-Timing header (db, pool, render, total) on every response.
+  SERVER_TIMING: Type.Boolean({ default: true }),
 
   // Request inspector (/_inspect/): off unless asked for; the buffer lives in the OTel bootstrap.
   INSPECTOR_ENABLED: Type.Boolean({ default: false }),
@@ -93,6 +98,9 @@ export interface AppConfig {
   requestTimeoutMs: number
   keepAliveTimeoutMs: number
   shutdownGraceMs: number
+  /** Lower-case host names (no port; IPv6 in brackets) a request's Host may name; null: any. */
+  allowedHosts: ReadonlySet<string> | null
+  serverTiming: boolean
   inspector: InspectorConfig
   load: LoadConfig
   db: DbConfig
@@ -145,6 +153,21 @@ export function parseDatabaseUrl(raw: string): Omit<DbConfig, 'pool' | 'connectT
   }
 }
 
+const LOOPBACK_HOSTS = ['localhost', '127.0.0.1', '[::1]']
+const WILDCARD_ADDRESSES = new Set(['0.0.0.0', '::', '[::]'])
+
+/**
+ * The loopback names are always allowed (a rebinding page's Host is its own name, never
+ * localhost), and so is HOST when it is one address rather than every interface.
+ */
+function allowedHosts(list: string, host: string): ReadonlySet<string> | null {
+  const names = list.split(',').map((n) => n.trim().toLowerCase()).filter(Boolean)
+  if (names.includes('*')) return null
+  const listen = host.toLowerCase()
+  if (!WILDCARD_ADDRESSES.has(listen)) names.push(listen.includes(':') && !listen.startsWith('[') ? `[${listen}]` : listen)
+  return new Set([...LOOPBACK_HOSTS, ...names])
+}
+
 /** Reads and validates the environment; throws a ConfigError naming each bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   let e: Env
@@ -166,6 +189,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     keepAliveTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    allowedHosts: allowedHosts(e.ALLOWED_HOSTS, e.HOST),
+    serverTiming: e.SERVER_TIMING,
     inspector: {
       enabled: e.INSPECTOR_ENABLED,
       token: e.INSPECTOR_TOKEN,

@@ -22,6 +22,14 @@ export default fp<StoragePluginOptions>(
     const store = new LocalImageStorage(dir)
     await store.init()
     fastify.decorate('imageStore', store)
+    // A shutdown that drains normally removes what is left in onClose; one cut short by the
+    // grace timer (slow uploads still in flight) exits the process, and 'exit' still runs.
+    const onExit = () => store.removeStaged()
+    process.once('exit', onExit)
+    fastify.addHook('onClose', async () => {
+      process.removeListener('exit', onExit)
+      store.removeStaged()
+    })
     await fastify.register(fastifyStatic, {
       root: dir,
       prefix: UPLOAD_URL_PREFIX,

@@ -22,6 +22,8 @@ declare module 'fastify' {
 export interface TelemetryPluginOptions {
   /** From the SDK bootstrap; null when it was not loaded or OTEL_SDK_DISABLED=true. */
   runtime: TelemetryRuntime | null
+  /** The Server-Timing header (SERVER_TIMING); on when absent. */
+  serverTiming?: boolean
 }
 
 const kContext = Symbol('blog.otelContext')
@@ -34,7 +36,7 @@ const ms = (n: number) => n.toFixed(2)
  * headers: X-Process-Time, Server-Timing and W3C traceresponse.
  */
 export default fp<TelemetryPluginOptions>(
-  async (fastify, { runtime }) => {
+  async (fastify, { runtime, serverTiming = true }) => {
     fastify.decorateRequest('otelSpan', undefined)
     fastify.decorateRequest('timings', null as unknown as RequestTimings)
 
@@ -61,7 +63,7 @@ export default fp<TelemetryPluginOptions>(
       const total = reply.elapsedTime
       reply.header('X-Process-Time', `${ms(total)}ms`)
       const t = request.timings
-      if (t) {
+      if (t && serverTiming) {
         reply.header(
           'Server-Timing',
           `db;dur=${ms(t.dbMs)};desc="${t.queries} queries", pool;dur=${ms(t.poolWaitMs)}, render;dur=${ms(t.renderMs)}, total;dur=${ms(total)}`

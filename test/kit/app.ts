@@ -5,7 +5,7 @@ import path from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
 import mysql from 'mysql2/promise'
 import { afterAll, afterEach, beforeAll } from 'vitest'
-import app from '../../src/app'
+import app, { appServerOptions } from '../../src/app'
 import { loadConfig, type AppConfig } from '../../src/config'
 
 /** The test server's admin URL (root on the local MariaDB unless TEST_DATABASE_URL says otherwise). */
@@ -67,7 +67,7 @@ export async function createTestEnv(extra: Record<string, string> = {}): Promise
 
 /** Builds the real app (real MariaDB, real upload dir) for `inject` tests. */
 export async function buildApp(env: TestEnv): Promise<FastifyInstance> {
-  const fastify = Fastify({ logger: false })
+  const fastify = Fastify({ ...appServerOptions, logger: false })
   await fastify.register(app, { config: env.config })
   await fastify.ready()
   return fastify

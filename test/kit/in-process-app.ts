@@ -2,7 +2,7 @@
 import { runtime, sdk } from './in-process-sdk'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { afterAll, beforeAll } from 'vitest'
-import blogApp from '../../src/app'
+import blogApp, { appServerOptions } from '../../src/app'
 import { createTestEnv, type TestEnv } from './app'
 
 /**
@@ -13,7 +13,7 @@ export function useInProcessApp(extra: (app: FastifyInstance) => void = () => un
   const t = {} as { env: TestEnv; app: FastifyInstance }
   beforeAll(async () => {
     t.env = await createTestEnv()
-    t.app = Fastify({ logger: false })
+    t.app = Fastify({ ...appServerOptions, logger: false })
     await t.app.register(blogApp, { config: t.env.config, telemetry: runtime })
     extra(t.app)
     await t.app.ready()

@@ -148,6 +148,9 @@ describe('docker-compose.yml', () => {
     expect(env.OTEL_EXPORTER_OTLP_ENDPOINT).toBe('http://otel-collector:4318')
     expect(services.app!.ports).toContain('127.0.0.1:8000:8000')
     expect(healthcheckCommand(services.app!.healthcheck!)).toContain('http://127.0.0.1:8000/health')
+    // The Host names the healthcheck and k6 send are ones the app answers for.
+    expect(config.allowedHosts?.has('127.0.0.1')).toBe(true)
+    expect(config.allowedHosts?.has(new URL(services.k6!.environment!.BASE_URL!).hostname)).toBe(true)
     expect(readFileSync(path.join(ROOT, 'src/routes/health.ts'), 'utf8')).toMatch(/fastify\.get\('\/health'/)
     // The upload dir is a named volume; the views come from VOLUME_PATH (default: this checkout).
     expect(services.app!.volumes).toContain('uploads:/app/uploads')

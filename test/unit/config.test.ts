@@ -95,6 +95,35 @@ describe('loadConfig defaults', () => {
   })
 })
 
+describe('ALLOWED_HOSTS and SERVER_TIMING', () => {
+  it('allows the loopback names plus a specific HOST by default, and sends Server-Timing', () => {
+    const c = loadConfig({})
+    expect([...c.allowedHosts!].sort()).toEqual(['127.0.0.1', '[::1]', 'localhost'])
+    expect(c.serverTiming).toBe(true)
+    expect([...loadConfig({ HOST: '10.0.0.5' }).allowedHosts!]).toContain('10.0.0.5')
+    expect([...loadConfig({ HOST: 'fd00::5' }).allowedHosts!]).toContain('[fd00::5]')
+  })
+
+  it('does not allow a wildcard listen address as a host name', () => {
+    for (const HOST of ['0.0.0.0', '::']) expect([...loadConfig({ HOST }).allowedHosts!].sort()).toEqual(['127.0.0.1', '[::1]', 'localhost'])
+  })
+
+  it('adds the listed names in lower case; * allows any Host', () => {
+    expect([...loadConfig({ ALLOWED_HOSTS: 'Blog.Example, www.blog.example', HOST: '0.0.0.0' }).allowedHosts!]).toEqual(
+      ['localhost', '127.0.0.1', '[::1]', 'blog.example', 'www.blog.example']
+    )
+    expect(loadConfig({ ALLOWED_HOSTS: '*' }).allowedHosts).toBeNull()
+  })
+
+  it('rejects a list with a URL or a path in it, naming the variable', () => {
+    for (const ALLOWED_HOSTS of ['https://blog.example', 'blog.example/x', 'a b', '*,blog.example']) expectConfigError({ ALLOWED_HOSTS }, 'ALLOWED_HOSTS')
+  })
+
+  it('turns Server-Timing off with SERVER_TIMING=false', () => {
+    expect(loadConfig({ SERVER_TIMING: 'false' }).serverTiming).toBe(false)
+  })
+})
+
 describe('DATABASE_URL parsing', () => {
   it('accepts a password with a literal $ (mysql://root:root1234$@db:3306/blog_db)', () => {
     const c = loadConfig({ DATABASE_URL: 'mysql://root:root1234$@db:3306/blog_db' })

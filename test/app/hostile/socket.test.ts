@@ -50,20 +50,20 @@ async function stillServes(): Promise<void> {
 
 describe('giant or malformed requests', () => {
   it('refuses a 64 KiB header, 2000 headers and a 32 KiB URL with 431, and keeps serving', async () => {
-    expect(statusOf(await raw(`GET /blogs/ HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`))).toBe(431)
+    expect(statusOf(await raw(`GET /blogs/ HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`))).toBe(431)
     const many = Array.from({ length: 2000 }, (_, i) => `X-H${i}: ${i}\r\n`).join('')
-    expect(statusOf(await raw(`GET /blogs/ HTTP/1.1\r\nHost: x\r\n${many}\r\n`))).toBe(431)
-    expect(statusOf(await raw(`GET /blogs/?q=${'a'.repeat(32 * 1024)} HTTP/1.1\r\nHost: x\r\n\r\n`))).toBe(431)
+    expect(statusOf(await raw(`GET /blogs/ HTTP/1.1\r\nHost: localhost\r\n${many}\r\n`))).toBe(431)
+    expect(statusOf(await raw(`GET /blogs/?q=${'a'.repeat(32 * 1024)} HTTP/1.1\r\nHost: localhost\r\n\r\n`))).toBe(431)
     await stillServes()
   })
 
   it('answers garbage, a bad request line or a lying Content-Length with 400, and keeps serving', async () => {
     for (const bytes of [
       'HELLO\r\n\r\n',
-      'GET /blogs/ HTTP/9.9\r\nHost: x\r\n\r\n',
-      'GET /blogs/\u0000 HTTP/1.1\r\nHost: x\r\n\r\n',
-      'POST /blogs/new HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n',
-      'POST /blogs/new HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+      'GET /blogs/ HTTP/9.9\r\nHost: localhost\r\n\r\n',
+      'GET /blogs/\u0000 HTTP/1.1\r\nHost: localhost\r\n\r\n',
+      'POST /blogs/new HTTP/1.1\r\nHost: localhost\r\nContent-Length: abc\r\n\r\n',
+      'POST /blogs/new HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
       Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]) // a TLS ClientHello
     ]) {
       expect(statusOf(await raw(bytes)), JSON.stringify(bytes.toString().slice(0, 40))).toBe(400)
@@ -76,7 +76,7 @@ describe('giant or malformed requests', () => {
     const body = `--${boundary}\r\nContent-Disposition: form-data; name="title"; x="${'y'.repeat(100 * 1024)}"\r\n\r\nTitle\r\n--${boundary}--\r\n`
     const before = await countRows(env)
     const answer = await raw(
-      `POST /blogs/new HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+      `POST /blogs/new HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
     )
     expect([400, 413]).toContain(statusOf(answer))
     expect(answer).not.toMatch(/\n\s+at /)
@@ -100,7 +100,7 @@ describe('paths inject would normalise', () => {
     '/blogs/show/Infinity',
     '//blogs//show//1'
   ])('GET %s is a 400 or 404 page, never a file or a 500', async (path) => {
-    const answer = await raw(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
+    const answer = await raw(`GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`)
     const status = statusOf(answer)
     expect([400, 404], answer.slice(0, 300)).toContain(status)
     expect(answer).not.toContain('"name": "blog_app"')
@@ -109,7 +109,7 @@ describe('paths inject would normalise', () => {
   it('DELETE with dot segments or encoded slashes deletes nothing', async () => {
     const before = await countRows(env)
     for (const path of ['/blogs/delete/..', '/blogs/delete/%2e%2e', '/blogs/delete/1%2F..', '/blogs/delete/Infinity']) {
-      const status = statusOf(await raw(`DELETE ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`))
+      const status = statusOf(await raw(`DELETE ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`))
       expect([400, 404], path).toContain(status)
     }
     expect(await countRows(env)).toBe(before)

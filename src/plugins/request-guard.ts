@@ -1,0 +1,93 @@
+import type { IncomingMessage } from 'node:http'
+import type { FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
+import fp from 'fastify-plugin'
+import { AppError } from '../errors'
+
+const kBadUrl = Symbol('blog.badUrl')
+type MarkedMessage = IncomingMessage & { [kBadUrl]?: true }
+
+/**
+ * Fastify's own answer to a path it cannot decode (`/%ff`) is a bare JSON 400 that skips every
+ * hook: no security headers, timings, span or log line. Instead the request is routed again
+ * with its `%` signs escaped (so it decodes, and the log shows what was sent) and marked; the
+ * guard below then turns it into the app's 400 with everything a response carries.
+ * A server option: server.ts and the test kit both pass it to Fastify().
+ */
+export const serverOptions: Pick<FastifyServerOptions, 'frameworkErrors'> = {
+  frameworkErrors(err: Error & { code?: string }, request: FastifyRequest, reply: FastifyReply) {
+    const raw = request.raw as MarkedMessage
+    if (err.code !== 'FST_ERR_BAD_URL' || raw[kBadUrl]) {
+      // Not reachable with this app's routes (no async constraints); answer plainly, never loop.
+      reply.code(400).send({ message: 'The request could not be understood.', code: 'BAD_REQUEST' })
+      return
+    }
+    raw[kBadUrl] = true
+    const url = raw.url ?? '/'
+    const q = url.indexOf('?')
+    const pathPart = q === -1 ? url : url.slice(0, q)
+    raw.url = pathPart.replaceAll('%', '%25') + (q === -1 ? '' : url.slice(q))
+    request.server.routing(raw, reply.raw)
+  }
+}
+
+const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
+// A browser says where a request comes from; "none" is the user's own navigation (address bar,
+// bookmark). Same-site is still another origin (a sibling subdomain), so it is refused too.
+const TRUSTED_FETCH_SITES = new Set(['same-origin', 'none'])
+
+export interface RequestGuardOptions {
+  /** Host names (lower case, no port) the app answers for; null: any. */
+  allowedHosts: ReadonlySet<string> | null
+}
+
+/** The Host header's name without its port (IPv6 keeps its brackets). */
+function hostName(host: string): string {
+  const end = host.startsWith('[') ? host.indexOf(']') + 1 : host.indexOf(':')
+  return (end > 0 ? host.slice(0, end) : host).toLowerCase()
+}
+
+/** True when the request's Origin names another origin than the Host it was sent to. */
+function foreignOrigin(origin: string, host: string): boolean {
+  if (origin === 'null') return true
+  try {
+    const from = new URL(origin)
+    // Parsed with the Origin's scheme so a default port (:80, :443) compares equal to none.
+    // The scheme itself is not compared: behind a TLS proxy the app sees plain HTTP.
+    return from.host !== new URL(`${from.protocol}//${host}`).host
+  } catch {
+    return true
+  }
+}
+
+/**
+ * Refuses, before any route runs, what the app must not answer: a URL it could not decode
+ * (400), a Host it does not serve (421) and a write sent from another site (403). Registered
+ * after the security headers, so the refusals carry them like any other error page.
+ */
+export default fp<RequestGuardOptions>(
+  async (fastify, { allowedHosts }) => {
+    // Callback style: this runs on every request.
+    fastify.addHook('onRequest', (request, _reply, done) => {
+      if ((request.raw as MarkedMessage)[kBadUrl]) {
+        return done(new AppError(400, 'BAD_URL', 'The address is not valid (it has a broken %-escape).'))
+      }
+      const host = request.headers.host ?? ''
+      if (allowedHosts && !allowedHosts.has(hostName(host))) {
+        // 421 Misdirected Request (RFC 9110 15.5.20): this server is not the one for that name.
+        // The request is well-formed, so not 400; a client may retry with the right name.
+        return done(new AppError(421, 'MISDIRECTED', 'This server does not answer for that host name.', { reason: `host ${JSON.stringify(host.slice(0, 100))}` }))
+      }
+      if (UNSAFE_METHODS.has(request.method)) {
+        const site = request.headers['sec-fetch-site']
+        const origin = request.headers.origin
+        // Clients that send neither (curl, k6, tests) are not browsers: a cross-site form
+        // cannot strip both, so their absence is not a risk.
+        if ((site !== undefined && !TRUSTED_FETCH_SITES.has(site)) || (origin !== undefined && foreignOrigin(origin, host))) {
+          return done(new AppError(403, 'CROSS_SITE', 'Changes can only be sent from this site’s own pages.', { reason: `origin ${JSON.stringify((origin ?? '').slice(0, 100))}, sec-fetch-site ${site ?? '-'}` }))
+        }
+      }
+      done()
+    })
+  },
+  { name: 'request-guard', dependencies: ['errors', 'security'] }
+)
