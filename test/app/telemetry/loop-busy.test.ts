@@ -27,18 +27,24 @@ function traceOf(res: { headers: Record<string, unknown> }): TraceEntry {
 const loopMs = (entry: TraceEntry, name: string) => entry.spans.filter((s) => s.name === name).map((s) => Number(s.attrs['blog.event_loop.active_ms']))
 
 describe('blog.event_loop.active_ms', () => {
-  it('is small on the SQL and server spans of a request alone on an idle loop', async () => {
+  it('is small on the SQL and pool spans of a request alone on an idle loop', async () => {
     // Warm: a first request compiles the row parser and the templates inside its spans.
     for (let i = 0; i < 3; i++) await t.app.inject({ url: '/blogs/' })
-    const res = await t.app.inject({ url: '/blogs/' })
-    expect(res.statusCode).toBe(200)
-    const entry = traceOf(res)
-    const [select] = loopMs(entry, 'SELECT')
-    expect(select).toBeGreaterThanOrEqual(0)
-    // Well under the 40 ms the next test needs (other test files share the machine's cores).
-    expect(select).toBeLessThan(20)
-    expect(loopMs(entry, 'pool.acquire')[0]).toBeLessThan(20)
-    expect(Number(entry.root!.attrs['blog.event_loop.active_ms'])).toBeLessThan(entry.root!.duration + 1)
+    // The least of five: other test files share the machine's cores and can deschedule one.
+    const selects: number[] = []
+    const pools: number[] = []
+    for (let i = 0; i < 5; i++) {
+      const res = await t.app.inject({ url: '/blogs/' })
+      expect(res.statusCode).toBe(200)
+      const entry = traceOf(res)
+      selects.push(loopMs(entry, 'SELECT')[0]!)
+      pools.push(loopMs(entry, 'pool.acquire')[0]!)
+      expect(Number(entry.root!.attrs['blog.event_loop.active_ms'])).toBeLessThan(entry.root!.duration + 1)
+    }
+    for (const ms of [...selects, ...pools]) expect(ms).toBeGreaterThanOrEqual(0)
+    // Well under the 40 ms of the next test.
+    expect(Math.min(...selects)).toBeLessThan(20)
+    expect(Math.min(...pools)).toBeLessThan(20)
   })
 
   it('is >= 40 ms on a query that waited while another request burned 50 ms of CPU', async () => {
