@@ -47,7 +47,8 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config, telemetry:
   await fastify.register(viewPlugin, { cache: config.viewCache, maxUploadBytes: config.maxUploadBytes })
   await fastify.register(errors, { maxUploadBytes: config.maxUploadBytes })
   await fastify.register(security)
-  await fastify.register(requestGuard, { allowedHosts: config.allowedHosts })
+  // The image plus the form's fields (10 of up to 64 KiB) and the multipart framing around them.
+  await fastify.register(requestGuard, { allowedHosts: config.allowedHosts, maxBodyBytes: config.maxUploadBytes + 1024 * 1024 })
 
   await fastify.register(cookie)
   await fastify.register(flashPlugin)
