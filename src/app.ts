@@ -47,8 +47,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config, telemetry:
   await fastify.register(viewPlugin, { cache: config.viewCache, maxUploadBytes: config.maxUploadBytes })
   await fastify.register(errors, { maxUploadBytes: config.maxUploadBytes })
   await fastify.register(security)
-  // The image plus the form's fields (10 of up to 64 KiB) and the multipart framing around them.
-  await fastify.register(requestGuard, { allowedHosts: config.allowedHosts, maxBodyBytes: config.maxUploadBytes + 1024 * 1024 })
+  await fastify.register(requestGuard, { allowedHosts: config.allowedHosts, maxUploadBytes: config.maxUploadBytes })
 
   await fastify.register(cookie)
   await fastify.register(flashPlugin)

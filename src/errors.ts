@@ -24,6 +24,9 @@ export class AppError extends Error {
 
 export const notFound = (message = 'There is no such page.') => new AppError(404, 'NOT_FOUND', message)
 
+/** What a user is told for any upload over the limit, however it was found out. */
+export const uploadTooLargeMessage = (maxUploadBytes: number) => `The upload is too large (the limit is ${(maxUploadBytes / 1048576).toFixed(1)} MiB).`
+
 export const DB_DOWN_MESSAGE = 'The database is not answering right now. Please try again in a few seconds.'
 const INTERNAL_MESSAGE = 'Something went wrong on our side.'
 
@@ -57,8 +60,6 @@ export function toAppError(err: unknown, limits: { maxUploadBytes: number }): Ap
   if (err instanceof BaseError) return new AppError(500, 'INTERNAL', INTERNAL_MESSAGE, { cause: err })
   const status = typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 600 ? e.statusCode : 500
   if (status >= 500 && status !== 503) return new AppError(status, 'INTERNAL', INTERNAL_MESSAGE, { cause: err })
-  if (status === 413) {
-    return new AppError(413, e.code ?? 'BAD_REQUEST', `The upload is too large (the limit is ${(limits.maxUploadBytes / 1048576).toFixed(1)} MiB).`, { cause: err })
-  }
+  if (status === 413) return new AppError(413, e.code ?? 'BAD_REQUEST', uploadTooLargeMessage(limits.maxUploadBytes), { cause: err })
   return new AppError(status, e.code ?? 'BAD_REQUEST', CLIENT_MESSAGES[status] ?? e.message ?? 'The request could not be understood.', { cause: err })
 }

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
-import { AppError } from '../errors'
+import { AppError, uploadTooLargeMessage } from '../errors'
 
 const kBadUrl = Symbol('blog.badUrl')
 type MarkedMessage = IncomingMessage & { [kBadUrl]?: true }
@@ -38,8 +38,8 @@ const TRUSTED_FETCH_SITES = new Set(['same-origin', 'none'])
 export interface RequestGuardOptions {
   /** Host names (lower case, no port) the app answers for; null: any. */
   allowedHosts: ReadonlySet<string> | null
-  /** A declared Content-Length above this is refused before any of the body is read. */
-  maxBodyBytes: number
+  /** The image limit: a declared Content-Length above it plus room for the fields is refused unread. */
+  maxUploadBytes: number
 }
 
 /** The Host header's name without its port (IPv6 keeps its brackets). */
@@ -68,8 +68,10 @@ function foreignOrigin(origin: string, host: string): boolean {
  * after the security headers, so the refusals carry them like any other error page.
  */
 export default fp<RequestGuardOptions>(
-  async (fastify, { allowedHosts, maxBodyBytes }) => {
-    const tooLarge = `The request is too large (a post with its image may be up to ${(maxBodyBytes / 1048576).toFixed(1)} MiB).`
+  async (fastify, { allowedHosts, maxUploadBytes }) => {
+    // The image plus the form's fields (10 of up to 64 KiB) and the multipart framing around them.
+    const maxBodyBytes = maxUploadBytes + 1024 * 1024
+    const tooLarge = uploadTooLargeMessage(maxUploadBytes)
     // Callback style: this runs on every request.
     fastify.addHook('onRequest', (request, reply, done) => {
       if ((request.raw as MarkedMessage)[kBadUrl]) {

@@ -53,7 +53,7 @@ describe('the declared body length', () => {
     const { text, ms } = await headOnly(300 * 1024 * 1024)
     expect(text).toMatch(/^HTTP\/1\.1 413 /)
     expect(text).toMatch(/\r\nconnection: close\r\n/i)
-    expect(text).toContain('The request is too large')
+    expect(text).toContain('The upload is too large (the limit is 5.0 MiB).')
     expect(ms).toBeLessThan(2000)
     expect(await countRows(env)).toBe(before)
     // And the server is fine.
