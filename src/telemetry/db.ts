@@ -82,11 +82,13 @@ export function instrumentSequelize(sequelize: Sequelize, opts: { connectionIds?
   // Wrapping getConnection (rather than the before/afterPoolAcquire hooks) also sees the waits
   // that fail: an acquire timeout shows up as an ERROR span, which is the case worth seeing.
   const manager = sequelize.connectionManager as unknown as { getConnection(options?: object): Promise<unknown> }
+  // Made once: an unsampled request builds no attributes (the SDK copies them into each span).
+  const poolSpanAttributes = { ...base, ...poolName }
   const getConnection = manager.getConnection.bind(manager)
   manager.getConnection = async (options) => {
     const start = performance.now()
     try {
-      const connection = await withSpan('pool.acquire', { ...base, ...poolName }, () => getConnection(options))
+      const connection = await withSpan('pool.acquire', poolSpanAttributes, () => getConnection(options))
       wrapConnection(connection as MysqlConnection, opts.connectionIds === true)
       return connection
     } finally {
