@@ -27,6 +27,10 @@ export const notFound = (message = 'There is no such page.') => new AppError(404
 /** What a user is told for any upload over the limit, however it was found out. */
 export const uploadTooLargeMessage = (maxUploadBytes: number) => `The upload is too large (the limit is ${(maxUploadBytes / 1048576).toFixed(1)} MiB).`
 
+/** A COMMIT sent but never answered: the server may have applied it. */
+export const outcomeUnknown = (cause: unknown) =>
+  new AppError(503, 'OUTCOME_UNKNOWN', 'The database stopped answering while your change was being saved, so it may have been saved. Check before sending it again.', { cause })
+
 export const DB_DOWN_MESSAGE = 'The database is not answering right now. Please try again in a few seconds.'
 const INTERNAL_MESSAGE = 'Something went wrong on our side.'
 

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { Sequelize } from 'sequelize'
 import type { DbConfig } from '../config'
-import { createSequelize } from '../db/sequelize'
+import { createSequelize, setStatementTimeout } from '../db/sequelize'
 import { migrate, prepareDatabase, seed } from '../db/bootstrap'
 import { instrumentSequelize } from '../telemetry/db'
 import type { DbServerTimings } from '../telemetry/db-server'
@@ -31,6 +31,7 @@ export default fp<DbPluginOptions>(
       await sequelize.close()
       throw err
     }
+    setStatementTimeout(sequelize, db.queryTimeoutMs)
     const joinServerTimings = serverTimings ? await serverTimings.start(db, fastify.log) : false
     instrumentSequelize(sequelize, { connectionIds: joinServerTimings })
     fastify.decorate('sequelize', sequelize)

@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Transaction } from 'sequelize'
 import type { Blog, BlogPage, BlogRepository } from '../repositories/blog-repository'
+import { outcomeUnknown } from '../errors'
 import type { ImageStorage, StagedImage } from '../storage/storage'
 import { hasErrors, type ParsedForm } from './form'
 
@@ -89,7 +90,7 @@ export class PostsService {
       await t.commit()
     } catch (err) {
       if (image) this.log.warn({ image }, 'commit outcome unknown; keeping the new image for the orphan sweep')
-      throw err
+      throw outcomeUnknown(err)
     }
     for (const name of change.obsolete) {
       if (name) await this.images.delete(name).catch((err: unknown) => this.log.warn({ err, image: name }, 'could not remove replaced image'))

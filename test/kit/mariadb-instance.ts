@@ -39,6 +39,10 @@ export interface MariaDbInstance {
   /** kill -9, waits for the process to be gone. */
   kill(): Promise<void>
   running(): boolean
+  /** kill -STOP: the server keeps its sockets but answers nothing (a stalled disk, a frozen VM). */
+  pause(): void
+  /** kill -CONT after pause(). */
+  resume(): void
   /** Runs SQL on a short-lived connection. */
   query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>
   /** The server's error log (for failure messages). */
@@ -118,6 +122,7 @@ export async function startMariaDb(opts: { args?: string[] } = {}): Promise<Mari
     const p = proc
     if (!p) return
     const gone = exited
+    p.kill('SIGCONT') // a paused server would not act on the signal
     p.kill(sig)
     const timedOut = await Promise.race([gone.then(() => false), sleep(timeoutMs).then(() => true)])
     if (timedOut) {
@@ -138,6 +143,8 @@ export async function startMariaDb(opts: { args?: string[] } = {}): Promise<Mari
     stop: () => signal('SIGTERM', 30_000),
     kill: () => signal('SIGKILL', 10_000),
     running: () => proc !== null,
+    pause: () => void (proc as ChildProcess | null)?.kill('SIGSTOP'),
+    resume: () => void (proc as ChildProcess | null)?.kill('SIGCONT'),
     async query<T>(sql: string, params: unknown[] = []) {
       const conn = await mysql.createConnection({ host: '127.0.0.1', port, user: 'root', multipleStatements: true })
       try {

@@ -22,6 +22,11 @@ export interface TcpProxy {
   open(): number
   /** Arms a one-shot cut of the next COMMIT; resolves once it has happened. */
   cutNextCommit(mode: CommitCut): Promise<void>
+  /**
+   * Holds the next COMMIT a client sends; resolves once it is held, with a function that
+   * forwards it (the test can stall the server first).
+   */
+  holdNextCommit(): Promise<() => void>
   /** Closes the listening socket (new connections are refused) and cuts every open connection. */
   down(): Promise<void>
   /** Listens again on the same port. */
@@ -34,7 +39,7 @@ const COM_QUERY = 0x03
 export async function startTcpProxy(target: { host: string; port: number }, opts: { port?: number } = {}): Promise<TcpProxy> {
   const sockets = new Set<net.Socket>()
   let accepted = 0
-  let trap: { mode: CommitCut; done: () => void } | null = null
+  let trap: { mode: CommitCut | 'hold'; done: (release: () => void) => void } | null = null
   let server: net.Server | null = null
   let port = opts.port ?? 0
 
@@ -47,7 +52,12 @@ export async function startTcpProxy(target: { host: string; port: number }, opts
     open: () => sockets.size / 2,
     cutNextCommit(mode) {
       return new Promise((resolve) => {
-        trap = { mode, done: resolve }
+        trap = { mode, done: () => resolve() }
+      })
+    },
+    holdNextCommit() {
+      return new Promise((resolve) => {
+        trap = { mode: 'hold', done: resolve }
       })
     },
     async down() {
@@ -133,10 +143,21 @@ export async function startTcpProxy(target: { host: string; port: number }, opts
           trap = null
           if (mode === 'before') {
             cut()
-            done()
+            done(() => undefined)
             return
           }
-          cutOnAnswer = done
+          if (mode === 'hold') {
+            // Everything after the COMMIT waits with it, in order.
+            const held = Buffer.concat([packet, pending])
+            pending = Buffer.alloc(0)
+            client.pause()
+            done(() => {
+              toServer(upstream, held)
+              client.resume()
+            })
+            return
+          }
+          cutOnAnswer = () => done(() => undefined)
         }
         toServer(upstream, packet)
       }

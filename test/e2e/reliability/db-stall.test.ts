@@ -1,0 +1,155 @@
+import { randomBytes } from 'node:crypto'
+import fs from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import app from '../../../src/app'
+import { loadConfig } from '../../../src/config'
+import { STORED_NAME } from '../../../src/storage/sniff'
+import { multipart } from '../../kit/form'
+import { startMariaDb, type MariaDbInstance } from '../../kit/mariadb-instance'
+import { assertBuilt, killAllServers, request, startListening, type HttpResponse } from '../../kit/server'
+import { startTcpProxy } from '../../kit/tcp-proxy'
+import { PNG_1x1 } from '../../fixtures/images'
+
+// A database that stops answering without closing anything (kill -STOP: a stalled disk, a
+// frozen VM). Before DB_QUERY_TIMEOUT_MS, requests waited ~35 s and then lost their socket with
+// no answer and no log line, and writes the client saw fail were committed after kill -CONT.
+
+const QUERY_TIMEOUT_MS = 1500
+let db: MariaDbInstance
+const tempDirs: string[] = []
+
+beforeAll(async () => {
+  assertBuilt()
+  db = await startMariaDb()
+}, 90_000)
+afterEach(async () => {
+  db.resume()
+  await killAllServers()
+})
+afterAll(async () => {
+  await killAllServers()
+  await db?.destroy()
+  for (const d of tempDirs) await fs.rm(d, { recursive: true, force: true })
+})
+
+async function appEnv(): Promise<{ env: Record<string, string>; database: string; uploadDir: string }> {
+  const database = `blog_stall_${randomBytes(4).toString('hex')}`
+  const uploadDir = await fs.mkdtemp(path.join(os.tmpdir(), 'blog-stall-uploads-'))
+  tempDirs.push(uploadDir)
+  return {
+    database,
+    uploadDir,
+    env: {
+      DATABASE_URL: db.url(database), UPLOAD_DIR: uploadDir, LOG_LEVEL: 'info', DB_SEED_ON_START: 'false',
+      DB_QUERY_TIMEOUT_MS: String(QUERY_TIMEOUT_MS),
+      // The probe would refuse requests at once once it notices; here every request must meet the stall itself.
+      DB_HEALTH_CHECK_INTERVAL_MS: '0'
+    }
+  }
+}
+
+const postBody = (title: string) =>
+  multipart({ title, author: 'Stall Tester', content: 'Sent while the database is frozen.' }, { image_file: { data: Buffer.concat([PNG_1x1, randomBytes(32)]), filename: 'p.png', type: 'image/png' } })
+
+/** A request with a client-side limit, so a hung request shows up as 'TIMEOUT' instead of hanging the test. */
+async function timed(port: number, req: Parameters<typeof request>[1], limitMs: number): Promise<{ res: HttpResponse | string; ms: number }> {
+  const t0 = performance.now()
+  const res = await Promise.race([
+    request(port, req).catch((err: NodeJS.ErrnoException) => err.code ?? err.message),
+    sleep(limitMs).then(() => 'TIMEOUT')
+  ])
+  return { res, ms: performance.now() - t0 }
+}
+
+describe('a stalled database (kill -STOP)', () => {
+  it('answers every read and write with a 503 within the query timeout, logs each, and stores none of the writes', async () => {
+    const { env, database } = await appEnv()
+    const server = await startListening(env)
+    // Warm the pool: the stalled statements are sent on connections that were fine a moment ago.
+    await Promise.all(Array.from({ length: 6 }, () => request(server.port, '/blogs/')))
+
+    db.pause()
+    const titles = Array.from({ length: 3 }, (_, i) => `Stalled write ${i} ${randomBytes(3).toString('hex')}`)
+    const writes = await Promise.all(titles.map(async (t) => postBody(t)))
+    const outcomes = await Promise.all([
+      ...Array.from({ length: 4 }, () => timed(server.port, '/blogs/', 15_000)),
+      timed(server.port, '/blogs/show/1', 15_000),
+      ...writes.map((w) => timed(server.port, { method: 'POST', path: '/blogs/new', headers: w.headers, body: w.payload }, 15_000))
+    ])
+    for (const { res, ms } of outcomes) {
+      expect(typeof res === 'string' ? res : res.status, typeof res === 'string' ? res : res.body.slice(0, 300)).toBe(503)
+      // The query timeout, or a new connection's connect timeout (3 s), plus the work around it.
+      expect(ms).toBeLessThan(QUERY_TIMEOUT_MS + 3000 + 1500)
+      expect((res as HttpResponse).body).toContain('The database is not answering right now.')
+    }
+    // One line per request (written just after its answer: give the last ones a moment).
+    const failed = () => server.logs().filter((l) => l.msg === 'request failed' || l.msg === 'request shed')
+    for (let i = 0; i < 20 && failed().length < outcomes.length; i++) await sleep(100)
+    expect(failed()).toHaveLength(outcomes.length)
+
+    db.resume()
+    // Serving again without a restart; the refused writes were not stored (their transactions were rolled back).
+    let list: HttpResponse | undefined
+    for (let i = 0; i < 50 && list?.status !== 200; i++) {
+      list = await request(server.port, '/blogs/').catch(() => undefined)
+      if (list?.status !== 200) await sleep(200)
+    }
+    expect(list?.status).toBe(200)
+    await sleep(500)
+    const rows = await db.query(`SELECT id FROM \`${database}\`.blog WHERE title IN (?)`, [titles])
+    expect(rows).toEqual([])
+  }, 60_000)
+})
+
+describe('a COMMIT the stalled database never answers', () => {
+  let fastify: FastifyInstance | undefined
+  afterEach(async () => {
+    await fastify?.close()
+    fastify = undefined
+  })
+
+  it('gets a 503 saying the post may have been saved (it was, after kill -CONT), and the post keeps its image', async () => {
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: db.port })
+    try {
+      const { env, database, uploadDir } = await appEnv()
+      const url = new URL(env.DATABASE_URL!)
+      url.port = String(proxy.port)
+      fastify = Fastify({ logger: false })
+      await fastify.register(app, { config: loadConfig({ ...env, LOG_LEVEL: 'silent', DATABASE_URL: url.toString() }) })
+      await fastify.ready()
+
+      const title = `Unknown outcome ${randomBytes(3).toString('hex')}`
+      const held = proxy.holdNextCommit()
+      const t0 = performance.now()
+      const answer = fastify.inject({ method: 'POST', url: '/blogs/new', ...(await postBody(title)) })
+      const release = await held
+      db.pause()
+      release() // the COMMIT now waits in the frozen server's socket
+      const res = await answer
+      const ms = performance.now() - t0
+
+      expect(res.statusCode, res.body).toBe(503)
+      expect(res.body).toContain('it may have been saved')
+      expect(ms).toBeLessThan(QUERY_TIMEOUT_MS + 1500)
+
+      db.resume()
+      const files = (await fs.readdir(uploadDir)).filter((n) => STORED_NAME.test(n))
+      expect(files).toHaveLength(1)
+      let rows: { image_loc: string }[] = []
+      for (let i = 0; i < 50 && rows.length === 0; i++) {
+        rows = await db.query<{ image_loc: string }>(`SELECT image_loc FROM \`${database}\`.blog WHERE title = ?`, [title])
+        if (rows.length === 0) await sleep(100)
+      }
+      // Committed after all: that is why the answer could not say "not saved".
+      expect(rows).toEqual([{ image_loc: files[0] }])
+      // The app goes on with fresh connections.
+      expect((await fastify.inject({ method: 'POST', url: '/blogs/new', ...(await postBody(`${title} again`)) })).statusCode).toBe(303)
+    } finally {
+      await proxy.close()
+    }
+  }, 60_000)
+})
