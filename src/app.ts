@@ -43,7 +43,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config, telemetry:
   fastify.decorate('appConfig', config)
 
   // Hooks and handlers before any route: a route keeps the ones present when it is added.
-  await fastify.register(telemetry, { runtime, serverTiming: config.serverTiming })
+  await fastify.register(telemetry, { runtime, serverTiming: config.serverTiming, trustedTraceSource: config.trustedTraceSource })
   await fastify.register(viewPlugin, { cache: config.viewCache, maxUploadBytes: config.maxUploadBytes })
   await fastify.register(errors, { maxUploadBytes: config.maxUploadBytes })
   await fastify.register(security)

@@ -1,6 +1,7 @@
 import path from 'node:path'
 import envSchema from 'env-schema'
 import { Type, type Static } from 'typebox'
+import { DEFAULT_TRUSTED_TRACE_SOURCES, trustedSources } from './lib/addresses'
 
 // Every variable the app reads, with its default. `.env.example` documents the same list.
 const EnvSchema = Type.Object({
@@ -44,6 +45,17 @@ const EnvSchema = Type.Object({
   ALLOWED_HOSTS: Type.String({ default: '', pattern: '^\\s*(\\*|[A-Za-z0-9.:\\[\\]-]+(\\s*,\\s*[A-Za-z0-9.:\\[\\]-]+)*)?\\s*$' }),
   // The Server-Timing header (db, pool, render, total) on every response.
   SERVER_TIMING: Type.Boolean({ default: true }),
+  // Clients (addresses, CIDRs; '*': all) whose traceparent may decide sampling. Others continue
+  // their trace id, but the app's own sampler decides: a stranger cannot force full tracing.
+  TRUSTED_TRACE_SOURCES: Type.String({ default: DEFAULT_TRUSTED_TRACE_SOURCES }),
+  // Fastify's trustProxy: 'false', 'true', a hop count, or a comma list of proxy addresses/CIDRs.
+  // Decides request.ip (rate limits, trace trust, logs) and request.protocol (Secure cookies).
+  TRUST_PROXY: Type.String({ default: 'false', pattern: '^\\s*(true|false|\\d+|[0-9A-Fa-f.:/]+(\\s*,\\s*[0-9A-Fa-f.:/]+)*)\\s*$' }),
+  // Open connections at most (0: the open-file limit less a reserve for the pool, uploads and
+  // logs). Past it new connections are closed at once, so fds never run out.
+  MAX_CONNECTIONS: Type.Integer({ default: 0, minimum: 0 }),
+  // Writes (create, edit, delete) per client per minute; past it 429 with Retry-After. 0: off.
+  WRITE_RATE_LIMIT: Type.Integer({ default: 30, minimum: 0 }),
 
   // Request inspector (/_inspect/): off unless asked for; the buffer lives in the OTel bootstrap.
   INSPECTOR_ENABLED: Type.Boolean({ default: false }),
@@ -106,6 +118,14 @@ export interface AppConfig {
   /** Lower-case host names (no port; IPv6 in brackets) a request's Host may name; null: any. */
   allowedHosts: ReadonlySet<string> | null
   serverTiming: boolean
+  /** TRUSTED_TRACE_SOURCES as a test of a client address. */
+  trustedTraceSource: (ip: string) => boolean
+  /** Fastify's trustProxy: all, none, the first n hops, or these proxies. */
+  trustProxy: boolean | string[] | ((address: string, hop: number) => boolean)
+  /** 0: sized by the server from the open-file limit. */
+  maxConnections: number
+  /** Per client per minute; 0: no limit. */
+  writeRateLimit: number
   inspector: InspectorConfig
   load: LoadConfig
   db: DbConfig
@@ -173,6 +193,24 @@ function allowedHosts(list: string, host: string): ReadonlySet<string> | null {
   return new Set([...LOOPBACK_HOSTS, ...names])
 }
 
+function parsed<T>(name: string, parse: () => T): T {
+  try {
+    return parse()
+  } catch (err) {
+    throw new ConfigError(`Invalid configuration: ${name} ${(err as Error).message}`)
+  }
+}
+
+function trustProxy(raw: string): AppConfig['trustProxy'] {
+  const v = raw.trim()
+  if (v === 'true' || v === 'false') return v === 'true'
+  if (/^\d+$/.test(v)) {
+    const hops = Number(v)
+    return (_address, hop) => hop < hops
+  }
+  return v.split(',').map((a) => a.trim())
+}
+
 /** Reads and validates the environment; throws a ConfigError naming each bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   let e: Env
@@ -196,6 +234,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     allowedHosts: allowedHosts(e.ALLOWED_HOSTS, e.HOST),
     serverTiming: e.SERVER_TIMING,
+    trustedTraceSource: parsed('TRUSTED_TRACE_SOURCES', () => trustedSources(e.TRUSTED_TRACE_SOURCES)),
+    trustProxy: trustProxy(e.TRUST_PROXY),
+    maxConnections: e.MAX_CONNECTIONS,
+    writeRateLimit: e.WRITE_RATE_LIMIT,
     inspector: {
       enabled: e.INSPECTOR_ENABLED,
       token: e.INSPECTOR_TOKEN,

@@ -5,6 +5,7 @@ import closeWithGrace from 'close-with-grace'
 import Fastify, { LogController } from 'fastify'
 import app, { appServerOptions } from './app'
 import { ConfigError, loadConfig } from './config'
+import { defaultMaxConnections, survivableMemoryUsage } from './lib/open-files'
 import { telemetryRuntime } from './telemetry/runtime'
 
 // The only file that listens. Everything else is the app plugin, which tests build directly.
@@ -20,8 +21,10 @@ async function main(): Promise<void> {
     throw err
   }
 
+  survivableMemoryUsage()
   const fastify = Fastify({
     ...appServerOptions,
+    trustProxy: config.trustProxy,
     logger: {
       level: config.logLevel,
       redact: { paths: ['req.headers.cookie', 'req.headers.authorization', 'res.headers["set-cookie"]'], remove: true }
@@ -45,6 +48,19 @@ async function main(): Promise<void> {
   })
 
   await fastify.register(app, { config, telemetry: telemetryRuntime() })
+
+  // Past the cap Node closes a new connection at once: descriptors for the pool, uploads and
+  // logs stay available however many sockets a client opens.
+  const maxConnections = config.maxConnections || defaultMaxConnections(config.db.pool.max)
+  if (maxConnections > 0) fastify.server.maxConnections = maxConnections
+  let dropped = 0
+  let lastDropLog = 0
+  fastify.server.on('drop', () => {
+    dropped++
+    if (Date.now() - lastDropLog < 60_000) return
+    lastDropLog = Date.now()
+    fastify.log.warn({ maxConnections, droppedSoFar: dropped }, 'connection cap reached: new connections are closed (MAX_CONNECTIONS)')
+  })
 
   // A socket that connected but never sent a request (browser preconnect, TCP health check) is
   // not "idle" to Node's closeIdleConnections: it would hold close() open until the grace timer
@@ -81,6 +97,7 @@ async function main(): Promise<void> {
 
   try {
     await fastify.listen({ host: config.host, port: config.port })
+    fastify.log.info({ maxConnections }, 'connection cap')
   } catch (err) {
     fastify.log.fatal({ err }, 'could not start')
     await fastify.close().catch(() => undefined)

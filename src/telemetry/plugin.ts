@@ -6,6 +6,7 @@ import { getRPCMetadata, RPCType } from '@opentelemetry/core'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { isUntraced, SCOPE } from './constants'
+import { UNTRUSTED_PARENT } from './trust'
 import type { TelemetryRuntime } from './runtime'
 import { newTimings, timingStore, type RequestTimings } from './timing'
 import { recordError, tracer } from './tracer'
@@ -24,6 +25,8 @@ export interface TelemetryPluginOptions {
   runtime: TelemetryRuntime | null
   /** The Server-Timing header (SERVER_TIMING); on when absent. */
   serverTiming?: boolean
+  /** Whose `traceparent` sampled flag is obeyed (TRUSTED_TRACE_SOURCES); everyone's when absent. */
+  trustedTraceSource?: (ip: string) => boolean
 }
 
 const kContext = Symbol('blog.otelContext')
@@ -36,7 +39,7 @@ const ms = (n: number) => n.toFixed(2)
  * headers: X-Process-Time, Server-Timing and W3C traceresponse.
  */
 export default fp<TelemetryPluginOptions>(
-  async (fastify, { runtime, serverTiming = true }) => {
+  async (fastify, { runtime, serverTiming = true, trustedTraceSource = () => true }) => {
     fastify.decorateRequest('otelSpan', undefined)
     fastify.decorateRequest('timings', null as unknown as RequestTimings)
 
@@ -44,7 +47,7 @@ export default fp<TelemetryPluginOptions>(
       request.timings = newTimings()
       done()
     })
-    if (runtime?.serverSpans === 'app') traceRequests(fastify)
+    if (runtime?.serverSpans === 'app') traceRequests(fastify, trustedTraceSource)
     else if (runtime?.serverSpans === 'http') nameHttpSpans(fastify)
 
     // Every handler runs in the request's timing store and, when traced, in its span's context
@@ -129,7 +132,7 @@ function nameHttpSpans(fastify: FastifyInstance): void {
  * see README "Tracing overhead"). Follows the stable HTTP semantic conventions: span name
  * `METHOD route`, http.* / url.* attributes, and the http.server.request.duration histogram.
  */
-function traceRequests(fastify: FastifyInstance): void {
+function traceRequests(fastify: FastifyInstance, trusted: (ip: string) => boolean): void {
   const requestDuration = metrics.getMeter(SCOPE).createHistogram('http.server.request.duration', {
     unit: 's',
     description: 'Duration of HTTP server requests',
@@ -138,7 +141,9 @@ function traceRequests(fastify: FastifyInstance): void {
 
   fastify.addHook('onRequest', (request: Traced, _reply, done) => {
     if (isUntraced(request.url)) return done()
-    const parent = propagation.extract(ROOT_CONTEXT, request.headers)
+    let parent = propagation.extract(ROOT_CONTEXT, request.headers)
+    // request.ip: the client's address, through proxies only as far as TRUST_PROXY allows.
+    if (parent !== ROOT_CONTEXT && !trusted(request.ip)) parent = parent.setValue(UNTRUSTED_PARENT, true)
     const route = routeOf(request)
     const method = request.method
     const span = tracer.startSpan(route ? `${method} ${route}` : method, { kind: SpanKind.SERVER }, parent)

@@ -11,6 +11,7 @@ import { PooledIdGenerator } from './ids'
 import { spanProcessorsFromEnv } from './exporters'
 import { setTelemetryRuntime, type TelemetryRuntime } from './runtime'
 import { TimingSpanProcessor } from './timing-processor'
+import { samplerFromEnv, TrustAwareSampler } from './trust'
 
 /** Export errors arrive as a whole serialised error, stack and all: keep its message. */
 function shortMessage(message: string): string {
@@ -81,7 +82,10 @@ export function startTelemetry(opts: TelemetryOptions): NodeSDK | null {
   // `spanProcessors` replaces the env-configured exporters, which are built here (./exporters.ts).
   const serverTimings = opts.serverTimings.enabled ? new DbServerTimings(opts.serverTimings.pollMs) : null
   const next: SpanProcessor[] = [...(exportTraces ? spanProcessorsFromEnv() : []), ...(inspector ? [inspector] : [])]
+  const { sampler, ...sdkOverrides } = opts.sdk ?? {}
   const sdk = new NodeSDK({
+    // The app marks parents sent by untrusted clients (TRUSTED_TRACE_SOURCES); see ./trust.ts.
+    sampler: new TrustAwareSampler(sampler ?? samplerFromEnv()),
     spanProcessors: [new TimingSpanProcessor(next, serverTimings)],
     idGenerator: new PooledIdGenerator(),
     instrumentations: [
@@ -102,7 +106,7 @@ export function startTelemetry(opts: TelemetryOptions): NodeSDK | null {
         }
       })
     ],
-    ...opts.sdk
+    ...sdkOverrides
   })
   sdk.start()
   const runtime: TelemetryRuntime = { serverSpans: enabled.includes('http') ? 'http' : 'app', traces: inspector?.buffer ?? null, serverTimings }

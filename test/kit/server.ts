@@ -56,6 +56,8 @@ export interface StartOptions {
   telemetry?: boolean
   /** A free port is picked when omitted. */
   port?: number
+  /** Run under this open-file limit (soft and hard, with prlimit), as `ulimit -n` would. */
+  openFiles?: number
 }
 
 const running = new Set<ServerChild>()
@@ -67,7 +69,8 @@ const running = new Set<ServerChild>()
 export async function startServer(env: Record<string, string>, opts: StartOptions = {}): Promise<ServerChild> {
   const port = opts.port ?? (await freePort())
   const args = opts.telemetry ? ['--require', OTEL_BOOTSTRAP, SERVER] : [SERVER]
-  const proc = spawn(process.execPath, args, {
+  const command = opts.openFiles ? ['prlimit', `--nofile=${opts.openFiles}:${opts.openFiles}`, process.execPath] : [process.execPath]
+  const proc = spawn(command[0]!, [...command.slice(1), ...args], {
     cwd: ROOT,
     env: { HOST: '127.0.0.1', PORT: String(port), ...env },
     stdio: ['ignore', 'pipe', 'pipe']

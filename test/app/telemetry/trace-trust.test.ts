@@ -1,0 +1,58 @@
+import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { describe, expect, it } from 'vitest'
+import { parseTraceHeader } from '../../kit/otlp-receiver'
+import { request } from '../../kit/server'
+import { useTracedServer } from '../../kit/traced-server'
+
+// Whose traceparent may decide sampling. Before TRUSTED_TRACE_SOURCES any client could send
+// `...-01` and force full tracing of its requests (and flush the inspector's buffer) whatever
+// the sampler said. Here the app samples nothing of its own (ratio 0), so a sampled trace can
+// only come from an obeyed traceparent.
+
+const NEVER = { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0' }
+const traceparent = (traceId: string, flags: '00' | '01') => `00-${traceId}-${randomBytes(8).toString('hex')}-${flags}`
+
+async function get(port: number, tp: string) {
+  const res = await request(port, { path: '/blogs/', headers: { traceparent: tp } })
+  expect(res.status).toBe(200)
+  return { res, ...parseTraceHeader(res.headers.traceresponse) }
+}
+
+describe('a client outside TRUSTED_TRACE_SOURCES (loopback not listed)', () => {
+  const t = useTracedServer({ ...NEVER, TRUSTED_TRACE_SOURCES: '10.0.0.0/8' })
+
+  it('keeps its trace id but cannot force sampling: the sampler says no and no span is exported', async () => {
+    const traceId = randomBytes(16).toString('hex')
+    const r = await get(t.child.port, traceparent(traceId, '01'))
+    expect(r.traceId).toBe(traceId)
+    expect(r.res.headers.traceresponse).toMatch(/-00$/)
+    await sleep(1500) // longer than the batch delay of the test env
+    expect(t.receiver.trace(traceId)).toEqual([])
+  })
+})
+
+describe('a trusted client (loopback, by default)', () => {
+  const t = useTracedServer(NEVER)
+
+  it('has its sampled flag obeyed: the load test joins its trace', async () => {
+    const traceId = randomBytes(16).toString('hex')
+    const r = await get(t.child.port, traceparent(traceId, '01'))
+    expect(r.traceId).toBe(traceId)
+    expect(r.res.headers.traceresponse).toMatch(/-01$/)
+    const spans = await t.receiver.waitForTrace(traceId, (s) => s.some((x) => x.name === 'GET /blogs/'))
+    expect(spans.find((s) => s.name === 'GET /blogs/')?.parentSpanId).toBeTruthy()
+  })
+})
+
+describe('an untrusted client under the default sampler (always on)', () => {
+  const t = useTracedServer({ TRUSTED_TRACE_SOURCES: '' })
+
+  it('cannot switch tracing off either: its unsampled flag is overruled, same trace id', async () => {
+    const traceId = randomBytes(16).toString('hex')
+    const r = await get(t.child.port, traceparent(traceId, '00'))
+    expect(r.traceId).toBe(traceId)
+    expect(r.res.headers.traceresponse).toMatch(/-01$/)
+    await t.receiver.waitForTrace(traceId, (s) => s.some((x) => x.name === 'GET /blogs/'))
+  })
+})
