@@ -71,7 +71,7 @@ async function main(): Promise<void> {
   // Spans and metrics go out of the process, as users run it (the sink accepts and drops them).
   const sink = await startOtlpSink()
   const env: Record<string, string> = {
-    DATABASE_URL: `${values['admin-url'].replace(/\/$/, '')}/${database}`, DB_SEED_ON_START: 'false', NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${dir}`,
+    DATABASE_URL: `${values['admin-url'].replace(/\/$/, '')}/${database}`, DB_SEED_ON_START: 'false', WRITE_RATE_LIMIT: '0', NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${dir}`,
     OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_BSP_SCHEDULE_DELAY: '500', OTEL_METRIC_EXPORT_INTERVAL: '10000'
   }
   for (const part of values.variant.split('+')) Object.assign(env, PRESETS[part])

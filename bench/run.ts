@@ -99,6 +99,8 @@ async function main(): Promise<void> {
     DB_POOL_MAX: poolMax,
     DATABASE_URL: `${values['admin-url'].replace(/\/$/, '')}/${database}`,
     DB_SEED_ON_START: 'false',
+    // The load generator is one client: a per-client write limit would measure 429s.
+    WRITE_RATE_LIMIT: '0',
     UPLOAD_DIR: path.join(outDir, 'uploads'),
     OTEL_EXPORTER_OTLP_ENDPOINT: sink.url,
     OTEL_BSP_SCHEDULE_DELAY: '500',

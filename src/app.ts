@@ -16,7 +16,9 @@ import requestGuard, { serverOptions } from './plugins/request-guard'
 import requestLog from './plugins/request-log'
 import security from './plugins/security'
 import viewPlugin from './plugins/view'
+import { FORM_LIMITS } from './posts/fields'
 import postsPlugin from './posts/plugin'
+import rateLimit from './plugins/rate-limit'
 import blogRoutes from './routes/blogs/index'
 import healthRoutes from './routes/health'
 import storage from './storage/plugin'
@@ -49,18 +51,12 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config, telemetry:
   await fastify.register(security)
   await fastify.register(requestGuard, { allowedHosts: config.allowedHosts, maxUploadBytes: config.maxUploadBytes })
 
+  await fastify.register(rateLimit, { writesPerMinute: config.writeRateLimit })
   await fastify.register(cookie)
   await fastify.register(flashPlugin)
   await fastify.register(formbody)
   await fastify.register(multipart, {
-    limits: {
-      fileSize: config.maxUploadBytes,
-      files: 1,
-      fields: 10,
-      fieldSize: 64 * 1024,
-      parts: 12,
-      headerPairs: 50
-    }
+    limits: { fileSize: config.maxUploadBytes, ...FORM_LIMITS }
   })
   await fastify.register(fastifyStatic, {
     root: path.join(ROOT, 'public'),

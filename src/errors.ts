@@ -1,4 +1,5 @@
 import { BaseError, ConnectionError, DatabaseError } from 'sequelize'
+import { FORM_LIMITS } from './posts/fields'
 
 /**
  * The one error type the app answers with: an HTTP status, a stable code for JSON clients and a
@@ -49,8 +50,25 @@ const CLIENT_MESSAGES: Record<number, string> = {
   415: 'That kind of content is not accepted here.'
 }
 
+export interface Limits {
+  maxUploadBytes: number
+  /** Fastify's bodyLimit: the largest body without a file (urlencoded, JSON). */
+  bodyLimit?: number
+}
+
+/** Which limit a 413 hit, in words: "too large (5 MiB)" for a form of 300 empty parts misleads. */
+function tooLargeMessage(code: string | undefined, limits: Limits): string {
+  switch (code) {
+    case 'FST_PARTS_LIMIT': return `The form has too many parts (at most ${FORM_LIMITS.parts}).`
+    case 'FST_FIELDS_LIMIT': return `The form has too many fields (at most ${FORM_LIMITS.fields}).`
+    case 'FST_FILES_LIMIT': return `Send at most ${FORM_LIMITS.files} image.`
+    case 'FST_ERR_CTP_BODY_TOO_LARGE': return `The form is too large (at most ${((limits.bodyLimit ?? 1048576) / 1024).toFixed(0)} KiB without an image).`
+    default: return uploadTooLargeMessage(limits.maxUploadBytes)
+  }
+}
+
 /** Maps anything thrown to what the client sees; internals never leak into the message. */
-export function toAppError(err: unknown, limits: { maxUploadBytes: number }): AppError {
+export function toAppError(err: unknown, limits: Limits): AppError {
   if (err instanceof AppError) return err
   const e = err as { statusCode?: number; code?: string; message?: string; validation?: unknown; validationContext?: string; parent?: { code?: string; fatal?: boolean }; syscall?: string }
   // A path parameter that fails its schema names no page.
@@ -64,6 +82,6 @@ export function toAppError(err: unknown, limits: { maxUploadBytes: number }): Ap
   if (err instanceof BaseError) return new AppError(500, 'INTERNAL', INTERNAL_MESSAGE, { cause: err })
   const status = typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 600 ? e.statusCode : 500
   if (status >= 500 && status !== 503) return new AppError(status, 'INTERNAL', INTERNAL_MESSAGE, { cause: err })
-  if (status === 413) return new AppError(413, e.code ?? 'BAD_REQUEST', uploadTooLargeMessage(limits.maxUploadBytes), { cause: err })
+  if (status === 413) return new AppError(413, e.code ?? 'BAD_REQUEST', tooLargeMessage(e.code, limits), { cause: err })
   return new AppError(status, e.code ?? 'BAD_REQUEST', CLIENT_MESSAGES[status] ?? e.message ?? 'The request could not be understood.', { cause: err })
 }

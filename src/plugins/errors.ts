@@ -15,6 +15,10 @@ declare module 'fastify' {
   }
 }
 
+// (A bodyless GET is not yet `complete` while its first hooks run: look at the headers too.)
+const unreadBody = ({ raw }: FastifyRequest) =>
+  !raw.complete && (raw.headers['transfer-encoding'] !== undefined || (raw.headers['content-length'] ?? '0') !== '0')
+
 const wantsJson = (request: FastifyRequest) =>
   request.routeOptions.config?.json === true || (request.headers.accept ?? '').startsWith('application/json')
 
@@ -23,9 +27,13 @@ const wantsJson = (request: FastifyRequest) =>
  * handler) and expected outcomes a route returns (`reply.notFound()`), as HTML or JSON.
  */
 export default fp<{ maxUploadBytes: number }>(
-  async (fastify, limits) => {
+  async (fastify, { maxUploadBytes }) => {
+    const limits = { maxUploadBytes, bodyLimit: fastify.initialConfig.bodyLimit }
     fastify.decorateReply('sendError', async function (this: FastifyReply, err: AppError) {
-      if (err.statusCode === 503) this.header('Retry-After', '5')
+      if (err.statusCode === 503 && !this.hasHeader('Retry-After')) this.header('Retry-After', '5')
+      // An answer given before the body was read (413, 429, a refused write): reading the rest
+      // only to reach the next request on the connection is the waste a limit is there to stop.
+      if (unreadBody(this.request)) this.header('Connection', 'close')
       this.code(err.statusCode)
       if (wantsJson(this.request)) return this.send({ message: err.message, code: err.code })
       const status = err.statusCode

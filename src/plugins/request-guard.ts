@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http'
+import { Transform, type Writable } from 'node:stream'
 import type { FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { AppError, uploadTooLargeMessage } from '../errors'
@@ -40,6 +41,28 @@ export interface RequestGuardOptions {
   allowedHosts: ReadonlySet<string> | null
   /** The image limit: a declared Content-Length above it plus room for the fields is refused unread. */
   maxUploadBytes: number
+}
+
+/**
+ * A chunked body declares no length to refuse up front, and busboy reads on past a part's limit
+ * (looking for the next boundary), so 1.5 GB sent as one unterminated part was read to the end.
+ * @fastify/multipart pipes request.raw into busboy itself: count on that pipe and fail busboy at
+ * the cap, which ends the form read with a 413 (and the connection, its body unread).
+ */
+function capBody(raw: IncomingMessage, maxBytes: number, tooLarge: () => Error): void {
+  const pipe = raw.pipe.bind(raw)
+  raw.pipe = function <T extends NodeJS.WritableStream>(dest: T, opts?: { end?: boolean }): T {
+    let seen = 0
+    const counter = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        seen += chunk.length
+        done(seen > maxBytes ? tooLarge() : null, chunk)
+      }
+    })
+    counter.once('error', (err) => (dest as unknown as Writable).destroy(err))
+    pipe(counter)
+    return counter.pipe(dest, opts)
+  }
 }
 
 /** The Host header's name without its port (IPv6 keeps its brackets). */
@@ -89,6 +112,9 @@ export default fp<RequestGuardOptions>(
       if (length > maxBodyBytes) {
         reply.header('Connection', 'close')
         return done(new AppError(413, 'BODY_TOO_LARGE', tooLarge, { reason: `content-length ${length}` }))
+      }
+      if (request.headers['transfer-encoding'] !== undefined && request.headers['content-length'] === undefined) {
+        capBody(request.raw, maxBodyBytes, () => new AppError(413, 'BODY_TOO_LARGE', tooLarge, { reason: `chunked body past ${maxBodyBytes} bytes` }))
       }
       if (UNSAFE_METHODS.has(request.method)) {
         const site = request.headers['sec-fetch-site']

@@ -23,3 +23,6 @@ export const NOT_BLANK = '\\S'
 // sequence rewrites the terminal of whoever looks at the table.
 // eslint-disable-next-line no-control-regex -- finding control characters is the point
 export const CONTROL_CHARS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/
+
+/** Limits of the multipart form (@fastify/multipart); a body past one gets a message naming it. */
+export const FORM_LIMITS = { files: 1, fields: 10, fieldSize: 64 * 1024, parts: 12, headerPairs: 50 } as const

@@ -34,6 +34,9 @@ export async function createTestEnv(extra: Record<string, string> = {}): Promise
     UPLOAD_DIR: uploadDir,
     LOG_LEVEL: 'silent',
     DB_STARTUP_TIMEOUT_MS: '5000',
+    // Tests write far more than 30 posts a minute from one address; test/app/hostile/rate-limit
+    // sets it.
+    WRITE_RATE_LIMIT: '0',
     ...extra
   }
   const config = loadConfig(env)

@@ -28,6 +28,7 @@ describe('loadConfig defaults', () => {
     expect(c.requestTimeoutMs).toBe(30_000)
     expect(c.keepAliveTimeoutMs).toBe(72_000)
     expect(c.shutdownGraceMs).toBe(10_000)
+    expect([c.writeRateLimit, c.maxConnections, c.trustProxy]).toEqual([30, 0, false])
     expect(c.db).toEqual({
       host: '127.0.0.1',
       port: 3306,
@@ -36,6 +37,7 @@ describe('loadConfig defaults', () => {
       database: 'blog_db',
       pool: { max: 40, min: 0, idleMs: 300_000, maxLifetimeMs: 300_000, acquireMs: 3000 },
       connectTimeoutMs: 3000,
+      queryTimeoutMs: 5000,
       startupTimeoutMs: 30_000,
       migrateOnStart: true,
       seedOnStart: true,

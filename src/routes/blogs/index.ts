@@ -14,7 +14,7 @@ const emptyValues = { title: '', author: '', content: '' }
 
 /** The HTML pages of the blog, and the JSON delete. Each write reads: parse, service, redirect. */
 const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { posts, imageStore } = fastify
+  const { posts, imageStore, writeLimit } = fastify
   const pageSize = fastify.appConfig.pageSize
 
   // Ajv coerces 'Infinity' (or '1e400') to Infinity and skips minimum/maximum for non-finite
@@ -48,7 +48,7 @@ const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     return reply.render('blogs/new', { pageTitle: 'New post', values: emptyValues, errors: {}, post: null })
   })
 
-  fastify.post('/new', async (request, reply) => {
+  fastify.post('/new', { config: writeLimit }, async (request, reply) => {
     const form = await readPostForm(request, imageStore)
     const result = await posts.create(form)
     if (result.status === 'invalid') return renderForm(reply, form, null)
@@ -67,6 +67,7 @@ const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       method,
       url: '/modify/:id',
       schema: { params: IdParams },
+      config: writeLimit,
       handler: async (request, reply) => {
         const id = request.params.id
         const form = await readPostForm(request, imageStore)
@@ -78,14 +79,14 @@ const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     })
   }
 
-  fastify.delete('/delete/:id', { schema: { params: IdParams }, config: { json: true } }, async (request, reply) => {
+  fastify.delete('/delete/:id', { schema: { params: IdParams }, config: { json: true, ...writeLimit } }, async (request, reply) => {
     const id = request.params.id
     if ((await posts.delete(id)).status === 'not_found') return reply.notFound(`Post ${id} not found`)
     return { message: `Post ${id} deleted` }
   })
 
   // The no-JavaScript delete button on the show page.
-  fastify.post('/delete/:id', { schema: { params: IdParams } }, async (request, reply) => {
+  fastify.post('/delete/:id', { schema: { params: IdParams }, config: writeLimit }, async (request, reply) => {
     if ((await posts.delete(request.params.id)).status === 'not_found') return reply.notFound(NO_SUCH_POST)
     return reply.flash('deleted').redirect('/blogs/', 303)
   })

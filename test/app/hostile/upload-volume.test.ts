@@ -1,0 +1,111 @@
+import net from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createTestEnv, storedFiles, type TestEnv } from '../../kit/app'
+import { multipart, pngFile } from '../../kit/form'
+import { countRows, unique } from '../../kit/posts'
+import { assertBuilt, request, startListening, type ServerChild } from '../../kit/server'
+
+// Upload volume a client can make the server take. Before: 80 parallel 5 MiB uploads were all
+// accepted (no per-client limit), and a chunked body (no Content-Length to refuse up front) of
+// one unterminated part was read to its end, 1.5 GB of it.
+
+const MAX_UPLOAD = 64 * 1024
+const CAP = MAX_UPLOAD + 1024 * 1024 // the image plus room for the fields (request-guard)
+let env: TestEnv
+let server: ServerChild
+
+beforeAll(async () => {
+  assertBuilt()
+  env = await createTestEnv({ DB_SEED_ON_START: 'false' })
+  server = await startListening({ ...env.env, LOG_LEVEL: 'info', MAX_UPLOAD_BYTES: String(MAX_UPLOAD), WRITE_RATE_LIMIT: '4' })
+})
+afterAll(async () => {
+  await server?.kill()
+  await env?.cleanup()
+})
+
+/**
+ * Streams a chunked multipart body whose last part never ends, `total` bytes of it, as fast as
+ * the server takes them; resolves with the answer and how much the server had taken by then.
+ */
+function endlessPart(part: 'file' | 'field', total: number): Promise<{ head: string; sent: number; closed: boolean }> {
+  return new Promise((resolve) => {
+    const socket = net.connect(server.port, '127.0.0.1')
+    const disposition = part === 'file' ? 'name="image_file"; filename="a.png"\r\nContent-Type: image/png' : 'name="content"'
+    let sent = 0
+    let answer = ''
+    let closed = false
+    const chunk = (data: Buffer | string) => `${Buffer.byteLength(data).toString(16)}\r\n${data.toString()}\r\n`
+    socket.on('error', () => undefined)
+    socket.on('connect', () => {
+      socket.write('POST /blogs/new HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=zz\r\nTransfer-Encoding: chunked\r\n\r\n')
+      socket.write(chunk(`--zz\r\nContent-Disposition: form-data; ${disposition}\r\n\r\n`))
+      const block = chunk('A'.repeat(64 * 1024))
+      const pump = () => {
+        while (!closed && sent < total) {
+          sent += 64 * 1024
+          if (!socket.write(block)) return void socket.once('drain', pump)
+        }
+      }
+      pump()
+    })
+    socket.setEncoding('utf8').on('data', (d: string) => (answer += d))
+    socket.on('close', () => {
+      closed = true
+      resolve({ head: answer.slice(0, answer.indexOf('\r\n\r\n')), sent, closed })
+    })
+    // The old behaviour: everything read and no end in sight.
+    setTimeout(() => socket.destroy(), 20_000).unref()
+  })
+}
+
+describe('a chunked body with a part that never ends', () => {
+  it.each(['file', 'field'] as const)('(%s part) gets a 413 and the connection is closed near the cap, not read to the end', async (part) => {
+    const total = 64 * 1024 * 1024
+    const { head, sent } = await endlessPart(part, total)
+    expect(head).toMatch(/^HTTP\/1\.1 413/)
+    expect(head).toMatch(/connection: close/i)
+    // What the sockets' buffers hold on top of the cap, not the 64 MiB offered.
+    expect(sent).toBeLessThan(CAP + 16 * 1024 * 1024)
+    expect(await countRows(env)).toBe(0)
+  }, 30_000)
+})
+
+describe('a form of many tiny parts', () => {
+  it('is refused naming the limit it hit, not the upload size', async () => {
+    const fields = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`f${i}`, 'x']))
+    const body = await multipart(fields)
+    const res = await request(server.port, { method: 'POST', path: '/blogs/new', headers: { ...body.headers, accept: 'application/json' }, body: body.payload })
+    expect(res.status).toBe(413)
+    // Fields run out first (10 of the 12 parts): that is the limit named.
+    expect(JSON.parse(res.body)).toEqual({ code: 'FST_FIELDS_LIMIT', message: 'The form has too many fields (at most 10).' })
+  })
+})
+
+describe('writes per client (WRITE_RATE_LIMIT=4 a minute)', () => {
+  it('answers 429 with Retry-After past the limit, before reading the upload, and stores nothing for it', async () => {
+    const before = await countRows(env)
+    const statuses: number[] = []
+    let refused: Awaited<ReturnType<typeof request>> | undefined
+    for (let i = 0; i < 6; i++) {
+      const body = await multipart({ title: unique('Volume'), author: 'Rate Tester', content: 'One of many.' }, { image_file: pngFile() })
+      const res = await request(server.port, { method: 'POST', path: '/blogs/new', headers: body.headers, body: body.payload })
+      statuses.push(res.status)
+      if (res.status === 429) refused = res
+    }
+    // The form-of-parts test above counted as one write (the limit is checked before the body).
+    expect(statuses.filter((s) => s === 303).length).toBeLessThanOrEqual(4)
+    expect(statuses.slice(-2)).toEqual([429, 429])
+    expect(Number(refused!.headers['retry-after'])).toBeGreaterThan(0)
+    expect(refused!.headers['content-security-policy']).toBeDefined()
+    expect(refused!.body).toContain('Too many changes from your address')
+    const accepted = statuses.filter((s) => s === 303).length
+    expect(await countRows(env)).toBe(before + accepted)
+    expect(await storedFiles(env.uploadDir)).toHaveLength(before + accepted)
+
+    // Reads are not limited.
+    expect((await request(server.port, '/blogs/')).status).toBe(200)
+    const shed = server.logs().filter((l) => l.msg === 'request shed' && l.code === 'RATE_LIMITED')
+    expect(shed.length).toBeGreaterThanOrEqual(2)
+  })
+})
