@@ -63,6 +63,8 @@ const EnvSchema = Type.Object({
   INSPECTOR_TOKEN: Type.String({ default: '', pattern: '^(\\S{16,})?$' }),
   INSPECTOR_BADGE: Type.Boolean({ default: false }),
   INSPECTOR_MAX_TRACES: Type.Integer({ default: 500, minimum: 1, maximum: 100_000 }),
+  // A `?token=` sign-in lasts this long (kept in the process, not just in the cookie).
+  INSPECTOR_SESSION_TTL_S: Type.Integer({ default: 12 * 3600, minimum: 1, maximum: 30 * 24 * 3600 }),
   INSPECTOR_MAX_BYTES: Type.Integer({ default: 8 * 1024 * 1024, minimum: 64 * 1024, maximum: 1024 * 1024 * 1024 }),
   // Jaeger's UI, for "open in Jaeger" links (e.g. http://localhost:16686); empty: no links.
   JAEGER_URL: Type.String({ default: '', pattern: '^(https?://\\S+)?$' }),
@@ -139,6 +141,8 @@ export interface InspectorConfig {
   badge: boolean
   maxTraces: number
   maxBytes: number
+  /** How long a `?token=` session lasts, server-side. */
+  sessionTtlMs: number
   /** Without a trailing slash; empty when not configured. */
   jaegerUrl: string
 }
@@ -244,6 +248,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       badge: e.INSPECTOR_ENABLED && e.INSPECTOR_BADGE,
       maxTraces: e.INSPECTOR_MAX_TRACES,
       maxBytes: e.INSPECTOR_MAX_BYTES,
+      sessionTtlMs: e.INSPECTOR_SESSION_TTL_S * 1000,
       jaegerUrl: e.JAEGER_URL.replace(/\/+$/, '')
     },
     load: {

@@ -1,9 +1,11 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { INSPECTOR_PREFIX } from '../telemetry/constants'
 
 export const COOKIE_NAME = 'blog_inspector'
-export const COOKIE_PATH = '/_inspect'
-const COOKIE_MAX_AGE_S = 12 * 3600
+export const COOKIE_PATH = INSPECTOR_PREFIX
+/** Sessions kept at most; the oldest goes first (each token use makes one). */
+const MAX_SESSIONS = 1000
 
 export type AuthResult = 'ok' | 'redirect' | 'denied'
 
@@ -15,12 +17,30 @@ function sameSecret(given: string, expected: string): boolean {
 }
 
 /**
- * Guards /_inspect/* with INSPECTOR_TOKEN: an `Authorization: Bearer` header, or `?token=` once,
- * which sets a cookie and redirects to the same URL without the token (so it does not stay in
- * the address bar or the history). The cookie holds an HMAC of the token, not the token.
+ * Where to send the browser after `?token=`: the same inspector page without the token, and
+ * never anywhere else. `/_inspect/..//evil.example/x` resolves to `//evil.example/x`, which a
+ * browser reads as another site: anything that does not stay under the prefix goes to its root.
  */
-export function tokenGuard(token: string) {
-  const cookieValue = createHmac('sha256', token).update('blog_app inspector session v1').digest('hex')
+export function sameInspectorPage(rawUrl: string): string {
+  const url = new URL(rawUrl, 'http://localhost')
+  url.searchParams.delete('token')
+  const target = url.pathname + url.search
+  const inside = url.pathname === INSPECTOR_PREFIX || url.pathname.startsWith(`${INSPECTOR_PREFIX}/`)
+  return inside && !target.startsWith('//') ? target : `${INSPECTOR_PREFIX}/`
+}
+
+/**
+ * Guards /_inspect/* with INSPECTOR_TOKEN: an `Authorization: Bearer` header, or `?token=` once,
+ * which starts a session and redirects to the same page without the token (so it does not stay
+ * in the address bar or the history). The session is a random id kept in this process for
+ * `ttlMs` from sign-in, whatever the cookie says; the inspector is a single-process tool, so
+ * each process (replica) has its own sessions. Secure behind TLS (request.protocol, which
+ * follows TRUST_PROXY).
+ */
+export function tokenGuard(token: string, ttlMs: number, now: () => number = Date.now) {
+  const sessions = new Map<string, number>() // digest of the id -> expiry
+
+  const digest = (id: string) => createHash('sha256').update(id).digest('hex')
 
   return function check(request: FastifyRequest, reply: FastifyReply): AuthResult {
     const auth = request.headers.authorization
@@ -30,20 +50,29 @@ export function tokenGuard(token: string) {
     const given = query?.token
     if (typeof given === 'string') {
       if (!sameSecret(given, token)) return 'denied'
-      reply.setCookie(COOKIE_NAME, cookieValue, {
+      const id = randomBytes(32).toString('base64url')
+      if (sessions.size >= MAX_SESSIONS) sessions.delete(sessions.keys().next().value!)
+      sessions.set(digest(id), now() + ttlMs)
+      reply.setCookie(COOKIE_NAME, id, {
         path: COOKIE_PATH,
         httpOnly: true,
         sameSite: 'strict',
         secure: request.protocol === 'https',
-        maxAge: COOKIE_MAX_AGE_S
+        maxAge: Math.floor(ttlMs / 1000)
       })
-      const url = new URL(request.url, 'http://localhost')
-      url.searchParams.delete('token')
-      reply.redirect(url.pathname + url.search, 303)
+      reply.redirect(sameInspectorPage(request.url), 303)
       return 'redirect'
     }
 
     const cookie = request.cookies?.[COOKIE_NAME]
-    return typeof cookie === 'string' && sameSecret(cookie, cookieValue) ? 'ok' : 'denied'
+    if (typeof cookie !== 'string') return 'denied'
+    const key = digest(cookie)
+    const expires = sessions.get(key)
+    if (expires === undefined) return 'denied'
+    if (expires <= now()) {
+      sessions.delete(key)
+      return 'denied'
+    }
+    return 'ok'
   }
 }

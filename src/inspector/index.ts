@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { InspectorConfig } from '../config'
 import inspectorRoutes from './routes'
-import { INSPECTOR_PREFIX } from '../telemetry/constants'
+import { INSPECTOR_PREFIX, isInspectorPath } from '../telemetry/constants'
 import { formatMs } from './format'
 import type { TraceSource } from './trace-buffer'
 
@@ -54,7 +54,7 @@ export default fp<InspectorOptions>(
     if (!config.enabled) return
     if (config.badge) {
       fastify.addHook('onRequest', (request, reply, done) => {
-        if (!request.url.startsWith(INSPECTOR_PREFIX)) {
+        if (!isInspectorPath(request.url)) {
           const r = reply as unknown as { locals?: Record<string, unknown> }
           r.locals ??= {}
           r.locals.inspectorCss = true

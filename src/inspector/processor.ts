@@ -1,7 +1,7 @@
 import { SpanKind, SpanStatusCode, type HrTime } from '@opentelemetry/api'
 import { performance } from 'node:perf_hooks'
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace'
-import { INSPECTOR_PREFIX } from '../telemetry/constants'
+import { isInspectorPath } from '../telemetry/constants'
 import { TraceBuffer, type SpanRecord } from './trace-buffer'
 
 /**
@@ -70,7 +70,7 @@ export class InspectorSpanProcessor implements SpanProcessor {
     if (span.kind === SpanKind.SERVER) {
       const path = source['url.path'] ?? source['http.route']
       // The inspector's own pages are not requests worth keeping (their children went in first).
-      if (typeof path === 'string' && path.startsWith(INSPECTOR_PREFIX)) return this.buffer.drop(traceId)
+      if (typeof path === 'string' && isInspectorPath(path)) return this.buffer.drop(traceId)
     } else if (localRoot) {
       // Work outside any request (migrations at start-up, timers): not what the pages show.
       return this.buffer.drop(traceId)

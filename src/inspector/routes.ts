@@ -48,7 +48,7 @@ const setLocal = (reply: FastifyReply, key: string, value: unknown) => {
  * its own.
  */
 const inspectorRoutes: FastifyPluginAsyncTypebox<InspectorRoutesOptions> = async (fastify, { config, traces: source }) => {
-  const check = config.token ? tokenGuard(config.token) : undefined
+  const check = config.token ? tokenGuard(config.token, config.sessionTtlMs) : undefined
 
   const stats = () => {
     if (!source) return undefined

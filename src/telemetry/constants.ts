@@ -6,9 +6,29 @@ export const UNTRACED_PATHS: ReadonlySet<string> = new Set(['/health', '/ready']
 /** The request inspector's pages: served by the app, never traced or recorded. */
 export const INSPECTOR_PREFIX = '/_inspect'
 
+/**
+ * A URL's path as the router sees it: percent-escapes decoded (`/%5finspect/` is routed to
+ * `/_inspect/`), query dropped. Checks on the raw URL would let an escaped path slip past them.
+ */
+export function routedPath(url: string): string {
+  const q = url.indexOf('?')
+  const path = q === -1 ? url : url.slice(0, q)
+  if (!path.includes('%')) return path
+  try {
+    return decodeURIComponent(path)
+  } catch {
+    return path
+  }
+}
+
+/** True for a path under the inspector's prefix (as routed, see routedPath). */
+export function isInspectorPath(url: string): boolean {
+  return url.startsWith(INSPECTOR_PREFIX) || (url.includes('%') && routedPath(url).startsWith(INSPECTOR_PREFIX))
+}
+
 /** True for a request URL (path and query as received) that gets no trace. */
 export function isUntraced(url: string): boolean {
-  return UNTRACED_PATHS.has(url) || url.startsWith(INSPECTOR_PREFIX)
+  return UNTRACED_PATHS.has(url) || isInspectorPath(url) || (url.includes('%') && UNTRACED_PATHS.has(routedPath(url)))
 }
 
 /** The tracer and meter name of the app's own spans and metrics. */

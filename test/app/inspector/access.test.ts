@@ -153,7 +153,7 @@ describe('inspector configuration', () => {
   })
 
   it('is off by default, with a 500-trace and 8 MiB buffer', () => {
-    expect(loadConfig({}).inspector).toEqual({ enabled: false, token: '', badge: false, maxTraces: 500, maxBytes: 8 * 1024 * 1024, jaegerUrl: '' })
+    expect(loadConfig({}).inspector).toEqual({ enabled: false, token: '', badge: false, maxTraces: 500, maxBytes: 8 * 1024 * 1024, sessionTtlMs: 12 * 3600 * 1000, jaegerUrl: '' })
     expect(loadConfig({ INSPECTOR_ENABLED: 'true', INSPECTOR_BADGE: 'true', JAEGER_URL: 'http://localhost:16686/' }).inspector).toMatchObject({
       enabled: true,
       badge: true,
