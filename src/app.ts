@@ -37,6 +37,20 @@ export interface AppOptions {
   telemetry?: TelemetryRuntime | null
 }
 
+/**
+ * The WHATWG urlencoded parser, as browsers encode: an escape that is not UTF-8 (`%FF`) becomes
+ * U+FFFD, which the form then refuses, where the default parser kept the raw `%FF` text. A name
+ * sent twice becomes an array (the form answers "send this field only once").
+ */
+function parseUrlEncoded(body: string): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = Object.create(null)
+  for (const [name, value] of new URLSearchParams(body)) {
+    const seen = out[name]
+    out[name] = seen === undefined ? value : Array.isArray(seen) ? [...seen, value] : [seen, value]
+  }
+  return out
+}
+
 /** Options the app needs on the Fastify() call itself: spread them into it (server.ts, test kit). */
 export const appServerOptions = serverOptions
 
@@ -54,7 +68,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config, telemetry:
   await fastify.register(rateLimit, { writesPerMinute: config.writeRateLimit })
   await fastify.register(cookie)
   await fastify.register(flashPlugin)
-  await fastify.register(formbody)
+  await fastify.register(formbody, { parser: parseUrlEncoded })
   await fastify.register(multipart, {
     limits: { fileSize: config.maxUploadBytes, ...FORM_LIMITS }
   })

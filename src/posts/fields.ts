@@ -24,5 +24,19 @@ export const NOT_BLANK = '\\S'
 // eslint-disable-next-line no-control-regex -- finding control characters is the point
 export const CONTROL_CHARS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/
 
+/**
+ * U+FFFD is what a decoder puts where bytes were not valid UTF-8 (multipart, urlencoded and JSON
+ * bodies all decode that way): storing it would silently change what was sent, so it is refused.
+ */
+export const UNDECODABLE = /\uFFFD/
+
+/**
+ * Bidi embedding, override and isolate controls. In a title or author (shown inline, next to
+ * other text) an unclosed U+202E reverses what follows it ("gpj.exe" tricks); refused there.
+ * Content is shown in blocks of its own, where the browser ends them at the paragraph.
+ */
+export const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/
+export const INLINE_FIELDS: ReadonlySet<FieldName> = new Set(['title', 'author'])
+
 /** Limits of the multipart form (@fastify/multipart); a body past one gets a message naming it. */
 export const FORM_LIMITS = { files: 1, fields: 10, fieldSize: 64 * 1024, parts: 12, headerPairs: 50 } as const

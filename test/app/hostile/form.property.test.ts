@@ -51,7 +51,9 @@ const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/
 function acceptable(field: keyof typeof FIELD_RULES, value: string): boolean {
   const { minLength, maxLength } = FIELD_RULES[field]
   const length = [...value].length
-  return length >= minLength && length <= maxLength && /\S/.test(value) && !CONTROL.test(value)
+  const inline = field !== 'content'
+  return length >= minLength && length <= maxLength && /\S/.test(value) && !CONTROL.test(value) &&
+    !value.includes('\uFFFD') && !(inline && /[\u202A-\u202E\u2066-\u2069]/.test(value))
 }
 
 type Fields = { title: string; author: string; content: string }
@@ -145,7 +147,7 @@ const part: fc.Arbitrary<Part> = fc.oneof(
 const validFields = fc.record({
   title: fc.string({ unit: 'grapheme-ascii', minLength: 2, maxLength: 50 }).filter((s) => /\S/.test(s)),
   author: fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 50 }).filter((s) => /\S/.test(s)),
-  content: fc.string({ unit: 'grapheme', minLength: 2, maxLength: 300 }).map(wire).filter((s) => /\S/.test(s) && !CONTROL.test(s) && [...s].length >= 2)
+  content: fc.string({ unit: 'grapheme', minLength: 2, maxLength: 300 }).map(wire).filter((s) => /\S/.test(s) && !CONTROL.test(s) && !s.includes('\uFFFD') && [...s].length >= 2)
 })
 
 function toRaw(parts: Part[]) {
