@@ -21,3 +21,29 @@ export async function expectSameImage(stored: Buffer, uploaded: Buffer, toleranc
   for (let i = 0; i < a.pixels.length; i++) worst = Math.max(worst, Math.abs(a.pixels[i]! - b.pixels[i]!))
   expect(worst).toBeLessThanOrEqual(tolerance)
 }
+
+/** A JPEG as a phone writes it: EXIF with camera, GPS position and Orientation 6 (turn 90° clockwise to view). */
+export async function phonePhoto(width: number, height: number): Promise<Buffer> {
+  // Left half red, right half blue: after the turn, red is on top.
+  const half = Math.floor(width / 2)
+  return sharp({ create: { width, height, channels: 3, background: '#0000ff' } })
+    .composite([{ input: { create: { width: half, height, channels: 3, background: '#ff0000' } }, left: 0, top: 0 }])
+    .jpeg({ quality: 90 })
+    .withMetadata({ orientation: 6 })
+    .withExifMerge({ IFD0: { Make: 'SecretCam', Model: 'Pocket 9' }, IFD3: { GPSLatitudeRef: 'N', GPSLatitude: '48/1 51/1 2400/100', GPSLongitudeRef: 'E', GPSLongitude: '2/1 21/1 300/100', GPSMapDatum: 'WGS-84 HOME' } })
+    .toBuffer()
+}
+
+/** An image of `width` x `height` in one colour with some noise (so it does not compress to nothing). */
+export async function picture(width: number, height: number, format: 'png' | 'jpeg' | 'webp' | 'gif'): Promise<Buffer> {
+  return sharp({ create: { width, height, channels: 3, background: '#3a7', noise: { type: 'gaussian', mean: 128, sigma: 30 } } })
+    .toFormat(format)
+    .toBuffer()
+}
+
+/** An animated GIF of `frames` frames of 60x40, each its own colour. */
+export async function animatedGif(frames: number): Promise<Buffer> {
+  const colours = ['#f00', '#0f0', '#00f', '#ff0', '#0ff']
+  const pngs = await Promise.all(Array.from({ length: frames }, (_, i) => sharp({ create: { width: 60, height: 40, channels: 4, background: colours[i % colours.length]! } }).png().toBuffer()))
+  return sharp(pngs, { join: { animated: true } }).gif({ delay: 100, loop: 0 }).toBuffer()
+}
