@@ -37,6 +37,7 @@ describe('loadConfig defaults', () => {
       database: 'blog_db',
       pool: { max: 40, min: 0, idleMs: 300_000, maxLifetimeMs: 300_000, acquireMs: 3000 },
       connectTimeoutMs: 3000,
+      queryTimeoutMs: 5000,
       startupTimeoutMs: 30_000,
       migrateOnStart: true,
       seedOnStart: true,
