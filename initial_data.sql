@@ -1,4 +1,5 @@
--- blog_app sample database: the schema of migration 001-create-blog and a dozen sample posts.
+-- blog_app sample database: the schema of migrations 001-create-blog and 002-blog-thumb and a
+-- dozen sample posts.
 -- Run with:  mysql -uroot -p < initial_data.sql   (safe to run again: nothing is duplicated)
 -- The app creates the same schema and posts by itself on first start (npm start); a test
 -- checks that this file and the migrations give the same table.
@@ -14,6 +15,7 @@ CREATE TABLE IF NOT EXISTS `blog` (
   `author` VARCHAR(100) NOT NULL,
   `content` TEXT NOT NULL,
   `image_loc` VARCHAR(255) NULL DEFAULT NULL,
+  `thumb_loc` VARCHAR(255) NULL DEFAULT NULL,
   `modified_dt` DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
   PRIMARY KEY (`id`),
   KEY `idx_blog_modified_dt_id` (`modified_dt`, `id`)

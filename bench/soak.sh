@@ -15,7 +15,7 @@ APP=$!
 for i in $(seq 1 50); do curl -sf localhost:8140/health >/dev/null && break; sleep 0.2; done
 node -e "
 const fd=new FormData();fd.append('title','Soak post');fd.append('author','soak');fd.append('content','written by the soak run');
-fd.append('image_file',new Blob([Buffer.from('89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360f8cfc0f01f0005000201a5e9a2f30000000049454e44ae426082','hex')],{type:'image/png'}),'pixel.png');
+fd.append('image_file',new Blob([Buffer.from('89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000970485973000003e8000003e801b57b526b0000000d494441540899636060606000000005000187a14ed40000000049454e44ae426082','hex')],{type:'image/png'}),'pixel.png');
 const r=new Response(fd);r.arrayBuffer().then(b=>{require('fs').writeFileSync('/tmp/soak-body.bin',Buffer.from(b));require('fs').writeFileSync('/tmp/soak-ct.txt',r.headers.get('content-type'))})"
 ( while kill -0 $APP 2>/dev/null; do echo "$(date +%s) rss_kb=$(awk '/VmRSS/{print $2}' /proc/$APP/status) fds=$(ls /proc/$APP/fd | wc -l)"; sleep 10; done ) > /tmp/soak-samples.txt &
 SAMPLER=$!

@@ -21,6 +21,7 @@ import postsPlugin from './posts/plugin'
 import rateLimit from './plugins/rate-limit'
 import blogRoutes from './routes/blogs/index'
 import healthRoutes from './routes/health'
+import imageProcessor from './images/plugin'
 import storage from './storage/plugin'
 import telemetry from './telemetry/plugin'
 import type { TelemetryRuntime } from './telemetry/runtime'
@@ -78,6 +79,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config, telemetry:
     maxAge: '1h'
   })
   await fastify.register(storage, { dir: config.uploadDir })
+  await fastify.register(imageProcessor, { maxPixels: config.maxImagePixels })
 
   await fastify.register(dbPlugin, { db: config.db, serverTimings: runtime?.serverTimings ?? null })
   await fastify.register(postsPlugin)

@@ -14,6 +14,9 @@ const EnvSchema = Type.Object({
   ),
   UPLOAD_DIR: Type.String({ default: 'uploads', minLength: 1 }),
   MAX_UPLOAD_BYTES: Type.Integer({ default: 5 * 1024 * 1024, minimum: 1 }),
+  // Largest image (width x height, all frames of an animation) decoded; an image decodes to 4
+  // bytes a pixel whatever its file size, so this, not MAX_UPLOAD_BYTES, bounds the memory.
+  MAX_IMAGE_PIXELS: Type.Integer({ default: 40_000_000, minimum: 1 }),
   PAGE_SIZE: Type.Integer({ default: 20, minimum: 1, maximum: 100 }),
   // Compiled templates are cached; turn off while editing views (npm run dev does).
   VIEW_CACHE: Type.Boolean({ default: true }),
@@ -112,6 +115,8 @@ export interface AppConfig {
   logLevel: string
   uploadDir: string
   maxUploadBytes: number
+  /** Largest width x height of an uploaded image (all frames together). */
+  maxImagePixels: number
   pageSize: number
   viewCache: boolean
   requestTimeoutMs: number
@@ -231,6 +236,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     logLevel: e.LOG_LEVEL,
     uploadDir: path.resolve(e.UPLOAD_DIR),
     maxUploadBytes: e.MAX_UPLOAD_BYTES,
+    maxImagePixels: e.MAX_IMAGE_PIXELS,
     pageSize: e.PAGE_SIZE,
     viewCache: e.VIEW_CACHE,
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,

@@ -39,9 +39,10 @@ export function listPath(page = 1) {
   return page > 1 ? `${REQUESTS.list.path}?page=${page}` : REQUESTS.list.path
 }
 
-// The smallest valid PNG (1x1, RGBA): the app decides the type from these magic bytes.
+// A 1x1 RGBA PNG that decodes (the app decodes and re-encodes every upload; the one used before
+// had a PNG signature but broken data, and is refused now).
 const PIXEL_PNG_HEX =
-  '89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360f8cfc0f01f0005000201a5e9a2f30000000049454e44ae426082'
+  '89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000970485973000003e8000003e801b57b526b0000000d494441540899636060606000000005000187a14ed40000000049454e44ae426082'
 
 /**
  * A fresh copy of the 1x1 PNG's bytes.

@@ -1,10 +1,14 @@
 import type { Sequelize } from 'sequelize'
 import { Umzug, SequelizeStorage } from 'umzug'
 import * as createBlog from './migrations/001-create-blog'
+import * as blogThumb from './migrations/002-blog-thumb'
 import { samplePosts } from './seeds/sample-posts'
 
 // Listed explicitly (no glob) so the same list runs from compiled JS and from the TS tests.
-const migrations = [{ name: '001-create-blog', ...createBlog }]
+const migrations = [
+  { name: '001-create-blog', ...createBlog },
+  { name: '002-blog-thumb', ...blogThumb }
+]
 
 export function createMigrator(sequelize: Sequelize): Umzug<ReturnType<Sequelize['getQueryInterface']>> {
   return new Umzug({

@@ -16,7 +16,7 @@ export function categoryOf(span: SpanRecord): Category {
   if (span.name === 'pool.acquire') return 'pool'
   if (span.kind === CLIENT && span.attrs['db.system.name'] !== undefined) return 'sql'
   if (span.name === 'view.render') return 'render'
-  if (span.name === 'blog.image.write') return 'image'
+  if (span.name === 'blog.image.write' || span.name === 'blog.image.process') return 'image'
   return 'other'
 }
 

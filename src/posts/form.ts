@@ -1,8 +1,10 @@
 import path from 'node:path'
+import { Readable } from 'node:stream'
 import type { FastifyRequest } from 'fastify'
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
 import { AppError } from '../errors'
+import { ImageRejected, type ImageProcessor } from '../images/processor'
 import { ALLOWED_CLIENT_EXTENSIONS } from '../storage/sniff'
 import type { ImageStorage, StagedImage } from '../storage/storage'
 import { BIDI_CONTROLS, CONTROL_CHARS, FIELD_NAMES, FIELD_RULES, IMAGE_FIELD, INLINE_FIELDS, NOT_BLANK, UNDECODABLE, type FieldName } from './fields'
@@ -17,14 +19,20 @@ export type PostInput = Static<typeof PostFormSchema>
 
 export type FieldErrors = Partial<Record<FieldName | typeof IMAGE_FIELD, string>>
 
+/** An accepted upload, re-encoded and staged, with its thumbnail (null: the image is small already). */
+export interface StagedUpload {
+  image: StagedImage
+  thumb: StagedImage | null
+}
+
 export interface ParsedForm {
   /** What the user typed, kept to re-render the form. */
   values: Record<FieldName, string>
   errors: FieldErrors
-  /** The staged upload, if one was sent; the posts service promotes or discards it. */
-  image: StagedImage | null
-  /** Status for a rejected form: 415 for a non-image upload, 400 otherwise. */
-  status: 400 | 415
+  /** The staged upload, if one was sent and is an image; the posts service promotes or discards it. */
+  image: StagedUpload | null
+  /** Status for a rejected form: 415 for a non-image upload, 422 for too many pixels, 400 otherwise. */
+  status: 400 | 415 | 422
 }
 
 function fieldMessage(name: FieldName, value: string | undefined): string | undefined {
@@ -42,16 +50,31 @@ export function hasErrors(form: ParsedForm): boolean {
   return Object.keys(form.errors).length > 0
 }
 
+/** Discards what an upload staged (a rejected form, a failed request). */
+export async function discardUpload(store: ImageStorage, upload: StagedUpload): Promise<void> {
+  await store.discard(upload.image)
+  if (upload.thumb) await store.discard(upload.thumb)
+}
+
+/** The whole file part (the multipart limit, MAX_UPLOAD_BYTES, bounds it: over it the stream fails with 413). */
+async function readAll(source: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  for await (const chunk of source) chunks.push(chunk as Buffer)
+  return Buffer.concat(chunks)
+}
+
 /**
- * Reads the post form from a multipart (or urlencoded) body. The image part is streamed to the
- * store's staging area as it arrives. Never throws for what the user typed: field problems are
- * in `errors`; a malformed body is a 400 AppError.
+ * Reads the post form from a multipart (or urlencoded) body. The image part is read into memory,
+ * decoded and re-encoded (see ImageProcessor), and only the result and its thumbnail are written
+ * to the store's staging area. Never throws for what the user typed: field problems are in
+ * `errors`; a malformed body is a 400 AppError.
  */
-export async function readPostForm(request: FastifyRequest, store: ImageStorage): Promise<ParsedForm> {
+export async function readPostForm(request: FastifyRequest, store: ImageStorage, processor: ImageProcessor): Promise<ParsedForm> {
   const raw = new Map<string, string>()
   const errors: FieldErrors = {}
-  let image: StagedImage | null = null
-  let status: 400 | 415 = 400
+  let image: StagedUpload | null = null
+  let sawImage = false
+  let status: 400 | 415 | 422 = 400
 
   const setField = (name: string, value: unknown) => {
     if (!(FIELD_NAMES as string[]).includes(name)) return
@@ -70,26 +93,34 @@ export async function readPostForm(request: FastifyRequest, store: ImageStorage)
           setField(part.fieldname, part.value)
           continue
         }
-        if (part.fieldname !== IMAGE_FIELD || image) {
+        if (part.fieldname !== IMAGE_FIELD || sawImage) {
           part.file.resume()
           errors.image_file = 'Send one image, in the image_file field.'
           continue
         }
         const ext = path.extname(part.filename ?? '').toLowerCase()
-        const staged = await store.save(part.file)
-        if (staged.bytes === 0) {
-          // Browsers send an empty part when no file was chosen: that means "no image".
-          await store.discard(staged)
-          continue
-        }
-        image = staged
-        if (!staged.type || (ext !== '' && !ALLOWED_CLIENT_EXTENSIONS.has(ext))) {
+        const data = await readAll(part.file)
+        // Browsers send an empty part when no file was chosen: that means "no image".
+        if (data.length === 0) continue
+        sawImage = true
+        if (ext !== '' && !ALLOWED_CLIENT_EXTENSIONS.has(ext)) {
           errors.image_file = 'The image must be a PNG, JPEG, GIF or WebP file.'
           status = 415
+          continue
+        }
+        try {
+          const processed = await processor.process(data)
+          const staged = await store.save(Readable.from([processed.data]))
+          image = { image: staged, thumb: null }
+          if (processed.thumb) image.thumb = await store.save(Readable.from([processed.thumb.data]))
+        } catch (err) {
+          if (!(err instanceof ImageRejected)) throw err
+          errors.image_file = err.message
+          status = err.statusCode
         }
       }
     } catch (err) {
-      if (image) await store.discard(image)
+      if (image) await discardUpload(store, image)
       const e = err as { statusCode?: number; syscall?: string }
       if (typeof e.statusCode === 'number' && e.statusCode < 500) throw err
       // The store could not write (read-only or full disk): not the client's fault.

@@ -1,9 +1,9 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Transaction } from 'sequelize'
-import type { Blog, BlogPage, BlogRepository } from '../repositories/blog-repository'
+import type { Blog, BlogPage, BlogRepository, ImageNames } from '../repositories/blog-repository'
 import { outcomeUnknown } from '../errors'
-import type { ImageStorage, StagedImage } from '../storage/storage'
-import { hasErrors, type ParsedForm } from './form'
+import type { ImageStorage } from '../storage/storage'
+import { discardUpload, hasErrors, type ParsedForm, type StagedUpload } from './form'
 
 /** How a write ended, for the route to answer; unexpected failures are thrown. */
 export type WriteOutcome = { status: 'done'; id: number } | { status: 'invalid' } | { status: 'not_found' }
@@ -16,11 +16,12 @@ interface Change {
 
 /**
  * Posts, with their images: the only place a write's whole life is handled (staged upload,
- * transaction, image promotion, cleanup), so row and file live or die together:
- * - invalid form, no such post, or the work fails: rollback, the staged or promoted image goes;
- * - COMMIT fails: the outcome is unknown (the server may have committed), so the new image is
- *   kept and the orphan sweep removes it later if no row points to it;
- * - commit succeeds: images the change replaced or deleted are removed.
+ * transaction, image promotion, cleanup), so row and files live or die together. An upload is
+ * two files (the image and its thumbnail), handled as one:
+ * - invalid form, no such post, or the work fails: rollback, the staged or promoted files go;
+ * - COMMIT fails: the outcome is unknown (the server may have committed), so the new files are
+ *   kept and the orphan sweep removes them later if no row points to them;
+ * - commit succeeds: files the change replaced or deleted are removed.
  */
 export class PostsService {
   constructor(
@@ -39,57 +40,65 @@ export class PostsService {
 
   async create(form: ParsedForm): Promise<WriteOutcome> {
     if (await this.rejectInvalid(form)) return { status: 'invalid' }
-    return this.write(form.image, async (t, image) => ({ id: await this.repo.create(form.values, image, t), obsolete: [] }))
+    return this.write(form.image, async (t, images) => ({ id: await this.repo.create(form.values, images, t), obsolete: [] }))
   }
 
-  /** A new image replaces the old one; without one the old image stays. */
+  /** A new image (and thumbnail) replaces the old pair; without one the old pair stays. */
   async update(id: number, form: ParsedForm): Promise<WriteOutcome> {
     if (await this.rejectInvalid(form)) return { status: 'invalid' }
-    return this.write(form.image, async (t, image) => {
-      const before = await this.repo.update(id, form.values, image ?? undefined, t)
-      return before && { id, obsolete: image ? [before.previousImage] : [] }
+    return this.write(form.image, async (t, images) => {
+      const before = await this.repo.update(id, form.values, images ?? undefined, t)
+      return before && { id, obsolete: images ? [before.imageLoc, before.thumbLoc] : [] }
     })
   }
 
   async delete(id: number): Promise<WriteOutcome> {
     return this.write(null, async (t) => {
       const removed = await this.repo.delete(id, t)
-      return removed && { id, obsolete: [removed.imageLoc] }
+      return removed && { id, obsolete: [removed.imageLoc, removed.thumbLoc] }
     })
   }
 
   private async rejectInvalid(form: ParsedForm): Promise<boolean> {
     if (!hasErrors(form)) return false
-    if (form.image) await this.images.discard(form.image)
+    if (form.image) await discardUpload(this.images, form.image)
     return true
   }
 
   /** One transaction around `work`; `work` answers null for "no such post". */
-  private async write(staged: StagedImage | null, work: (t: Transaction, image: string | null) => Promise<Change | null>): Promise<WriteOutcome> {
+  private async write(staged: StagedUpload | null, work: (t: Transaction, images: ImageNames | null) => Promise<Change | null>): Promise<WriteOutcome> {
     let t: Transaction
     try {
       t = await this.repo.begin()
     } catch (err) {
-      if (staged) await this.images.discard(staged)
+      if (staged) await discardUpload(this.images, staged)
       throw err
     }
-    let image: string | null = null
+    // Names promoted so far: an undo deletes these and discards the rest of the upload.
+    const promoted: string[] = []
     let change: Change | null
     try {
-      if (staged) image = await this.images.promote(staged)
-      change = await work(t, image)
+      let images: ImageNames | null = null
+      if (staged) {
+        const imageLoc = await this.images.promote(staged.image)
+        promoted.push(imageLoc)
+        const thumbLoc = staged.thumb ? await this.images.promote(staged.thumb) : null
+        if (thumbLoc) promoted.push(thumbLoc)
+        images = { imageLoc, thumbLoc }
+      }
+      change = await work(t, images)
     } catch (err) {
-      await this.undo(t, staged, image)
+      await this.undo(t, staged, promoted)
       throw err
     }
     if (!change) {
-      await this.undo(t, staged, image)
+      await this.undo(t, staged, promoted)
       return { status: 'not_found' }
     }
     try {
       await t.commit()
     } catch (err) {
-      if (image) this.log.warn({ image }, 'commit outcome unknown; keeping the new image for the orphan sweep')
+      if (promoted.length > 0) this.log.warn({ images: promoted }, 'commit outcome unknown; keeping the new images for the orphan sweep')
       throw outcomeUnknown(err)
     }
     for (const name of change.obsolete) {
@@ -98,9 +107,12 @@ export class PostsService {
     return { status: 'done', id: change.id }
   }
 
-  private async undo(t: Transaction, staged: StagedImage | null, image: string | null): Promise<void> {
+  private async undo(t: Transaction, staged: StagedUpload | null, promoted: string[]): Promise<void> {
     await t.rollback().catch((err: unknown) => this.log.warn({ err }, 'rollback failed'))
-    if (image) await this.images.delete(image)
-    else if (staged) await this.images.discard(staged)
+    for (const name of promoted) await this.images.delete(name)
+    if (!staged) return
+    // What was not promoted yet is still staged (discarding a promoted key is a no-op).
+    if (promoted.length === 0) await this.images.discard(staged.image)
+    if (staged.thumb && promoted.length < 2) await this.images.discard(staged.thumb)
   }
 }

@@ -11,6 +11,8 @@ export interface BlogSummary {
   /** True when the content is longer than the excerpt. */
   truncated: boolean
   imageLoc: string | null
+  /** The list page's smaller copy; null for posts without an image or stored before thumbnails. */
+  thumbLoc: string | null
   /** ISO 8601 in UTC, e.g. 2026-09-01T09:15:00Z. */
   modifiedAt: string
 }
@@ -21,6 +23,7 @@ export interface Blog {
   author: string
   content: string
   imageLoc: string | null
+  thumbLoc: string | null
   /** ISO 8601 in UTC. */
   modifiedAt: string
 }
@@ -29,6 +32,18 @@ export interface BlogInput {
   title: string
   author: string
   content: string
+}
+
+/** A post's stored image and its thumbnail (null when the image is as small as a thumbnail). */
+export interface ImageNames {
+  imageLoc: string
+  thumbLoc: string | null
+}
+
+/** The images a row had before a change. */
+export interface StoredImages {
+  imageLoc: string | null
+  thumbLoc: string | null
 }
 
 export interface BlogPage {
@@ -45,6 +60,7 @@ export interface SummaryRow {
   excerpt: string
   truncated: number
   image_loc: string | null
+  thumb_loc: string | null
   modified_iso: string
 }
 
@@ -55,6 +71,7 @@ export const toSummary = (r: SummaryRow): BlogSummary => ({
   excerpt: r.excerpt,
   truncated: r.truncated === 1,
   imageLoc: r.image_loc,
+  thumbLoc: r.thumb_loc,
   modifiedAt: r.modified_iso
 })
 
@@ -67,10 +84,10 @@ const MODIFIED_ISO = "DATE_FORMAT(`modified_dt`, '%Y-%m-%dT%H:%i:%sZ') AS `modif
 // extra row to learn whether a next page exists (no COUNT(*) per page view).
 export const LIST_SQL =
   'SELECT `id`, `title`, `author`, LEFT(`content`, $1) AS `excerpt`, CHAR_LENGTH(`content`) > $1 AS `truncated`, ' +
-  `\`image_loc\`, ${MODIFIED_ISO} ` +
+  `\`image_loc\`, \`thumb_loc\`, ${MODIFIED_ISO} ` +
   'FROM `blog` ORDER BY `modified_dt` DESC, `id` DESC LIMIT $2 OFFSET $3'
 
-const SHOW_SQL = `SELECT \`id\`, \`title\`, \`author\`, \`content\`, \`image_loc\`, ${MODIFIED_ISO} FROM \`blog\` WHERE \`id\` = $1`
+const SHOW_SQL = `SELECT \`id\`, \`title\`, \`author\`, \`content\`, \`image_loc\`, \`thumb_loc\`, ${MODIFIED_ISO} FROM \`blog\` WHERE \`id\` = $1`
 
 /**
  * The only code that touches the blog table. Plain objects in and out; reads go through
@@ -101,27 +118,27 @@ export class BlogRepository {
     })
     const r = rows[0]
     if (!r) return null
-    return { id: r.id, title: r.title, author: r.author, content: r.content, imageLoc: r.image_loc, modifiedAt: r.modified_iso }
+    return { id: r.id, title: r.title, author: r.author, content: r.content, imageLoc: r.image_loc, thumbLoc: r.thumb_loc, modifiedAt: r.modified_iso }
   }
 
-  async create(input: BlogInput, imageLoc: string | null, transaction: Transaction): Promise<number> {
+  async create(input: BlogInput, images: ImageNames | null, transaction: Transaction): Promise<number> {
     const row = await this.Blog.create(
-      { title: input.title, author: input.author, content: input.content, image_loc: imageLoc, modified_dt: new Date() },
+      { title: input.title, author: input.author, content: input.content, image_loc: images?.imageLoc ?? null, thumb_loc: images?.thumbLoc ?? null, modified_dt: new Date() },
       { transaction }
     )
     return row.id
   }
 
   /**
-   * Updates a post and returns the image it had before, or null when the post does not exist.
-   * The row is locked first so two concurrent edits cannot both think they own the old image.
+   * Updates a post and returns the images it had before, or null when the post does not exist.
+   * The row is locked first so two concurrent edits cannot both think they own the old images.
    */
   async update(
     id: number,
     input: BlogInput,
-    imageLoc: string | undefined,
+    images: ImageNames | undefined,
     transaction: Transaction
-  ): Promise<{ previousImage: string | null } | null> {
+  ): Promise<StoredImages | null> {
     const current = await this.lockImageOf(id, transaction)
     if (!current) return null
     await this.Blog.update(
@@ -130,33 +147,33 @@ export class BlogRepository {
         author: input.author,
         content: input.content,
         modified_dt: new Date(),
-        ...(imageLoc !== undefined ? { image_loc: imageLoc } : {})
+        ...(images !== undefined ? { image_loc: images.imageLoc, thumb_loc: images.thumbLoc } : {})
       },
       { where: { id }, transaction }
     )
-    return { previousImage: current.image_loc }
+    return { imageLoc: current.image_loc, thumbLoc: current.thumb_loc }
   }
 
-  /** Deletes a post; returns its image (or null), or null when there was no such post. */
-  async delete(id: number, transaction: Transaction): Promise<{ imageLoc: string | null } | null> {
+  /** Deletes a post; returns its images (or nulls), or null when there was no such post. */
+  async delete(id: number, transaction: Transaction): Promise<StoredImages | null> {
     const current = await this.lockImageOf(id, transaction)
     if (!current) return null
     await this.Blog.destroy({ where: { id }, transaction })
-    return { imageLoc: current.image_loc }
+    return { imageLoc: current.image_loc, thumbLoc: current.thumb_loc }
   }
 
-  /** Locks a post's row for the rest of the transaction and reads its image (null: no such post). */
-  private async lockImageOf(id: number, transaction: Transaction): Promise<{ image_loc: string | null } | null> {
-    return this.Blog.findByPk(id, { attributes: ['id', 'image_loc'], transaction, lock: transaction.LOCK.UPDATE, raw: true })
+  /** Locks a post's row for the rest of the transaction and reads its images (null: no such post). */
+  private async lockImageOf(id: number, transaction: Transaction): Promise<{ image_loc: string | null; thumb_loc: string | null } | null> {
+    return this.Blog.findByPk(id, { attributes: ['id', 'image_loc', 'thumb_loc'], transaction, lock: transaction.LOCK.UPDATE, raw: true })
   }
 
-  /** Every image name a row points to (for the orphan-file sweep). */
+  /** Every image and thumbnail name a row points to (for the orphan-file sweep). */
   async imageNames(): Promise<Set<string>> {
-    const rows = await this.sequelize.query<{ image_loc: string }>(
-      'SELECT `image_loc` FROM `blog` WHERE `image_loc` IS NOT NULL',
+    const rows = await this.sequelize.query<{ name: string }>(
+      'SELECT `image_loc` AS `name` FROM `blog` WHERE `image_loc` IS NOT NULL UNION ALL SELECT `thumb_loc` FROM `blog` WHERE `thumb_loc` IS NOT NULL',
       { type: QueryTypes.SELECT }
     )
-    return new Set(rows.map((r) => r.image_loc))
+    return new Set(rows.map((r) => r.name))
   }
 
   /** Starts the transaction a write's owner (the posts service) commits or rolls back itself. */

@@ -13,6 +13,7 @@ export interface BlogRow {
   author: string
   content: string
   image_loc: string | null
+  thumb_loc: string | null
   modified_dt: Date
 }
 

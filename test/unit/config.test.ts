@@ -23,6 +23,7 @@ describe('loadConfig defaults', () => {
     expect(c.logLevel).toBe('info')
     expect(c.pageSize).toBe(20)
     expect(c.maxUploadBytes).toBe(5 * 1024 * 1024)
+    expect(c.maxImagePixels).toBe(40_000_000)
     expect(c.viewCache).toBe(true)
     expect(c.uploadDir).toBe(path.resolve('uploads'))
     expect(c.requestTimeoutMs).toBe(30_000)
@@ -50,6 +51,7 @@ describe('loadConfig defaults', () => {
       PORT: '8080',
       PAGE_SIZE: '5',
       MAX_UPLOAD_BYTES: '1024',
+      MAX_IMAGE_PIXELS: '1000000',
       VIEW_CACHE: 'false',
       DB_SEED_ON_START: 'false',
       DB_MIGRATE_ON_START: 'false',
@@ -60,6 +62,7 @@ describe('loadConfig defaults', () => {
     expect(c.port).toBe(8080)
     expect(c.pageSize).toBe(5)
     expect(c.maxUploadBytes).toBe(1024)
+    expect(c.maxImagePixels).toBe(1_000_000)
     expect(c.viewCache).toBe(false)
     expect(c.db.seedOnStart).toBe(false)
     expect(c.db.migrateOnStart).toBe(false)

@@ -7,6 +7,7 @@ export class BlogModel extends Model<InferAttributes<BlogModel>, InferCreationAt
   declare author: string
   declare content: string
   declare image_loc: string | null
+  declare thumb_loc: CreationOptional<string | null>
   declare modified_dt: CreationOptional<Date>
 }
 
@@ -21,6 +22,7 @@ export function defineBlogModel(sequelize: Sequelize): typeof BlogModel {
       author: { type: DataTypes.STRING(FIELD_RULES.author.maxLength), allowNull: false },
       content: { type: DataTypes.TEXT, allowNull: false },
       image_loc: { type: DataTypes.STRING(255), allowNull: true },
+      thumb_loc: { type: DataTypes.STRING(255), allowNull: true },
       modified_dt: { type: DataTypes.DATE, allowNull: false, defaultValue: DataTypes.NOW }
     },
     { sequelize, tableName: 'blog', modelName: 'Blog', timestamps: false }

@@ -14,7 +14,7 @@ const emptyValues = { title: '', author: '', content: '' }
 
 /** The HTML pages of the blog, and the JSON delete. Each write reads: parse, service, redirect. */
 const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { posts, imageStore, writeLimit } = fastify
+  const { posts, imageStore, imageProcessor, writeLimit } = fastify
   const pageSize = fastify.appConfig.pageSize
 
   // Ajv coerces 'Infinity' (or '1e400') to Infinity and skips minimum/maximum for non-finite
@@ -49,7 +49,7 @@ const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.post('/new', { config: writeLimit }, async (request, reply) => {
-    const form = await readPostForm(request, imageStore)
+    const form = await readPostForm(request, imageStore, imageProcessor)
     const result = await posts.create(form)
     if (result.status === 'invalid') return renderForm(reply, form, null)
     return reply.flash('created').redirect('/blogs/', 303)
@@ -70,7 +70,7 @@ const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       config: writeLimit,
       handler: async (request, reply) => {
         const id = request.params.id
-        const form = await readPostForm(request, imageStore)
+        const form = await readPostForm(request, imageStore, imageProcessor)
         const result = await posts.update(id, form)
         if (result.status === 'done') return reply.flash('updated').redirect(`/blogs/show/${id}`, 303)
         const post = result.status === 'invalid' ? await posts.get(id) : null

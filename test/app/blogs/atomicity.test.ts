@@ -1,13 +1,15 @@
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { afterEach, beforeEach, describe, expect, it, onTestFinished, vi } from 'vitest'
+import { afterEach, beforeAll, beforeEach, describe, expect, it, onTestFinished, vi } from 'vitest'
+import type { Transaction } from 'sequelize'
 import type { FastifyInstance } from 'fastify'
 import { LocalImageStorage } from '../../../src/storage/local'
 import { STORED_NAME } from '../../../src/storage/sniff'
 import { useTestApp, incomingFiles, storedFiles, type TestEnv } from '../../kit/app'
 import { postForm } from '../../kit/form'
 import { GIF_1x1, JPEG_1x1, PNG_1x1, WEBP_1x1 } from '../../fixtures/images'
+import { expectSameImage, picture } from '../../kit/images'
 
 let env: TestEnv
 let app: FastifyInstance
@@ -134,7 +136,7 @@ describe('creating a post with an image is all or nothing', () => {
       const i = Number(r.title.replace('Concurrent ', ''))
       expect(r.image_loc!.endsWith(`.${images[i % 4]!.ext}`), `${r.title} -> ${r.image_loc}`).toBe(true)
       const bytes = await fs.readFile(path.join(env.uploadDir, r.image_loc!))
-      expect(bytes.equals(images[i % 4]!.data)).toBe(true)
+      await expectSameImage(bytes, images[i % 4]!.data, images[i % 4]!.ext === 'jpg' ? 8 : 0)
     }
   })
 })
@@ -203,5 +205,75 @@ describe('the orphan sweep', () => {
     // The post's image is still served.
     const res = await app.inject(`/static/uploads/${row!.image_loc}`)
     expect(res.statusCode).toBe(200)
+  })
+})
+
+describe('an image and its thumbnail are one upload', () => {
+  let big: Buffer
+  beforeAll(async () => {
+    big = await picture(1200, 900, 'jpeg')
+  })
+  const postBig = (title: string) =>
+    postForm(app, '/blogs/new', { title, author: 'Atomic Tester', content: 'Two files, one upload.' }, { image_file: { data: big, filename: 'big.jpg', type: 'image/jpeg' } })
+
+  /** Makes the next transaction's COMMIT fail as a lost connection would, after `before` ran. */
+  function loseCommit(before: (t: Transaction) => Promise<void>) {
+    const realBegin = app.blogs.begin.bind(app.blogs)
+    vi.spyOn(app.blogs, 'begin').mockImplementationOnce(async () => {
+      const t = await realBegin()
+      t.commit = async () => {
+        await before(t)
+        throw Object.assign(new Error('Connection lost: The server closed the connection.'), { code: 'PROTOCOL_CONNECTION_LOST' })
+      }
+      return t
+    })
+  }
+
+  it('a database error on INSERT removes both promoted files', async () => {
+    await env.query(
+      "CREATE TRIGGER `blog_reject_insert` BEFORE INSERT ON `blog` FOR EACH ROW " +
+        "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'insert rejected by test trigger'"
+    )
+    const promote = vi.spyOn(app.imageStore, 'promote')
+    const res = await postBig('Pair trigger says no')
+    expect(res.statusCode).toBe(500)
+    expect(promote).toHaveBeenCalledTimes(2)
+    expect(await countRows()).toBe(0)
+    expect(await storedFiles(env.uploadDir)).toEqual([])
+    expect(await incomingFiles(env.uploadDir)).toEqual([])
+  })
+
+  it('a failure promoting the thumbnail (the image already promoted) leaves no row and no file', async () => {
+    const realPromote = app.imageStore.promote.bind(app.imageStore)
+    vi.spyOn(app.imageStore, 'promote')
+      .mockImplementationOnce(realPromote)
+      .mockRejectedValueOnce(new Error('simulated failure promoting the thumbnail'))
+    const res = await postBig('Thumb fails')
+    expect(res.statusCode).toBe(500)
+    expect(await countRows()).toBe(0)
+    expect(await storedFiles(env.uploadDir)).toEqual([])
+    expect(await incomingFiles(env.uploadDir)).toEqual([])
+  })
+
+  it('COMMIT applied but unanswered: 503, the row and both files are kept', async () => {
+    loseCommit((t) => Object.getPrototypeOf(t).commit.call(t))
+    const res = await postBig('Committed, unanswered')
+    expect(res.statusCode).toBe(503)
+    const rows = await env.query<{ image_loc: string; thumb_loc: string }>('SELECT `image_loc`, `thumb_loc` FROM `blog`')
+    expect(rows).toHaveLength(1)
+    expect(await storedFiles(env.uploadDir)).toEqual([rows[0]!.image_loc, rows[0]!.thumb_loc].sort())
+    // The sweep knows both are referenced.
+    expect(await app.imageStore.sweep(await app.blogs.imageNames(), -1)).toEqual([])
+  })
+
+  it('COMMIT never applied and unanswered: 503, both files kept until the sweep finds no row for them', async () => {
+    loseCommit((t) => t.rollback())
+    const res = await postBig('Lost commit')
+    expect(res.statusCode).toBe(503)
+    expect(await countRows()).toBe(0)
+    const kept = await storedFiles(env.uploadDir)
+    expect(kept).toHaveLength(2)
+    expect((await app.imageStore.sweep(await app.blogs.imageNames(), -1)).sort()).toEqual(kept)
+    expect(await storedFiles(env.uploadDir)).toEqual([])
   })
 })

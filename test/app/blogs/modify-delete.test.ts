@@ -14,6 +14,7 @@ import {
   unusedId
 } from '../../kit/posts'
 import { GIF_1x1, PNG_1x1 } from '../../fixtures/images'
+import { expectSameImage } from '../../kit/images'
 
 let env: TestEnv
 let app: FastifyInstance
@@ -94,7 +95,7 @@ describe.each(['POST', 'PUT'] as const)('%s /blogs/modify/:id', (method) => {
     expect(row?.image_loc).toMatch(GENERATED_NAME)
     expect(row?.image_loc).toMatch(/\.gif$/)
     expect(row?.image_loc).not.toBe(oldName)
-    expect((await readStored(env, row!.image_loc!)).equals(GIF_1x1)).toBe(true)
+    await expectSameImage(await readStored(env, row!.image_loc!), GIF_1x1)
     const after = await fileState(env)
     expect(after.stored).toEqual([...before.stored.filter((n) => n !== oldName), row!.image_loc!].sort())
     expect(after.incoming).toEqual([])
@@ -107,7 +108,7 @@ describe.each(['POST', 'PUT'] as const)('%s /blogs/modify/:id', (method) => {
     expect(res.statusCode).toBe(303)
     expect((await rowById(env, post.id))?.image_loc).toBe(post.image_loc)
     expect(await fileState(env)).toEqual(before)
-    expect((await readStored(env, post.image_loc!)).equals(PNG_1x1)).toBe(true)
+    await expectSameImage(await readStored(env, post.image_loc!), PNG_1x1)
   })
 
   it('re-renders the form with 400 on invalid input and changes nothing', async () => {

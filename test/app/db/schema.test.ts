@@ -11,6 +11,8 @@ import { useDisposableApps, type TestEnv } from '../../kit/app'
 const { newEnv, newApp, closeApp } = useDisposableApps()
 
 const INITIAL_DATA = path.join(ROOT, 'initial_data.sql')
+const MIGRATIONS = [{ name: '001-create-blog' }, { name: '002-blog-thumb' }]
+const migrationsRun = (env: TestEnv) => env.query('SELECT `name` FROM `schema_migrations` ORDER BY `name`')
 
 /** Runs initial_data.sql the way `mysql < initial_data.sql` would, with blog_db renamed to env.database. */
 async function runInitialData(env: TestEnv): Promise<void> {
@@ -159,7 +161,7 @@ describe('starting the app on a database made by initial_data.sql', () => {
 
     expect(await showCreateTable(env)).toBe(before)
     expect(await dumpPosts(env)).toEqual(expectedPosts)
-    expect(await env.query('SELECT `name` FROM `schema_migrations`')).toEqual([{ name: '001-create-blog' }])
+    expect(await migrationsRun(env)).toEqual(MIGRATIONS)
     expect(await env.query('SELECT `name` FROM `schema_seeds`')).toEqual([{ name: '001-sample-posts' }])
 
     // The app works on that table: the list shows the posts.
@@ -168,13 +170,27 @@ describe('starting the app on a database made by initial_data.sql', () => {
     for (const p of samplePosts) expect(res.body).toContain(p.title.replaceAll("'", '&#39;'))
   })
 
+  it('adds thumb_loc to a table made before thumbnails (NULL for every existing post), giving the current schema', async () => {
+    const current = await newEnv()
+    await newApp(current)
+    const env = await newEnv()
+    await runInitialData(env)
+    await env.query('ALTER TABLE `blog` DROP COLUMN `thumb_loc`')
+
+    await newApp(env)
+
+    expect(await showCreateTable(env)).toBe(await showCreateTable(current))
+    expect(await env.query('SELECT `id` FROM `blog` WHERE `thumb_loc` IS NOT NULL')).toEqual([])
+    expect(await dumpPosts(env)).toEqual(expectedPosts)
+  })
+
   it('can be restarted on the same database without changes', async () => {
     const env = await newEnv()
     await runInitialData(env)
     await closeApp(await newApp(env))
     await newApp(env)
     expect(await countPosts(env)).toBe(samplePosts.length)
-    expect(await env.query('SELECT `name` FROM `schema_migrations`')).toHaveLength(1)
+    expect(await migrationsRun(env)).toEqual(MIGRATIONS)
     expect(await env.query('SELECT `name` FROM `schema_seeds`')).toHaveLength(1)
   })
 
@@ -228,7 +244,7 @@ describe('the sample-post seed', () => {
     expect(env.config.db.seedOnStart).toBe(false)
     await newApp(env)
     expect(await countPosts(env)).toBe(0)
-    expect(await env.query('SELECT `name` FROM `schema_migrations`')).toEqual([{ name: '001-create-blog' }])
+    expect(await migrationsRun(env)).toEqual(MIGRATIONS)
     // The seed did not run, so it is not recorded either (a later start with seeding on may load it).
     const seeds = await env.query<{ n: number }>(
       'SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?',

@@ -7,13 +7,16 @@ import { multipart } from '../../kit/form'
 import { expectWellFormed, params, RUNS } from '../../kit/hostile'
 import { countRows, ejsEscape, GENERATED_NAME, type BlogRow } from '../../kit/posts'
 import { rawMultipart } from '../../kit/form'
-import { GIF_1x1, JPEG_1x1, PNG_1x1, WEBP_1x1 } from '../../fixtures/images'
+import { GIF_1x1, JPEG_1x1, PNG_1x1, pngDeclaring, WEBP_1x1 } from '../../fixtures/images'
+import { decoded } from '../../kit/images'
+import { readStored } from '../../kit/posts'
 
 // Property tests of the post form against hostile input, through the real app (inject) and a
 // real database. Invariants, whatever is sent:
 // - never a 5xx;
 // - the row count changes iff the answer is 303, and then the row holds exactly what was sent;
-// - no file is left behind unless a post references it;
+// - no file is left behind unless a post references it, and a stored file is an image the server
+//   encoded (it decodes as the type its name says, with no metadata), never the bytes sent;
 // - every page is made only of the templates' own tags: input never becomes markup.
 // FAST_CHECK_SEED=<n> replays a failure; numRuns are kept modest for CI time.
 
@@ -126,7 +129,11 @@ type Part =
 
 const fieldName = fc.constantFrom('title', 'author', 'content', 'image_file', 'TITLE', 'title[]', 'extra', '', 'a"b', '__proto__', 'constructor')
 const imageData = fc.oneof(
-  fc.constantFrom(PNG_1x1, GIF_1x1, JPEG_1x1, WEBP_1x1, Buffer.alloc(0), Buffer.from('<?php echo 1; ?>'), Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>')),
+  fc.constantFrom(
+    PNG_1x1, GIF_1x1, JPEG_1x1, WEBP_1x1, Buffer.alloc(0), Buffer.from('<?php echo 1; ?>'), Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'),
+    // A decompression bomb's header, a JPEG cut short, an image with a page after it.
+    pngDeclaring(20_000, 20_000), JPEG_1x1.subarray(0, 200), Buffer.concat([GIF_1x1, Buffer.from('<html><script>alert(1)</script></html>')])
+  ),
   fc.uint8Array({ maxLength: 64 }).map((a) => Buffer.from(a)),
   fc.uint8Array({ maxLength: 64 }).map((a) => Buffer.concat([PNG_1x1.subarray(0, 8), Buffer.from(a)]))
 )
@@ -165,7 +172,7 @@ describe('any sequence of parts', () => {
         const after = { rows: await countRows(env), files: await fileState() }
         const what = `${res.statusCode} ${JSON.stringify(parts.map((p) => (p.kind === 'file' ? { ...p, data: p.data.subarray(0, 16).toString('hex') } : p))).slice(0, 600)}`
 
-        expect([303, 400, 413, 415], what).toContain(res.statusCode)
+        expect([303, 400, 413, 415, 422], what).toContain(res.statusCode)
         expect(after.rows - before.rows, what).toBe(res.statusCode === 303 ? 1 : 0)
         expect(after.files.incoming, what).toEqual([])
         const added = after.files.stored.filter((f) => !before.files.stored.includes(f))
@@ -176,8 +183,13 @@ describe('any sequence of parts', () => {
           expect(sentValues('title'), what).toEqual([row.title])
           expect(sentValues('author'), what).toEqual([row.author])
           expect(sentValues('content'), what).toEqual([row.content])
-          expect(added, what).toEqual(row.image_loc ? [row.image_loc] : [])
-          if (row.image_loc) expect(row.image_loc, what).toMatch(GENERATED_NAME)
+          expect(added, what).toEqual([row.image_loc, row.thumb_loc].filter((n) => n !== null).sort())
+          if (row.image_loc) {
+            expect(row.image_loc, what).toMatch(GENERATED_NAME)
+            const image = await decoded(await readStored(env, row.image_loc))
+            expect(image.format?.replace('jpeg', 'jpg'), what).toBe(row.image_loc.split('.').pop())
+            expect({ exif: image.exif, xmp: image.xmp, icc: image.icc }, what).toEqual({ exif: false, xmp: false, icc: false })
+          }
         } else {
           expect(added, what).toEqual([])
           if (res.headers['content-type']?.toString().startsWith('text/html')) expectWellFormed(res.body, what)
@@ -233,7 +245,7 @@ describe('malformed bodies', () => {
         const after = { rows: await countRows(env), files: await fileState() }
         const what = `${res.statusCode} ${m.kind} ${contentType}: ${res.body.slice(0, 200)}`
 
-        expect([303, 400, 413, 415], what).toContain(res.statusCode)
+        expect([303, 400, 413, 415, 422], what).toContain(res.statusCode)
         expect(after.rows - before.rows, what).toBe(res.statusCode === 303 ? 1 : 0)
         expect(after.files.incoming, what).toEqual([])
         if (res.statusCode !== 303) expect(after.files.stored, what).toEqual(before.files.stored)

@@ -66,7 +66,7 @@ describe.each(MODES)('the inspector with server spans made by $name', (mode) => 
     expect(page.headers['cache-control']).toBe('no-store')
     expect(waterfallLabels(page.body)).toEqual(['GET /blogs/show/:id', 'pool.acquire', 'SELECT', 'view.render'])
     const [sql] = attributeValues(page.body, 'db.query.text')
-    expect(sql).toBe('SELECT `id`, `title`, `author`, `content`, `image_loc`, DATE_FORMAT(`modified_dt`, ?) AS `modified_iso` FROM `blog` WHERE `id` = ?')
+    expect(sql).toBe('SELECT `id`, `title`, `author`, `content`, `image_loc`, `thumb_loc`, DATE_FORMAT(`modified_dt`, ?) AS `modified_iso` FROM `blog` WHERE `id` = ?')
     expect(page.body).not.toContain(title)
     expect(page.body).toContain(`href="${JAEGER_URL}/trace/${traceId}"`)
     // The SELECT's bar is split: loop busy and the rest (no DB server time: the shared MariaDB
@@ -106,7 +106,13 @@ describe.each(MODES)('the inspector with server spans made by $name', (mode) => 
     const insert = attributeValues(page.body, 'db.query.text').find((t) => t.startsWith('INSERT'))
     expect(insert).toMatch(/^INSERT INTO `blog` \(.*\) VALUES \((DEFAULT,)?\?(,\?)*\);?$/)
     expect(insert).not.toContain('Inspector')
-    expect(attributeValues(page.body, 'blog.image.bytes')).toEqual([String(PNG_1x1.length + 5000)])
+    // The decode span says what came in and what was kept; the write, what was stored.
+    expect(labels).toContain('blog.image.process')
+    expect(attributeValues(page.body, 'blog.image.input_bytes')).toEqual([String(PNG_1x1.length + 5000)])
+    const kept = attributeValues(page.body, 'blog.image.bytes')
+    expect(kept).toHaveLength(2)
+    expect(new Set(kept).size).toBe(1)
+    expect(Number(kept[0])).toBeLessThan(PNG_1x1.length + 5000)
   })
 
   it('lists requests with route, status, queries and DB time, filtered and slowest first on demand', async () => {

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto'
+import fs from 'node:fs/promises'
+import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { PNG_1x1 } from '../../fixtures/images'
+import { PNG_1x1, pngDeclaring } from '../../fixtures/images'
 import { parseTraceHeader, StatusCode } from '../../kit/otlp-receiver'
 import { request, type HttpResponse } from '../../kit/server'
 import { expectRequestTrace } from '../../kit/trace'
@@ -10,7 +12,7 @@ import { SERVER_SPAN_MODES, useTracedServer } from '../../kit/traced-server'
 // what the compiled app exports, in both ways of making server spans.
 
 const LIST_SQL = /^SELECT .* FROM `blog` ORDER BY .* LIMIT \? OFFSET \?$/
-const SHOW_SQL = /^SELECT `id`, `title`, `author`, `content`, `image_loc`, DATE_FORMAT\(`modified_dt`, \?\) AS `modified_iso` FROM `blog` WHERE `id` = \?$/
+const SHOW_SQL = /^SELECT `id`, `title`, `author`, `content`, `image_loc`, `thumb_loc`, DATE_FORMAT\(`modified_dt`, \?\) AS `modified_iso` FROM `blog` WHERE `id` = \?$/
 
 describe.each(SERVER_SPAN_MODES)('server spans made by $name', (mode) => {
   const s = useTracedServer(mode.env)
@@ -60,7 +62,7 @@ describe.each(SERVER_SPAN_MODES)('server spans made by $name', (mode) => {
     expect(t.server.attributes['url.path']).toBe(path)
   })
 
-  it('POST /blogs/new with an image: the image write, then START TRANSACTION, INSERT, COMMIT in order', async () => {
+  it('POST /blogs/new with an image: the image decode and re-encode, its write, then START TRANSACTION, INSERT, COMMIT in order', async () => {
     const image = Buffer.concat([PNG_1x1, randomBytes(20_000)])
     const title = `Traced ${randomBytes(4).toString('hex')}`
     const res = await s.postForm({ title, author: 'Span Tester', content: 'A post with a picture.' }, image)
@@ -72,14 +74,37 @@ describe.each(SERVER_SPAN_MODES)('server spans made by $name', (mode) => {
       sql: [/^START TRANSACTION/, /^INSERT INTO `blog`/, /^COMMIT/]
     })
     expect(sql.map((q) => q.name)[1]).toBe('INSERT')
+    const [row] = await s.env.query<{ image_loc: string; thumb_loc: string | null }>('SELECT `image_loc`, `thumb_loc` FROM `blog` WHERE `title` = ?', [title])
+    // 1x1: no thumbnail, so one file is written, the re-encoded image (the trailing bytes are gone).
+    expect(row!.thumb_loc).toBeNull()
+    const stored = (await fs.stat(path.join(s.env.uploadDir, row!.image_loc))).size
+    expect(stored).toBeLessThan(image.length)
+    const processes = children.filter((c) => c.name === 'blog.image.process')
+    expect(processes).toHaveLength(1)
+    expect(processes[0]!.attributes).toMatchObject({
+      'blog.image.input_type': 'png', 'blog.image.input_bytes': image.length,
+      'blog.image.width': 1, 'blog.image.height': 1, 'blog.image.bytes': stored, 'blog.image.thumb_bytes': 0
+    })
+    expect(JSON.stringify(processes[0]!.attributes)).not.toContain('picture.png')
+    expect(processes[0]!.error).toBe(false)
     const writes = children.filter((c) => c.name === 'blog.image.write')
     expect(writes).toHaveLength(1)
-    expect(writes[0]!.attributes).toMatchObject({ 'blog.image.bytes': image.length, 'blog.image.type': 'png' })
+    expect(writes[0]!.attributes).toMatchObject({ 'blog.image.bytes': stored, 'blog.image.type': 'png' })
     expect(writes[0]!.error).toBe(false)
-    // The file is received before the transaction opens.
+    // Decoded, then written, all before the transaction opens.
+    expect(processes[0]!.endUs).toBeLessThanOrEqual(writes[0]!.startUs + 1000)
     expect(writes[0]!.startUs).toBeLessThanOrEqual(sql[0]!.startUs)
     expect(writes[0]!.endUs).toBeLessThanOrEqual(sql[0]!.endUs + 1000)
-    expect(await s.env.query('SELECT `image_loc` FROM `blog` WHERE `title` = ?', [title])).toHaveLength(1)
+  })
+
+  it('an upload that is a decompression bomb: 422, the blog.image.process span marked ERROR, nothing written', async () => {
+    const res = await s.postForm({ title: `Bomb ${randomBytes(4).toString('hex')}`, author: 'Span Tester', content: 'A post with a bomb.' }, pngDeclaring(20_000, 20_000))
+    expect(res.status).toBe(422)
+    const t = await s.traced(res)
+    const { children } = expectRequestTrace(t.contract, { name: 'POST /blogs/new', status: 422, children: ['blog.image.process', 'view.render'], sql: [], view: 'blogs/new' })
+    const processed = children.find((c) => c.name === 'blog.image.process')!
+    expect(processed.error).toBe(true)
+    expect(processed.attributes).toMatchObject({ 'blog.image.input_type': 'png', 'error.type': 'IMAGE_TOO_MANY_PIXELS' })
   })
 
   it('a validation failure answers 400 with the form re-rendered: no transaction, no INSERT, not an error', async () => {

@@ -56,7 +56,7 @@ describe('traces in a real Jaeger v2', () => {
     const { server, sql } = expectRequestTrace(fromJaeger(trace), {
       name: 'GET /blogs/show/:id', status: 200, spanId,
       children: ['pool.acquire', 'SELECT', 'view.render'], view: 'blogs/show',
-      sql: [/^SELECT `id`, `title`, `author`, `content`, `image_loc`, DATE_FORMAT\(`modified_dt`, \?\) AS `modified_iso` FROM `blog` WHERE `id` = \?$/]
+      sql: [/^SELECT `id`, `title`, `author`, `content`, `image_loc`, `thumb_loc`, DATE_FORMAT\(`modified_dt`, \?\) AS `modified_iso` FROM `blog` WHERE `id` = \?$/]
     })
     expect(server.parentId).toBeUndefined()
     expect(server.attributes['url.path']).toBe(`/blogs/show/${row!.id}`)
@@ -84,7 +84,7 @@ describe('traces in a real Jaeger v2', () => {
     )
     const res = await request(app.port, { method: 'POST', path: '/blogs/new', headers: body.headers, body: body.payload })
     expect(res.status, res.body).toBe(303)
-    const { trace, spanId } = await stored(res, 6)
+    const { trace, spanId } = await stored(res, 7)
     // Jaeger orders by start time, millisecond-rounded: ties are possible, but not reversals
     // (traces.test.ts checks the strict order from the export sequence).
     const { children, sql } = expectRequestTrace(fromJaeger(trace), {
@@ -92,7 +92,10 @@ describe('traces in a real Jaeger v2', () => {
       sql: [/^START TRANSACTION/, /^INSERT INTO `blog`/, /^COMMIT/]
     })
     expect(sql[1]!.name).toBe('INSERT')
-    expect(children.find((s) => s.name === 'blog.image.write')?.attributes['blog.image.bytes']).toBe(image.length)
+    // Stored is the re-encoded image: what the decode span says it kept is what was written.
+    const processed = children.find((s) => s.name === 'blog.image.process')
+    expect(processed?.attributes['blog.image.input_bytes']).toBe(image.length)
+    expect(children.find((s) => s.name === 'blog.image.write')?.attributes['blog.image.bytes']).toBe(processed?.attributes['blog.image.bytes'])
     // The submitted values are nowhere in what Jaeger stored.
     expect(JSON.stringify(trace)).not.toContain(marker)
 
