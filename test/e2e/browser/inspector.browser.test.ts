@@ -110,7 +110,8 @@ describe('the inspector in a browser', () => {
     await page.screenshot({ path: path.join(SHOTS, 'inspector-trace.png'), fullPage: true })
 
     await page.goto(`http://127.0.0.1:${child.port}/_inspect/traces/${uploadTrace}`)
-    await page.locator('details.wf-span.cat-image summary').click()
+    // The image's work is two spans now: blog.image.process (decode, re-encode) and blog.image.write.
+    await page.locator('details.wf-span.cat-image summary', { hasText: 'blog.image.write' }).click()
     await page.screenshot({ path: path.join(SHOTS, 'inspector-trace-upload.png'), fullPage: true })
 
     await page.goto(`http://127.0.0.1:${child.port}/_inspect/`)
