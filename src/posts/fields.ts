@@ -6,9 +6,17 @@
  */
 export const FIELD_RULES = {
   title: { label: 'Title', minLength: 2, maxLength: 200 },
-  author: { label: 'Author', minLength: 1, maxLength: 100 },
   content: { label: 'Content', minLength: 2, maxLength: 4000 }
 } as const
+
+/**
+ * A user's display name, which is also the `author` of their posts (same column length). Not a
+ * form field of a post: the author is whoever is signed in.
+ */
+export const DISPLAY_NAME_RULE = { label: 'Display name', minLength: 1, maxLength: 100 } as const
+
+/** The hidden field every form carries: the session's CSRF token. */
+export const CSRF_FIELD = '_csrf'
 
 export type FieldName = keyof typeof FIELD_RULES
 export const FIELD_NAMES = Object.keys(FIELD_RULES) as FieldName[]

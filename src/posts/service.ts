@@ -1,11 +1,16 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Transaction } from 'sequelize'
+import type { Viewer } from '../accounts/service'
 import type { Blog, BlogPage, BlogRepository } from '../repositories/blog-repository'
 import type { ImageStorage, StagedImage } from '../storage/storage'
 import { hasErrors, type ParsedForm } from './form'
 
 /** How a write ended, for the route to answer; unexpected failures are thrown. */
-export type WriteOutcome = { status: 'done'; id: number } | { status: 'invalid' } | { status: 'not_found' }
+export type WriteOutcome = { status: 'done'; id: number } | { status: 'invalid' } | { status: 'not_found' } | { status: 'forbidden' }
+
+/** Anyone may read; only a post's owner or an admin may change or delete it. */
+export const mayChange = (viewer: Viewer | null, post: { userId: number | null }): boolean =>
+  viewer !== null && (viewer.isAdmin || (post.userId !== null && post.userId === viewer.id))
 
 /** What a change inside the transaction did: the row it touched, and images it no longer needs. */
 interface Change {
@@ -36,24 +41,31 @@ export class PostsService {
     return this.repo.findById(id)
   }
 
-  async create(form: ParsedForm): Promise<WriteOutcome> {
+  /** A new post by `author` (the signed-in user: their display name becomes the post's author). */
+  async create(form: ParsedForm, author: Viewer): Promise<WriteOutcome> {
     if (await this.rejectInvalid(form)) return { status: 'invalid' }
-    return this.write(form.image, async (t, image) => ({ id: await this.repo.create(form.values, image, t), obsolete: [] }))
+    return this.write(form.image, async (t, image) => ({ id: await this.repo.create(form.values, author, image, t), obsolete: [] }))
   }
 
   /** A new image replaces the old one; without one the old image stays. */
-  async update(id: number, form: ParsedForm): Promise<WriteOutcome> {
+  async update(id: number, form: ParsedForm, viewer: Viewer): Promise<WriteOutcome> {
     if (await this.rejectInvalid(form)) return { status: 'invalid' }
     return this.write(form.image, async (t, image) => {
-      const before = await this.repo.update(id, form.values, image ?? undefined, t)
-      return before && { id, obsolete: image ? [before.previousImage] : [] }
+      const current = await this.repo.lockForChange(id, t)
+      if (!current) return null
+      if (!mayChange(viewer, current)) return 'forbidden'
+      await this.repo.update(id, form.values, image ?? undefined, t)
+      return { id, obsolete: image ? [current.imageLoc] : [] }
     })
   }
 
-  async delete(id: number): Promise<WriteOutcome> {
+  async delete(id: number, viewer: Viewer): Promise<WriteOutcome> {
     return this.write(null, async (t) => {
-      const removed = await this.repo.delete(id, t)
-      return removed && { id, obsolete: [removed.imageLoc] }
+      const current = await this.repo.lockForChange(id, t)
+      if (!current) return null
+      if (!mayChange(viewer, current)) return 'forbidden'
+      await this.repo.delete(id, t)
+      return { id, obsolete: [current.imageLoc] }
     })
   }
 
@@ -63,8 +75,8 @@ export class PostsService {
     return true
   }
 
-  /** One transaction around `work`; `work` answers null for "no such post". */
-  private async write(staged: StagedImage | null, work: (t: Transaction, image: string | null) => Promise<Change | null>): Promise<WriteOutcome> {
+  /** One transaction around `work`; `work` answers null for "no such post", 'forbidden' for "not yours". */
+  private async write(staged: StagedImage | null, work: (t: Transaction, image: string | null) => Promise<Change | null | 'forbidden'>): Promise<WriteOutcome> {
     let t: Transaction
     try {
       t = await this.repo.begin()
@@ -73,7 +85,7 @@ export class PostsService {
       throw err
     }
     let image: string | null = null
-    let change: Change | null
+    let change: Change | null | 'forbidden'
     try {
       if (staged) image = await this.images.promote(staged)
       change = await work(t, image)
@@ -81,9 +93,9 @@ export class PostsService {
       await this.undo(t, staged, image)
       throw err
     }
-    if (!change) {
+    if (!change || change === 'forbidden') {
       await this.undo(t, staged, image)
-      return { status: 'not_found' }
+      return { status: change ? 'forbidden' : 'not_found' }
     }
     try {
       await t.commit()
