@@ -2,6 +2,7 @@ import fs from 'node:fs/promises'
 import net from 'node:net'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
+import { signUp } from '../../kit/accounts'
 import { incomingFiles, storedFiles, useDisposableApps } from '../../kit/app'
 import { assertBuilt, killAllServers, startListening, waitForExit } from '../../kit/server'
 import { PNG_1x1 } from '../../fixtures/images'
@@ -13,12 +14,15 @@ const apps = useDisposableApps()
 afterEach(() => killAllServers())
 
 /** Starts a multipart upload on a raw socket and keeps it open, sending a byte now and then. */
-function slowUpload(port: number): { socket: net.Socket; stop(): void } {
+async function slowUpload(port: number): Promise<{ socket: net.Socket; stop(): void }> {
   const b = 'leftoverboundary'
+  // Signed in: an anonymous upload is refused before its body is read.
+  const author = await signUp(port)
   const socket = net.connect(port, '127.0.0.1')
   socket.on('error', () => undefined)
   socket.write(
-    `POST /blogs/new HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: multipart/form-data; boundary=${b}\r\nContent-Length: 1000000\r\n\r\n` +
+    `POST /blogs/new HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nCookie: ${author.cookie}\r\nContent-Type: multipart/form-data; boundary=${b}\r\nContent-Length: 1000000\r\n\r\n` +
+      `--${b}\r\nContent-Disposition: form-data; name="_csrf"\r\n\r\n${author.csrf}\r\n` +
       `--${b}\r\nContent-Disposition: form-data; name="title"\r\n\r\nSlow\r\n` +
       `--${b}\r\nContent-Disposition: form-data; name="image_file"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n`
   )
@@ -45,7 +49,7 @@ describe('partial uploads and restarts', () => {
     assertBuilt()
     const env = await apps.newEnv({ DB_SEED_ON_START: 'false', SHUTDOWN_GRACE_MS: '1000', LOG_LEVEL: 'info' })
     const server = await startListening(env.env)
-    const upload = slowUpload(server.port)
+    const upload = await slowUpload(server.port)
     try {
       await expect.poll(() => incomingFiles(env.uploadDir), { timeout: 5000 }).toHaveLength(1)
       server.proc.kill('SIGTERM')
@@ -63,8 +67,8 @@ describe('partial uploads and restarts', () => {
     assertBuilt()
     const env = await apps.newEnv({ DB_SEED_ON_START: 'false', REQUEST_TIMEOUT_MS: '2000' })
     const server = await startListening(env.env)
+    const upload = await slowUpload(server.port)
     const started = Date.now()
-    const upload = slowUpload(server.port)
     const answer = await new Promise<string>((resolve) => {
       let text = ''
       upload.socket.setEncoding('latin1').on('data', (d: string) => (text += d))
