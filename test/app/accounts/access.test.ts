@@ -1,9 +1,14 @@
+import { execFile } from 'node:child_process'
+import path from 'node:path'
+import { promisify } from 'node:util'
 import type { FastifyInstance } from 'fastify'
 import { beforeAll, describe, expect, it } from 'vitest'
+import { ROOT } from '../../../src/paths'
 import { useTestApp, type TestEnv } from '../../kit/app'
 import { csrfFor, FORM_HEADERS, makeAdmin, send, signUp, urlencoded, type Account } from '../../kit/accounts'
 import { postForm } from '../../kit/form'
 import { createPost, rowById, unique } from '../../kit/posts'
+import { assertBuilt } from '../../kit/server'
 
 // Who may do what, route by route: anonymous, the post's author, another user, an admin (by
 // ADMIN_EMAILS, or marked as `npm run user:admin` does).
@@ -127,6 +132,28 @@ describe('changing a post', () => {
     expect(seeded?.user_id).toBeTypeOf('number')
     expect((await send(app, 'GET', '/blogs/modify/1', { cookie: other.cookie })).status).toBe(403)
     expect((await send(app, 'GET', '/blogs/modify/1', { cookie: admin.cookie })).status).toBe(200)
+  })
+})
+
+describe('npm run user:admin -- <email>', () => {
+  const userCli = (...args: string[]) =>
+    promisify(execFile)(process.execPath, [path.join(ROOT, 'dist', 'src', 'cli', 'user.js'), ...args], { cwd: ROOT, env: { ...env.env, LOG_LEVEL: 'silent' } })
+
+  it('makes a signed-up user an admin, who may then change any post', async () => {
+    assertBuilt()
+    const promoted = await signUp(app)
+    const post = await newPost()
+    expect((await send(app, 'GET', `/blogs/modify/${post.id}`, { cookie: promoted.cookie })).status).toBe(403)
+    const { stdout } = await userCli('admin', promoted.email.toUpperCase())
+    expect(stdout).toContain(`${promoted.email} is now an admin`)
+    expect((await send(app, 'GET', `/blogs/modify/${post.id}`, { cookie: promoted.cookie })).status).toBe(200)
+  })
+
+  it('fails with a message for an email nobody signed up with', async () => {
+    assertBuilt()
+    const failed = await userCli('admin', 'nobody@example.test').then(() => null, (err: { code?: number; stderr?: string }) => err)
+    expect(failed?.code).toBe(1)
+    expect(failed?.stderr).toContain('no user has the email nobody@example.test')
   })
 })
 
