@@ -110,7 +110,7 @@ afterAll(async () => {
 })
 
 describe('a post through the real form in Chromium', () => {
-  it('create with an image, list, show, edit with a new image, delete: every image loads, no console error, no CSP violation', async () => {
+  it('sign up, create with an image, list, show, edit with a new image, delete, sign out and in: every image loads, no console error, no CSP violation', async () => {
     const first = png(120, 80, [47, 93, 138])
     const second = png(90, 60, [180, 35, 24])
     const files = await fs.mkdtemp(path.join(os.tmpdir(), 'blog-browser-files-'))
