@@ -116,6 +116,7 @@ describe('changing a post', () => {
       expect(res.headers['content-type']).toMatch(/^application\/json/)
       const body = JSON.parse(res.body) as { code?: string }
       if (!allowed[who]) expect(body.code).toBe(who === 'anonymous' ? 'SIGN_IN_REQUIRED' : 'FORBIDDEN')
+      if (who === 'anonymous') expect(res.headers['www-authenticate']).toBe('Bearer realm="blog_app"')
       expect((await rowById(env, post.id)) === undefined).toBe(allowed[who])
     })
   }
