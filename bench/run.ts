@@ -8,6 +8,7 @@ import { mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import mysql from 'mysql2/promise'
+import { signUp, type BenchUser } from './lib/account'
 import { ROOT, startApp, startOtlpSink, type RunningApp } from './lib/app'
 import { connectionOptions, dataSetKey, dropDatabases, prepareData, type DataSet } from './lib/data'
 import { closedLoad, maxLoad, rateLoad, setPropagation, type Scenario } from './lib/load'
@@ -24,14 +25,15 @@ const PIXEL_PNG = Buffer.from(
   'hex'
 )
 
-async function writeScenario(): Promise<Scenario> {
+/** The new-post form with a 1x1 PNG, sent as `user` (its session cookie and CSRF token). */
+async function writeScenario(user: BenchUser): Promise<Scenario> {
   const fd = new FormData()
+  fd.append('_csrf', user.csrf)
   fd.append('title', 'Benchmark post')
-  fd.append('author', 'bench')
   fd.append('content', 'Written by npm run bench.')
   fd.append('image_file', new Blob([new Uint8Array(PIXEL_PNG)], { type: 'image/png' }), 'pixel.png')
   const res = new Response(fd)
-  return { method: 'POST', path: '/blogs/new', body: Buffer.from(await res.arrayBuffer()), headers: { 'content-type': res.headers.get('content-type')! } }
+  return { method: 'POST', path: '/blogs/new', body: Buffer.from(await res.arrayBuffer()), headers: { 'content-type': res.headers.get('content-type')!, cookie: user.cookie } }
 }
 
 async function main(): Promise<void> {
@@ -69,9 +71,8 @@ async function main(): Promise<void> {
   if (!['max', 'closed', 'rate'].includes(mode)) throw new Error('--mode is max, closed or rate')
 
   const write = values.scenario === 'write'
-  const scenario: Scenario = write
-    ? await writeScenario()
-    : { method: 'GET', path: values.path ?? (values.scenario === 'show' ? '/blogs/show/1' : '/blogs/') }
+  // The write scenario is made per app, once its user has signed up (below).
+  const readScenario: Scenario = { method: 'GET', path: values.path ?? (values.scenario === 'show' ? '/blogs/show/1' : '/blogs/') }
   const okStatus = (s: number) => (write ? s === 303 : s >= 200 && s < 400)
 
   const database = `blog_bench_${process.pid}`
@@ -128,12 +129,16 @@ async function main(): Promise<void> {
       env.DATABASE_URL = `${values['admin-url'].replace(/\/$/, '')}/${dbFor(dataOf(v))}`
       apps.set(v, await startApp(env))
     }
-    for (const [, app] of apps) await run(app.url, scenario, warmup)
-    const targets: Scenario[] = values.trivial ? [scenario, { method: 'GET', path: '/health' }] : [scenario]
-    const total = repeat * variants.length * targets.length
+    // Writes need a signed-in user: one per app (its own database), signed up before the load.
+    const scenarios = new Map<string, Scenario>()
+    for (const [v, app] of apps) scenarios.set(v, write ? await writeScenario(await signUp(app.url)) : readScenario)
+    for (const [v, app] of apps) await run(app.url, scenarios.get(v)!, warmup)
+    const total = repeat * variants.length * (values.trivial ? 2 : 1)
     let done = 0
     for (let round = 1; round <= repeat; round++) {
       for (const v of variants) {
+        const scenario = scenarios.get(v)!
+        const targets: Scenario[] = values.trivial ? [scenario, { method: 'GET', path: '/health' }] : [scenario]
         for (const target of targets) {
           const app = apps.get(v)!
           const appMon = new ProcMonitor(app.pid)

@@ -2,7 +2,8 @@
 // A reader-heavy mix at a fixed total rate (open model, one scenario per kind of request):
 // 80% list, 15% show of a post found on the list pages, 5% create. See README.md.
 import { fail } from 'k6'
-import { createPost, discoverIds, listPosts, showPost } from './lib/actions.js'
+import { createPost, discoverIds, listPosts, showPost, signUpUsers } from './lib/actions.js'
+import { userOf } from './lib/app.js'
 import { common } from './lib/options.js'
 
 const run = common('mixed')
@@ -45,13 +46,16 @@ export const options = {
   }
 }
 
-/** @typedef {{ testid: string, ids: number[] }} SetupData */
+/** @typedef {{ testid: string, ids: number[], users: import('./lib/app.js').User[] }} SetupData */
 
 /** @returns {SetupData} */
 export function setup() {
   const ids = discoverIds(DISCOVER_PAGES)
   if (ids.length === 0) fail('no post links on /blogs/: seed the database first (npm run db:seed)')
-  return { ...run.setup(), ids }
+  const base = run.setup()
+  // As many writers as the create scenario may run VUs (VU numbers are global: userOf wraps).
+  const writers = options.scenarios?.create && 'maxVUs' in options.scenarios.create ? Number(options.scenarios.create.maxVUs) : 10
+  return { ...base, ids, users: signUpUsers(writers, base.testid) }
 }
 
 export const handleSummary = run.handleSummary
@@ -66,6 +70,7 @@ export function show(data) {
   if (id !== undefined) showPost(id)
 }
 
-export function create() {
-  createPost(`${run.testid} vu${__VU} it${__ITER}`)
+/** @param {SetupData} data */
+export function create(data) {
+  createPost(`${run.testid} vu${__VU} it${__ITER}`, userOf(data.users, __VU))
 }

@@ -5,6 +5,7 @@ import multipart from '@fastify/multipart'
 import fastifyStatic from '@fastify/static'
 import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
+import accountsPlugin from './accounts/plugin'
 import type { AppConfig } from './config'
 import inspector from './inspector/index'
 import { ROOT } from './paths'
@@ -19,6 +20,7 @@ import viewPlugin from './plugins/view'
 import { FORM_LIMITS } from './posts/fields'
 import postsPlugin from './posts/plugin'
 import rateLimit from './plugins/rate-limit'
+import accountRoutes from './routes/account/index'
 import blogRoutes from './routes/blogs/index'
 import healthRoutes from './routes/health'
 import imageProcessor from './images/plugin'
@@ -83,6 +85,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config, telemetry:
 
   await fastify.register(dbPlugin, { db: config.db, serverTimings: runtime?.serverTimings ?? null })
   await fastify.register(postsPlugin)
+  await fastify.register(accountsPlugin, { config: config.accounts })
   await fastify.register(requestLog)
   await fastify.register(loadShedding, { load: config.load, db: config.db })
 
@@ -91,6 +94,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config, telemetry:
   fastify.get('/', async (_request, reply) => reply.redirect('/blogs/', 302))
   await fastify.register(healthRoutes)
   await fastify.register(blogRoutes, { prefix: '/blogs' })
+  await fastify.register(accountRoutes, { prefix: '/account' })
 }
 
 export default fp(app, { name: 'blog-app' })

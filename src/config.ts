@@ -77,7 +77,15 @@ const EnvSchema = Type.Object({
   LOAD_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ default: 500, minimum: 0 }),
   LOAD_MAX_EVENT_LOOP_UTILIZATION: Type.Number({ default: 0, minimum: 0, maximum: 1 }),
   LOAD_SAMPLE_INTERVAL_MS: Type.Integer({ default: 1000, minimum: 10 }),
-  DB_HEALTH_CHECK_INTERVAL_MS: Type.Integer({ default: 2000, minimum: 0 })
+  DB_HEALTH_CHECK_INTERVAL_MS: Type.Integer({ default: 2000, minimum: 0 }),
+
+  // Accounts. Emails (comma list) whose users are admins, besides `npm run user:admin -- email`.
+  ADMIN_EMAILS: Type.String({ default: '', pattern: '^\\s*[^\\s,]*(\\s*,\\s*[^\\s,]*)*\\s*$' }),
+  // A session lasts this long from sign-in (no sliding renewal).
+  SESSION_TTL_HOURS: Type.Integer({ default: 168, minimum: 1, maximum: 24 * 366 }),
+  // After this many failed sign-ins for one email from one client, 429 until the window ends.
+  LOGIN_MAX_FAILURES: Type.Integer({ default: 5, minimum: 1 }),
+  LOGIN_WINDOW_MINUTES: Type.Integer({ default: 15, minimum: 1 })
 })
 
 type Env = Static<typeof EnvSchema>
@@ -109,6 +117,14 @@ export interface LoadConfig {
   dbHealthCheckIntervalMs: number
 }
 
+export interface AccountsConfig {
+  /** Lower-case emails of admins. */
+  adminEmails: ReadonlySet<string>
+  sessionTtlSeconds: number
+  loginMaxFailures: number
+  loginWindowSeconds: number
+}
+
 export interface AppConfig {
   host: string
   port: number
@@ -135,6 +151,7 @@ export interface AppConfig {
   writeRateLimit: number
   inspector: InspectorConfig
   load: LoadConfig
+  accounts: AccountsConfig
   db: DbConfig
 }
 
@@ -262,6 +279,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       maxEventLoopUtilization: e.LOAD_MAX_EVENT_LOOP_UTILIZATION,
       sampleIntervalMs: e.LOAD_SAMPLE_INTERVAL_MS,
       dbHealthCheckIntervalMs: e.DB_HEALTH_CHECK_INTERVAL_MS
+    },
+    accounts: {
+      adminEmails: new Set(e.ADMIN_EMAILS.split(',').map((m) => m.trim().toLowerCase()).filter(Boolean)),
+      sessionTtlSeconds: e.SESSION_TTL_HOURS * 3600,
+      loginMaxFailures: e.LOGIN_MAX_FAILURES,
+      loginWindowSeconds: e.LOGIN_WINDOW_MINUTES * 60
     },
     db: {
       ...parseDatabaseUrl(e.DATABASE_URL),

@@ -1,13 +1,14 @@
 // @ts-check
 // The only module that sends requests: each one is built from the REQUESTS table in app.js,
 // tagged with its route name and checked against the status the app answers.
-import { check } from 'k6'
+import { check, fail } from 'k6'
 import http from 'k6/http'
 import { Rate } from 'k6/metrics'
-import { REQUESTS, createForm, headerValue, listPath, listedIds, nextPage, showPath, traceIdOf } from './app.js'
+import { REQUESTS, SESSION_COOKIE, createForm, csrfOf, headerValue, listPath, listedIds, nextPage, showPath, signupFields, traceIdOf } from './app.js'
 import { BASE_URL } from './options.js'
 
 /** @typedef {import('k6/http').RefinedResponse<import('k6/http').ResponseType | undefined>} Response */
+/** @typedef {import('./app.js').User} User */
 
 /**
  * Share of responses whose `traceresponse` carries the trace id k6 sent in `traceparent`:
@@ -46,13 +47,19 @@ export function showPost(id) {
 }
 
 /**
- * POST /blogs/new as the browser form does: title, author, content and a 1x1 PNG.
+ * POST /blogs/new as the browser form does, signed in as `user`: the CSRF token, title,
+ * content and a 1x1 PNG.
  * @param {string} tag makes the title unique (VU and iteration)
+ * @param {User} user
  */
-export function createPost(tag) {
-  const body = createForm(tag, (bytes, filename, contentType) => http.file(bytes.buffer, filename, contentType))
+export function createPost(tag, user) {
+  const body = createForm(tag, user.csrf, (bytes, filename, contentType) => http.file(bytes.buffer, filename, contentType))
   // redirects: 0, or k6 would follow the 303 and report the list page instead.
-  const res = http.post(BASE_URL + REQUESTS.create.path, body, { redirects: 0, tags: { name: REQUESTS.create.name } })
+  const res = http.post(BASE_URL + REQUESTS.create.path, body, {
+    redirects: 0,
+    cookies: { [SESSION_COOKIE]: user.session },
+    tags: { name: REQUESTS.create.name }
+  })
   check(res, {
     'create: status is 303': (r) => r.status === REQUESTS.create.expect.status,
     'create: Location is /blogs/': (r) => headerValue(r.headers, 'location') === REQUESTS.create.expect.location
@@ -78,4 +85,37 @@ export function discoverIds(maxPages) {
     page = next
   }
   return ids
+}
+
+/**
+ * Signs up one user as a browser does (for setup()): the form's CSRF token, the form sent, then
+ * the account page for the new session's token. Its own cookie jar, so users do not mix.
+ * @param {string} tag unique per run and user
+ * @returns {User}
+ */
+export function signUp(tag) {
+  const jar = new http.CookieJar()
+  const page = http.get(BASE_URL + REQUESTS.signupPage.path, { jar, responseType: 'text', tags: { name: REQUESTS.signupPage.name } })
+  const formCsrf = csrfOf(typeof page.body === 'string' ? page.body : '')
+  if (page.status !== REQUESTS.signupPage.expect.status || !formCsrf) fail(`sign-up page: status ${page.status}, no CSRF token`)
+  const res = http.post(BASE_URL + REQUESTS.signup.path, signupFields(tag, formCsrf), { jar, redirects: 0, tags: { name: REQUESTS.signup.name } })
+  const session = res.cookies[SESSION_COOKIE]?.[0]?.value
+  if (res.status !== REQUESTS.signup.expect.status || !session) fail(`sign-up: status ${res.status}`)
+  const account = http.get(BASE_URL + REQUESTS.account.path, { jar, responseType: 'text', tags: { name: REQUESTS.account.name } })
+  const csrf = csrfOf(typeof account.body === 'string' ? account.body : '')
+  if (account.status !== REQUESTS.account.expect.status || !csrf) fail(`account page: status ${account.status}, no CSRF token`)
+  return { session, csrf }
+}
+
+/**
+ * `count` users for the writers (one per VU at the peak), signed up in setup().
+ * @param {number} count
+ * @param {string} testid
+ * @returns {User[]}
+ */
+export function signUpUsers(count, testid) {
+  /** @type {User[]} */
+  const users = []
+  for (let i = 0; i < count; i++) users.push(signUp(`${testid} u${i}`))
+  return users
 }

@@ -3,13 +3,19 @@
 // (test/app/k6/k6-scripts.test.ts) imports this same module and replays every request against the
 // real app. Change a route or a form field here, never inline in a script.
 
-import { FIELD_LIMITS, IMAGE_FIELD } from './fields.js'
+import { DISPLAY_NAME_LIMITS, FIELD_LIMITS, IMAGE_FIELD } from './fields.js'
 
 /** The blog's field limits, generated from src/posts/fields.ts (`npm run gen:k6`). */
 export { FIELD_LIMITS }
 
 /** The image part of the post form. */
 export const UPLOAD = { field: IMAGE_FIELD, filename: 'pixel.png', contentType: 'image/png' }
+
+/** The session cookie; writes need a signed-in user's session and its CSRF token. */
+export const SESSION_COOKIE = 'blog_session'
+
+/** The hidden field of every form that carries the session's CSRF token. */
+export const CSRF_FIELD = '_csrf'
 
 /**
  * Every request the scripts make. `name` is the k6 `name` tag: one series per route, not per
@@ -22,11 +28,63 @@ export const REQUESTS = {
     method: 'POST',
     path: '/blogs/new',
     name: 'POST /blogs/new',
-    fields: ['title', 'author', 'content'],
+    fields: [CSRF_FIELD, 'title', 'content'],
     file: UPLOAD,
     // k6 follows redirects by default; the scripts send with `redirects: 0` to see the 303.
     expect: { status: 303, location: '/blogs/' }
+  },
+  // setup() signs up the users the writers post as: the form (for its CSRF token), the form
+  // sent, and the account page (for the new session's token).
+  signupPage: { method: 'GET', path: '/account/signup', name: 'GET /account/signup', expect: { status: 200 } },
+  signup: {
+    method: 'POST',
+    path: '/account/signup',
+    name: 'POST /account/signup',
+    fields: [CSRF_FIELD, 'email', 'display_name', 'password'],
+    expect: { status: 303, location: '/blogs/' }
+  },
+  account: { method: 'GET', path: '/account', name: 'GET /account', expect: { status: 200 } }
+}
+
+/** @typedef {{ session: string, csrf: string }} User A signed-in user: the session cookie's value and its CSRF token. */
+
+/**
+ * The CSRF token of a page's forms, or undefined.
+ * @param {string} html
+ * @returns {string | undefined}
+ */
+export function csrfOf(html) {
+  const m = new RegExp(`name="${CSRF_FIELD}" value="([^"]+)"`).exec(html)
+  return m ? m[1] : undefined
+}
+
+/**
+ * The sign-up form of the load user `tag` (unique per run and user: emails and names are unique).
+ * @param {string} tag
+ * @param {string} csrf
+ * @returns {Record<string, string>}
+ */
+export function signupFields(tag, csrf) {
+  const slug = tag.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 120)
+  const random = () => Math.random().toString(36).slice(2, 10)
+  return {
+    [CSRF_FIELD]: csrf,
+    email: `k6-${slug}-${random()}@load.test`,
+    display_name: `k6 ${tag} ${random()}`.slice(-DISPLAY_NAME_LIMITS.max),
+    password: `k6-${random()}-${random()}`
   }
+}
+
+/**
+ * The user a VU posts as: one per VU while there are as many users as VUs.
+ * @param {User[]} users
+ * @param {number} vu __VU (from 1)
+ * @returns {User}
+ */
+export function userOf(users, vu) {
+  const user = users[(vu - 1) % users.length]
+  if (!user) throw new Error('no users: setup() signs them up')
+  return user
 }
 
 /** @param {number | string} id */
@@ -55,28 +113,29 @@ export function pixelPng() {
 }
 
 /**
- * The text fields of one new post; `tag` makes titles unique per VU and iteration.
+ * The text fields of one new post (the author is the signed-in user); `tag` makes titles
+ * unique per VU and iteration.
  * @param {string} tag
- * @returns {{ title: string, author: string, content: string }}
+ * @returns {{ title: string, content: string }}
  */
 export function postFields(tag) {
   return {
     title: `k6 load post ${tag}`.slice(0, FIELD_LIMITS.title.max),
-    author: 'k6',
     content: `Written by a k6 load test (${tag}). `.repeat(8).slice(0, FIELD_LIMITS.content.max)
   }
 }
 
 /**
- * The multipart body of POST /blogs/new. `file` wraps the bytes: k6's `http.file` in the
- * scripts, a plain descriptor in the test, so both send the same parts.
+ * The multipart body of POST /blogs/new, with the user's CSRF token. `file` wraps the bytes:
+ * k6's `http.file` in the scripts, a plain descriptor in the test, so both send the same parts.
  * @template F
  * @param {string} tag
+ * @param {string} csrf
  * @param {(bytes: Uint8Array<ArrayBuffer>, filename: string, contentType: string) => F} file
  * @returns {Record<string, string | F>}
  */
-export function createForm(tag, file) {
-  return { ...postFields(tag), [UPLOAD.field]: file(pixelPng(), UPLOAD.filename, UPLOAD.contentType) }
+export function createForm(tag, csrf, file) {
+  return { [CSRF_FIELD]: csrf, ...postFields(tag), [UPLOAD.field]: file(pixelPng(), UPLOAD.filename, UPLOAD.contentType) }
 }
 
 /**

@@ -7,10 +7,6 @@ export const FIELD_LIMITS = {
     min: 2,
     max: 200
   },
-  author: {
-    min: 1,
-    max: 100
-  },
   content: {
     min: 2,
     max: 4000
@@ -19,3 +15,6 @@ export const FIELD_LIMITS = {
 
 /** The file part of the post form. */
 export const IMAGE_FIELD = 'image_file'
+
+/** Length limits of a display name (sign-up), in characters. */
+export const DISPLAY_NAME_LIMITS = { min: 1, max: 100 }

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { ROOT } from '../paths'
-import { FIELD_RULES, IMAGE_FIELD } from '../posts/fields'
+import { DISPLAY_NAME_RULE, FIELD_RULES, IMAGE_FIELD } from '../posts/fields'
 
 /** k6/lib/fields.js: the post form's rules for the load scripts, which cannot import TypeScript. */
 export const K6_FIELDS_FILE = path.join(ROOT, 'k6', 'lib', 'fields.js')
@@ -17,6 +17,9 @@ export function renderK6Fields(): string {
     '',
     '/** The file part of the post form. */',
     `export const IMAGE_FIELD = '${IMAGE_FIELD}'`,
+    '',
+    '/** Length limits of a display name (sign-up), in characters. */',
+    `export const DISPLAY_NAME_LIMITS = { min: ${DISPLAY_NAME_RULE.minLength}, max: ${DISPLAY_NAME_RULE.maxLength} }`,
     ''
   ].join('\n')
 }

@@ -2,12 +2,14 @@ import type { Sequelize } from 'sequelize'
 import { Umzug, SequelizeStorage } from 'umzug'
 import * as createBlog from './migrations/001-create-blog'
 import * as blogThumb from './migrations/002-blog-thumb'
+import * as accounts from './migrations/003-accounts'
 import { samplePosts } from './seeds/sample-posts'
 
 // Listed explicitly (no glob) so the same list runs from compiled JS and from the TS tests.
 const migrations = [
   { name: '001-create-blog', ...createBlog },
-  { name: '002-blog-thumb', ...blogThumb }
+  { name: '002-blog-thumb', ...blogThumb },
+  { name: '003-accounts', ...accounts }
 ]
 
 export function createMigrator(sequelize: Sequelize): Umzug<ReturnType<Sequelize['getQueryInterface']>> {
@@ -36,6 +38,8 @@ export function createSeeder(sequelize: Sequelize): Umzug<Sequelize> {
           if ((rows as unknown[]).length > 0) return
           const qi = context.getQueryInterface()
           await qi.bulkInsert('blog', samplePosts.map((p) => ({ ...p, image_loc: null })))
+          // Their authors become users who cannot sign in, as migration 003 does for old rows.
+          await accounts.adoptAuthors(context)
         }
       }
     ],

@@ -35,7 +35,11 @@ export default fp<{ maxUploadBytes: number }>(
       // only to reach the next request on the connection is the waste a limit is there to stop.
       if (unreadBody(this.request)) this.header('Connection', 'close')
       this.code(err.statusCode)
-      if (wantsJson(this.request)) return this.send({ message: err.message, code: err.code })
+      if (wantsJson(this.request)) {
+        // A JSON client may authenticate with an API token (RFC 9110: a 401 names the scheme).
+        if (err.statusCode === 401) this.header('WWW-Authenticate', 'Bearer realm="blog_app"')
+        return this.send({ message: err.message, code: err.code })
+      }
       const status = err.statusCode
       const pageTitle = status === 404 ? 'Not found' : status >= 500 ? 'Error' : 'Request not accepted'
       return this.type('text/html; charset=utf-8').send(await this.render('errors/error', { pageTitle, status, message: err.message }))

@@ -4,7 +4,11 @@ import fp from 'fastify-plugin'
 const MESSAGES = {
   created: 'Your post was published.',
   updated: 'Your changes were saved.',
-  deleted: 'The post was deleted.'
+  deleted: 'The post was deleted.',
+  signedUp: 'Welcome! Your account is ready and you are signed in.',
+  signedIn: 'You are signed in.',
+  signedOut: 'You are signed out.',
+  tokenRevoked: 'The API token was revoked.'
 } as const
 export type FlashKind = keyof typeof MESSAGES
 const COOKIE = 'flash'

@@ -4,7 +4,7 @@ import view from '@fastify/view'
 import ejs from 'ejs'
 import fp from 'fastify-plugin'
 import { ROOT } from '../paths'
-import { FIELD_RULES } from '../posts/fields'
+import { CSRF_FIELD, FIELD_RULES } from '../posts/fields'
 import { withSpan } from '../telemetry/tracer'
 import { viewHelpers } from '../views'
 
@@ -36,6 +36,7 @@ export default fp<ViewPluginOptions>(
       defaultContext: {
         ...viewHelpers,
         fields: FIELD_RULES,
+        csrfField: CSRF_FIELD,
         maxUploadMiB: +(opts.maxUploadBytes / 1048576).toFixed(1),
         // Looked up when a page renders: the store is registered after the views.
         imageUrl: (name: string): string => fastify.imageStore.url(name)
@@ -45,7 +46,9 @@ export default fp<ViewPluginOptions>(
     fastify.decorateReply('render', async function (name: string, data: Record<string, unknown>) {
       const start = performance.now()
       try {
-        return await withSpan('view.render', { 'blog.view.name': name }, async () => (await this.viewAsync(name, data)) as string)
+        // Every page's header shows who is signed in; its forms carry the session's CSRF token.
+        const page = { viewer: this.request.viewer ?? null, csrfToken: this.request.session?.csrfToken ?? '', ...data }
+        return await withSpan('view.render', { 'blog.view.name': name }, async () => (await this.viewAsync(name, page)) as string)
       } finally {
         if (this.request.timings) this.request.timings.renderMs += performance.now() - start
       }

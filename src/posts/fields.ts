@@ -6,9 +6,17 @@
  */
 export const FIELD_RULES = {
   title: { label: 'Title', minLength: 2, maxLength: 200 },
-  author: { label: 'Author', minLength: 1, maxLength: 100 },
   content: { label: 'Content', minLength: 2, maxLength: 4000 }
 } as const
+
+/**
+ * A user's display name, which is also the `author` of their posts (same column length). Not a
+ * form field of a post: the author is whoever is signed in.
+ */
+export const DISPLAY_NAME_RULE = { label: 'Display name', minLength: 1, maxLength: 100 } as const
+
+/** The hidden field every form carries: the session's CSRF token. */
+export const CSRF_FIELD = '_csrf'
 
 export type FieldName = keyof typeof FIELD_RULES
 export const FIELD_NAMES = Object.keys(FIELD_RULES) as FieldName[]
@@ -31,12 +39,12 @@ export const CONTROL_CHARS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/
 export const UNDECODABLE = /\uFFFD/
 
 /**
- * Bidi embedding, override and isolate controls. In a title or author (shown inline, next to
+ * Bidi embedding, override and isolate controls. In a title or a display name (shown inline, next to
  * other text) an unclosed U+202E reverses what follows it ("gpj.exe" tricks); refused there.
  * Content is shown in blocks of its own, where the browser ends them at the paragraph.
  */
 export const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/
-export const INLINE_FIELDS: ReadonlySet<FieldName> = new Set(['title', 'author'])
+export const INLINE_FIELDS: ReadonlySet<FieldName> = new Set(['title'])
 
 /** Limits of the multipart form (@fastify/multipart); a body past one gets a message naming it. */
 export const FORM_LIMITS = { files: 1, fields: 10, fieldSize: 64 * 1024, parts: 12, headerPairs: 50 } as const

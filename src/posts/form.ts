@@ -7,14 +7,14 @@ import { AppError } from '../errors'
 import { ImageRejected, type ImageProcessor } from '../images/processor'
 import { ALLOWED_CLIENT_EXTENSIONS } from '../storage/sniff'
 import type { ImageStorage, StagedImage } from '../storage/storage'
-import { BIDI_CONTROLS, CONTROL_CHARS, FIELD_NAMES, FIELD_RULES, IMAGE_FIELD, INLINE_FIELDS, NOT_BLANK, UNDECODABLE, type FieldName } from './fields'
+import { BIDI_CONTROLS, CONTROL_CHARS, CSRF_FIELD, FIELD_NAMES, FIELD_RULES, IMAGE_FIELD, INLINE_FIELDS, NOT_BLANK, UNDECODABLE, type FieldName } from './fields'
 
 const field = (name: FieldName) => {
   const { label, minLength, maxLength } = FIELD_RULES[name]
   return Type.String({ title: label, minLength, maxLength, pattern: NOT_BLANK })
 }
 
-export const PostFormSchema = Type.Object({ title: field('title'), author: field('author'), content: field('content') })
+export const PostFormSchema = Type.Object({ title: field('title'), content: field('content') })
 export type PostInput = Static<typeof PostFormSchema>
 
 export type FieldErrors = Partial<Record<FieldName | typeof IMAGE_FIELD, string>>
@@ -33,6 +33,8 @@ export interface ParsedForm {
   image: StagedUpload | null
   /** Status for a rejected form: 415 for a non-image upload, 422 for too many pixels, 400 otherwise. */
   status: 400 | 415 | 422
+  /** The CSRF field as sent (the route checks it against the session). */
+  csrf: string | undefined
 }
 
 function fieldMessage(name: FieldName, value: string | undefined): string | undefined {
@@ -75,8 +77,13 @@ export async function readPostForm(request: FastifyRequest, store: ImageStorage,
   let image: StagedUpload | null = null
   let sawImage = false
   let status: 400 | 415 | 422 = 400
+  let csrf: string | undefined
 
   const setField = (name: string, value: unknown) => {
+    if (name === CSRF_FIELD) {
+      csrf = typeof value === 'string' && csrf === undefined ? value : ''
+      return
+    }
     if (!(FIELD_NAMES as string[]).includes(name)) return
     if (raw.has(name) || Array.isArray(value)) errors[name as FieldName] = 'Send this field only once.'
     // A JSON body can carry numbers, objects, null: only text is a field value.
@@ -138,5 +145,5 @@ export async function readPostForm(request: FastifyRequest, store: ImageStorage,
   }
   // Re-rendered into the form: control characters (rejected above) are shown as U+FFFD.
   const values = Object.fromEntries(FIELD_NAMES.map((f) => [f, (raw.get(f) ?? '').replace(new RegExp(CONTROL_CHARS, 'g'), '\uFFFD')])) as Record<FieldName, string>
-  return { values, errors, image, status }
+  return { values, errors, image, status, csrf }
 }

@@ -1,12 +1,17 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Transaction } from 'sequelize'
-import type { Blog, BlogPage, BlogRepository, ImageNames } from '../repositories/blog-repository'
+import type { Viewer } from '../accounts/service'
 import { outcomeUnknown } from '../errors'
+import type { Blog, BlogPage, BlogRepository, ImageNames } from '../repositories/blog-repository'
 import type { ImageStorage } from '../storage/storage'
 import { discardUpload, hasErrors, type ParsedForm, type StagedUpload } from './form'
 
 /** How a write ended, for the route to answer; unexpected failures are thrown. */
-export type WriteOutcome = { status: 'done'; id: number } | { status: 'invalid' } | { status: 'not_found' }
+export type WriteOutcome = { status: 'done'; id: number } | { status: 'invalid' } | { status: 'not_found' } | { status: 'forbidden' }
+
+/** Anyone may read; only a post's owner or an admin may change or delete it. */
+export const mayChange = (viewer: Viewer | null, post: { userId: number | null }): boolean =>
+  viewer !== null && (viewer.isAdmin || (post.userId !== null && post.userId === viewer.id))
 
 /** What a change inside the transaction did: the row it touched, and images it no longer needs. */
 interface Change {
@@ -38,24 +43,31 @@ export class PostsService {
     return this.repo.findById(id)
   }
 
-  async create(form: ParsedForm): Promise<WriteOutcome> {
+  /** A new post by `author` (the signed-in user: their display name becomes the post's author). */
+  async create(form: ParsedForm, author: Viewer): Promise<WriteOutcome> {
     if (await this.rejectInvalid(form)) return { status: 'invalid' }
-    return this.write(form.image, async (t, images) => ({ id: await this.repo.create(form.values, images, t), obsolete: [] }))
+    return this.write(form.image, async (t, images) => ({ id: await this.repo.create(form.values, author, images, t), obsolete: [] }))
   }
 
   /** A new image (and thumbnail) replaces the old pair; without one the old pair stays. */
-  async update(id: number, form: ParsedForm): Promise<WriteOutcome> {
+  async update(id: number, form: ParsedForm, viewer: Viewer): Promise<WriteOutcome> {
     if (await this.rejectInvalid(form)) return { status: 'invalid' }
     return this.write(form.image, async (t, images) => {
-      const before = await this.repo.update(id, form.values, images ?? undefined, t)
-      return before && { id, obsolete: images ? [before.imageLoc, before.thumbLoc] : [] }
+      const current = await this.repo.lockForChange(id, t)
+      if (!current) return null
+      if (!mayChange(viewer, current)) return 'forbidden'
+      await this.repo.update(id, form.values, images ?? undefined, t)
+      return { id, obsolete: images ? [current.imageLoc, current.thumbLoc] : [] }
     })
   }
 
-  async delete(id: number): Promise<WriteOutcome> {
+  async delete(id: number, viewer: Viewer): Promise<WriteOutcome> {
     return this.write(null, async (t) => {
-      const removed = await this.repo.delete(id, t)
-      return removed && { id, obsolete: [removed.imageLoc, removed.thumbLoc] }
+      const current = await this.repo.lockForChange(id, t)
+      if (!current) return null
+      if (!mayChange(viewer, current)) return 'forbidden'
+      await this.repo.delete(id, t)
+      return { id, obsolete: [current.imageLoc, current.thumbLoc] }
     })
   }
 
@@ -65,8 +77,8 @@ export class PostsService {
     return true
   }
 
-  /** One transaction around `work`; `work` answers null for "no such post". */
-  private async write(staged: StagedUpload | null, work: (t: Transaction, images: ImageNames | null) => Promise<Change | null>): Promise<WriteOutcome> {
+  /** One transaction around `work`; `work` answers null for "no such post", 'forbidden' for "not yours". */
+  private async write(staged: StagedUpload | null, work: (t: Transaction, images: ImageNames | null) => Promise<Change | null | 'forbidden'>): Promise<WriteOutcome> {
     let t: Transaction
     try {
       t = await this.repo.begin()
@@ -76,7 +88,7 @@ export class PostsService {
     }
     // Names promoted so far: an undo deletes these and discards the rest of the upload.
     const promoted: string[] = []
-    let change: Change | null
+    let change: Change | null | 'forbidden'
     try {
       let images: ImageNames | null = null
       if (staged) {
@@ -91,9 +103,9 @@ export class PostsService {
       await this.undo(t, staged, promoted)
       throw err
     }
-    if (!change) {
+    if (!change || change === 'forbidden') {
       await this.undo(t, staged, promoted)
-      return { status: 'not_found' }
+      return { status: change ? 'forbidden' : 'not_found' }
     }
     try {
       await t.commit()

@@ -24,13 +24,14 @@ export interface Blog {
   content: string
   imageLoc: string | null
   thumbLoc: string | null
+  /** The user who may change it (besides admins); null: only admins. */
+  userId: number | null
   /** ISO 8601 in UTC. */
   modifiedAt: string
 }
 
 export interface BlogInput {
   title: string
-  author: string
   content: string
 }
 
@@ -40,10 +41,10 @@ export interface ImageNames {
   thumbLoc: string | null
 }
 
-/** The images a row had before a change. */
-export interface StoredImages {
-  imageLoc: string | null
-  thumbLoc: string | null
+/** Who writes a new post: the row keeps both (the name as shown then, the id for ownership). */
+export interface BlogAuthor {
+  id: number
+  displayName: string
 }
 
 export interface BlogPage {
@@ -87,7 +88,7 @@ export const LIST_SQL =
   `\`image_loc\`, \`thumb_loc\`, ${MODIFIED_ISO} ` +
   'FROM `blog` ORDER BY `modified_dt` DESC, `id` DESC LIMIT $2 OFFSET $3'
 
-const SHOW_SQL = `SELECT \`id\`, \`title\`, \`author\`, \`content\`, \`image_loc\`, \`thumb_loc\`, ${MODIFIED_ISO} FROM \`blog\` WHERE \`id\` = $1`
+const SHOW_SQL = `SELECT \`id\`, \`title\`, \`author\`, \`content\`, \`image_loc\`, \`thumb_loc\`, \`user_id\`, ${MODIFIED_ISO} FROM \`blog\` WHERE \`id\` = $1`
 
 /**
  * The only code that touches the blog table. Plain objects in and out; reads go through
@@ -111,60 +112,49 @@ export class BlogRepository {
   }
 
   async findById(id: number, transaction?: Transaction): Promise<Blog | null> {
-    const rows = await this.sequelize.query<SummaryRow & { content: string }>(SHOW_SQL, {
+    const rows = await this.sequelize.query<SummaryRow & { content: string; user_id: number | null }>(SHOW_SQL, {
       type: QueryTypes.SELECT,
       bind: [id],
       ...(transaction ? { transaction } : {})
     })
     const r = rows[0]
     if (!r) return null
-    return { id: r.id, title: r.title, author: r.author, content: r.content, imageLoc: r.image_loc, thumbLoc: r.thumb_loc, modifiedAt: r.modified_iso }
+    return { id: r.id, title: r.title, author: r.author, content: r.content, imageLoc: r.image_loc, thumbLoc: r.thumb_loc, userId: r.user_id, modifiedAt: r.modified_iso }
   }
 
-  async create(input: BlogInput, images: ImageNames | null, transaction: Transaction): Promise<number> {
+  async create(input: BlogInput, author: BlogAuthor, images: ImageNames | null, transaction: Transaction): Promise<number> {
     const row = await this.Blog.create(
-      { title: input.title, author: input.author, content: input.content, image_loc: images?.imageLoc ?? null, thumb_loc: images?.thumbLoc ?? null, modified_dt: new Date() },
+      { title: input.title, author: author.displayName, user_id: author.id, content: input.content, image_loc: images?.imageLoc ?? null, thumb_loc: images?.thumbLoc ?? null, modified_dt: new Date() },
       { transaction }
     )
     return row.id
   }
 
   /**
-   * Updates a post and returns the images it had before, or null when the post does not exist.
-   * The row is locked first so two concurrent edits cannot both think they own the old images.
+   * Locks a post's row for the rest of the transaction and reads what a change needs to know:
+   * its images and its owner (null: no such post). Two concurrent edits cannot both think they
+   * own the old images, and the owner cannot change between the check and the write.
    */
-  async update(
-    id: number,
-    input: BlogInput,
-    images: ImageNames | undefined,
-    transaction: Transaction
-  ): Promise<StoredImages | null> {
-    const current = await this.lockImageOf(id, transaction)
-    if (!current) return null
+  async lockForChange(id: number, transaction: Transaction): Promise<{ imageLoc: string | null; thumbLoc: string | null; userId: number | null } | null> {
+    const row = await this.Blog.findByPk(id, { attributes: ['id', 'image_loc', 'thumb_loc', 'user_id'], transaction, lock: transaction.LOCK.UPDATE, raw: true })
+    return row && { imageLoc: row.image_loc, thumbLoc: row.thumb_loc, userId: row.user_id }
+  }
+
+  /** Updates a locked post (title, content, and the image pair when a new one is given; the author stays). */
+  async update(id: number, input: BlogInput, images: ImageNames | undefined, transaction: Transaction): Promise<void> {
     await this.Blog.update(
       {
         title: input.title,
-        author: input.author,
         content: input.content,
         modified_dt: new Date(),
         ...(images !== undefined ? { image_loc: images.imageLoc, thumb_loc: images.thumbLoc } : {})
       },
       { where: { id }, transaction }
     )
-    return { imageLoc: current.image_loc, thumbLoc: current.thumb_loc }
   }
 
-  /** Deletes a post; returns its images (or nulls), or null when there was no such post. */
-  async delete(id: number, transaction: Transaction): Promise<StoredImages | null> {
-    const current = await this.lockImageOf(id, transaction)
-    if (!current) return null
+  async delete(id: number, transaction: Transaction): Promise<void> {
     await this.Blog.destroy({ where: { id }, transaction })
-    return { imageLoc: current.image_loc, thumbLoc: current.thumb_loc }
-  }
-
-  /** Locks a post's row for the rest of the transaction and reads its images (null: no such post). */
-  private async lockImageOf(id: number, transaction: Transaction): Promise<{ image_loc: string | null; thumb_loc: string | null } | null> {
-    return this.Blog.findByPk(id, { attributes: ['id', 'image_loc', 'thumb_loc'], transaction, lock: transaction.LOCK.UPDATE, raw: true })
   }
 
   /** Every image and thumbnail name a row points to (for the orphan-file sweep). */

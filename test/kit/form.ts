@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { PNG_1x1 } from '../fixtures/images'
+import { defaultAuthor, type Account } from './accounts'
 import { request, type HttpResponse } from './server'
 
 // Posting forms as a browser does, to the app in process (inject) or to a child server.
@@ -34,15 +35,21 @@ export async function multipart(
 export interface PostOptions {
   method?: 'POST' | 'PUT'
   headers?: Record<string, string>
+  /**
+   * Send as this user: their session cookie, and their CSRF token as the form's first field.
+   * Unset: the app's test author (in process only); null: anonymous.
+   */
+  as?: Pick<Account, 'cookie' | 'csrf'> | null
 }
 
 /** Sends a multipart/form-data form to `path` of the app (in process) or of the server at `port`. */
 export async function postForm(target: FastifyInstance, path: string, fields: FormFields, files?: Record<string, UploadFile>, opts?: PostOptions): Promise<LightMyRequestResponse>
 export async function postForm(target: number, path: string, fields: FormFields, files?: Record<string, UploadFile>, opts?: PostOptions): Promise<HttpResponse>
 export async function postForm(target: FastifyInstance | number, path: string, fields: FormFields, files: Record<string, UploadFile> = {}, opts: PostOptions = {}): Promise<LightMyRequestResponse | HttpResponse> {
-  const body = await multipart(fields, files)
+  const as = opts.as === undefined && typeof target !== 'number' ? await defaultAuthor(target) : opts.as
+  const body = await multipart(as ? { _csrf: as.csrf, ...fields } : fields, files)
   const method = opts.method ?? 'POST'
-  const headers = { ...opts.headers, ...body.headers }
+  const headers = { ...(as ? { cookie: as.cookie } : {}), ...opts.headers, ...body.headers }
   if (typeof target === 'number') return request(target, { method, path, headers, body: body.payload })
   return target.inject({ method, url: path, headers, payload: body.payload })
 }

@@ -3,6 +3,7 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { expect } from 'vitest'
+import { defaultAuthor, type Account } from './accounts'
 import { incomingFiles, storedFiles, type TestEnv } from './app'
 import { postForm, type UploadFile } from './form'
 
@@ -14,6 +15,7 @@ export interface BlogRow {
   content: string
   image_loc: string | null
   thumb_loc: string | null
+  user_id: number | null
   modified_dt: Date
 }
 
@@ -45,15 +47,19 @@ export async function unusedId(env: TestEnv): Promise<number> {
   return Number(row?.m ?? 0) + 100_000
 }
 
-/** Creates a post through the app (as a browser would) and returns its row. */
+/**
+ * Creates a post through the app (as a browser would, signed in as `as`, by default the app's
+ * test author) and returns its row.
+ */
 export async function createPost(
   app: FastifyInstance,
   env: TestEnv,
-  fields: Partial<Record<'title' | 'author' | 'content', string>> = {},
-  image?: UploadFile
+  fields: Partial<Record<'title' | 'content', string>> = {},
+  image?: UploadFile,
+  as?: Account
 ): Promise<BlogRow> {
-  const values = { title: unique('Post'), author: 'Test Author', content: 'Some content.', ...fields }
-  const res = await postForm(app, '/blogs/new', values, image ? { image_file: image } : {})
+  const values = { title: unique('Post'), content: 'Some content.', ...fields }
+  const res = await postForm(app, '/blogs/new', values, image ? { image_file: image } : {}, { as: as ?? (await defaultAuthor(app)) })
   expect(res.statusCode, res.body).toBe(303)
   const rows = await rowsByTitle(env, values.title)
   expect(rows).toHaveLength(1)

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, expect } from 'vitest'
+import { signUp, type Account } from './accounts'
 import { createTestEnv, type TestEnv } from './app'
 import { postForm } from './form'
 import { formatTree, OtlpReceiver, parseTraceHeader, SpanKind, type ReceivedSpan } from './otlp-receiver'
@@ -25,7 +26,9 @@ export interface TracedServer {
   child: ServerChild
   /** Waits for the trace the response's traceresponse names (until `ready` holds, if given). */
   traced(res: HttpResponse, ready?: (spans: ReceivedSpan[]) => boolean): Promise<Traced>
-  /** Posts the blog form as a browser would, with an optional PNG. */
+  /** A user signed up on this server (before the tests), who writes the posts of postForm. */
+  author: Account
+  /** Posts the blog form as a browser would (signed in as `author`), with an optional PNG. */
   postForm(fields: Record<string, string>, image?: Buffer): Promise<HttpResponse>
   /** The id of some seeded post. */
   existingPostId(): Promise<number>
@@ -43,6 +46,7 @@ export function useTracedServer(extraEnv: Record<string, string> = {}): TracedSe
     t.env = await createTestEnv()
     t.receiver = await OtlpReceiver.start()
     t.child = await startListening({ ...t.env.env, ...t.receiver.env(), LOG_LEVEL: 'info', ...extraEnv }, { telemetry: true })
+    t.author = await signUp(t.child.port)
   })
   afterAll(async () => {
     await t.child?.kill()
@@ -59,7 +63,7 @@ export function useTracedServer(extraEnv: Record<string, string> = {}): TracedSe
     expect(servers[0]!.spanId, tree).toBe(spanId)
     return { res, spans, contract: fromOtlp(spans), server: servers[0]!, tree }
   }
-  t.postForm = (fields, image) => postForm(t.child.port, '/blogs/new', fields, image ? { image_file: { data: image, filename: 'picture.png', type: 'image/png' } } : {})
+  t.postForm = (fields, image) => postForm(t.child.port, '/blogs/new', fields, image ? { image_file: { data: image, filename: 'picture.png', type: 'image/png' } } : {}, { as: t.author })
   t.existingPostId = async () => {
     const [row] = await t.env.query<{ id: number }>('SELECT `id` FROM `blog` ORDER BY `id` LIMIT 1')
     expect(row, 'the seeded database should have posts').toBeDefined()

@@ -1,5 +1,5 @@
 import { DataTypes, Model, type CreationOptional, type InferAttributes, type InferCreationAttributes, type Sequelize } from 'sequelize'
-import { FIELD_RULES } from '../../posts/fields'
+import { DISPLAY_NAME_RULE, FIELD_RULES } from '../../posts/fields'
 
 export class BlogModel extends Model<InferAttributes<BlogModel>, InferCreationAttributes<BlogModel>> {
   declare id: CreationOptional<number>
@@ -8,6 +8,7 @@ export class BlogModel extends Model<InferAttributes<BlogModel>, InferCreationAt
   declare content: string
   declare image_loc: string | null
   declare thumb_loc: CreationOptional<string | null>
+  declare user_id: number | null
   declare modified_dt: CreationOptional<Date>
 }
 
@@ -19,10 +20,11 @@ export function defineBlogModel(sequelize: Sequelize): typeof BlogModel {
     {
       id: { type: DataTypes.INTEGER, autoIncrement: true, primaryKey: true },
       title: { type: DataTypes.STRING(FIELD_RULES.title.maxLength), allowNull: false },
-      author: { type: DataTypes.STRING(FIELD_RULES.author.maxLength), allowNull: false },
+      author: { type: DataTypes.STRING(DISPLAY_NAME_RULE.maxLength), allowNull: false },
       content: { type: DataTypes.TEXT, allowNull: false },
       image_loc: { type: DataTypes.STRING(255), allowNull: true },
       thumb_loc: { type: DataTypes.STRING(255), allowNull: true },
+      user_id: { type: DataTypes.INTEGER, allowNull: true },
       modified_dt: { type: DataTypes.DATE, allowNull: false, defaultValue: DataTypes.NOW }
     },
     { sequelize, tableName: 'blog', modelName: 'Blog', timestamps: false }

@@ -1,18 +1,27 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyReply } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
-import { readPostForm, type ParsedForm } from '../../posts/form'
+import { forbidden, signInRequired } from '../../accounts/plugin'
+import { CSRF_FIELD } from '../../posts/fields'
+import { discardUpload, readPostForm, type ParsedForm } from '../../posts/form'
+import { mayChange } from '../../posts/service'
 import type { Blog } from '../../repositories/blog-repository'
 
 // Path ids are checked here; a bad one is "no such page" (the error handler turns a params
 // validation failure into a 404), never a 500.
 const IdParams = Type.Object({ id: Type.Integer({ minimum: 1, maximum: 2_147_483_647 }) })
 const ListQuery = Type.Object({ page: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1 }) })
+const CsrfBody = Type.Object({ [CSRF_FIELD]: Type.String({ maxLength: 100, default: '' }) })
 
 const NO_SUCH_POST = 'There is no such post. It may have been deleted.'
-const emptyValues = { title: '', author: '', content: '' }
+const emptyValues = { title: '', content: '' }
+const SIGN_IN = '/account/signin'
 
-/** The HTML pages of the blog, and the JSON delete. Each write reads: parse, service, redirect. */
+/**
+ * The HTML pages of the blog, and the JSON delete. Anyone may read; writing needs a signed-in
+ * user, and changing a post its author or an admin. Each write reads: who, parse, CSRF,
+ * service, redirect.
+ */
 const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { posts, imageStore, imageProcessor, writeLimit } = fastify
   const pageSize = fastify.appConfig.pageSize
@@ -24,6 +33,23 @@ const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const page = (request.query as { page?: unknown } | undefined)?.page
     if ((id !== undefined && !Number.isSafeInteger(id)) || (page !== undefined && !Number.isSafeInteger(page))) return reply.notFound()
   })
+  fastify.addHook('preHandler', fastify.loadViewer)
+
+  /** The signed-in user, or a 401 before any of the body is read. */
+  const signedIn = (request: FastifyRequest, json = false) => {
+    if (!request.viewer) throw signInRequired(json)
+    return request.viewer
+  }
+
+  /** The form's CSRF token must be the session's; a staged upload goes when it is not. */
+  const checkFormCsrf = async (request: FastifyRequest, form: ParsedForm) => {
+    try {
+      request.checkCsrf(form.csrf)
+    } catch (err) {
+      if (form.image) await discardUpload(imageStore, form.image)
+      throw err
+    }
+  }
 
   const renderForm = (reply: FastifyReply, form: ParsedForm, post: Pick<Blog, 'id' | 'imageLoc'> | null) =>
     reply.code(form.status).render(post ? 'blogs/modify' : 'blogs/new', {
@@ -41,24 +67,30 @@ const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/show/:id', { schema: { params: IdParams } }, async (request, reply) => {
     const post = await posts.get(request.params.id)
     if (!post) return reply.notFound(NO_SUCH_POST)
-    return reply.render('blogs/show', { pageTitle: post.title, post, flash: reply.takeFlash() })
+    const canModify = mayChange(request.viewer, post)
+    return reply.render('blogs/show', { pageTitle: post.title, post, canModify, flash: reply.takeFlash() })
   })
 
-  fastify.get('/new', async (_request, reply) => {
+  fastify.get('/new', async (request, reply) => {
+    if (!request.viewer) return reply.redirect(SIGN_IN, 303)
     return reply.render('blogs/new', { pageTitle: 'New post', values: emptyValues, errors: {}, post: null })
   })
 
   fastify.post('/new', { config: writeLimit }, async (request, reply) => {
+    const viewer = signedIn(request)
     const form = await readPostForm(request, imageStore, imageProcessor)
-    const result = await posts.create(form)
+    await checkFormCsrf(request, form)
+    const result = await posts.create(form, viewer)
     if (result.status === 'invalid') return renderForm(reply, form, null)
     return reply.flash('created').redirect('/blogs/', 303)
   })
 
   fastify.get('/modify/:id', { schema: { params: IdParams } }, async (request, reply) => {
+    if (!request.viewer) return reply.redirect(SIGN_IN, 303)
     const post = await posts.get(request.params.id)
     if (!post) return reply.notFound(NO_SUCH_POST)
-    const values = { title: post.title, author: post.author, content: post.content }
+    if (!mayChange(request.viewer, post)) throw forbidden()
+    const values = { title: post.title, content: post.content }
     return reply.render('blogs/modify', { pageTitle: 'Edit post', values, errors: {}, post })
   })
 
@@ -70,24 +102,38 @@ const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       config: writeLimit,
       handler: async (request, reply) => {
         const id = request.params.id
+        const viewer = signedIn(request)
         const form = await readPostForm(request, imageStore, imageProcessor)
-        const result = await posts.update(id, form)
+        await checkFormCsrf(request, form)
+        const result = await posts.update(id, form, viewer)
         if (result.status === 'done') return reply.flash('updated').redirect(`/blogs/show/${id}`, 303)
+        if (result.status === 'forbidden') throw forbidden()
         const post = result.status === 'invalid' ? await posts.get(id) : null
-        return post ? renderForm(reply, form, post) : reply.notFound(NO_SUCH_POST)
+        if (!post) return reply.notFound(NO_SUCH_POST)
+        // A form with errors from someone who may not change the post learns nothing more.
+        if (!mayChange(viewer, post)) throw forbidden()
+        return renderForm(reply, form, post)
       }
     })
   }
 
-  fastify.delete('/delete/:id', { schema: { params: IdParams }, config: { json: true, ...writeLimit } }, async (request, reply) => {
+  // For scripts: the session cookie or an API token. No CSRF token: a cross-site page cannot
+  // send a DELETE with the cookie (SameSite=Lax, no CORS, and the request guard's Origin check).
+  fastify.delete('/delete/:id', { schema: { params: IdParams }, config: { json: true, apiToken: true, ...writeLimit } }, async (request, reply) => {
     const id = request.params.id
-    if ((await posts.delete(id)).status === 'not_found') return reply.notFound(`Post ${id} not found`)
+    const { status } = await posts.delete(id, signedIn(request, true))
+    if (status === 'not_found') return reply.notFound(`Post ${id} not found`)
+    if (status === 'forbidden') throw forbidden()
     return { message: `Post ${id} deleted` }
   })
 
   // The no-JavaScript delete button on the show page.
-  fastify.post('/delete/:id', { schema: { params: IdParams }, config: writeLimit }, async (request, reply) => {
-    if ((await posts.delete(request.params.id)).status === 'not_found') return reply.notFound(NO_SUCH_POST)
+  fastify.post('/delete/:id', { schema: { params: IdParams, body: CsrfBody }, config: writeLimit }, async (request, reply) => {
+    const viewer = signedIn(request)
+    request.checkCsrf(request.body[CSRF_FIELD])
+    const { status } = await posts.delete(request.params.id, viewer)
+    if (status === 'not_found') return reply.notFound(NO_SUCH_POST)
+    if (status === 'forbidden') throw forbidden()
     return reply.flash('deleted').redirect('/blogs/', 303)
   })
 }

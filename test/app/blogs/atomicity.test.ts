@@ -30,7 +30,7 @@ async function countRows(where = '1=1', params: unknown[] = []): Promise<number>
 }
 
 const postWithImage = (title: string, image = PNG_1x1, filename = 'photo.png') =>
-  postForm(app, '/blogs/new', { title, author: 'Atomic Tester', content: 'Row and file live or die together.' }, { image_file: { data: image, filename, type: 'image/png' } })
+  postForm(app, '/blogs/new', { title, content: 'Row and file live or die together.' }, { image_file: { data: image, filename, type: 'image/png' } })
 
 describe('creating a post with an image is all or nothing', () => {
   it('a database error on INSERT (after the file was stored) leaves no row and no file', async () => {
@@ -62,8 +62,8 @@ describe('creating a post with an image is all or nothing', () => {
   it('a failure after the row was inserted rolls the row back and removes the file', async () => {
     const realCreate = app.blogs.create.bind(app.blogs)
     let insertedId: number | undefined
-    vi.spyOn(app.blogs, 'create').mockImplementation(async (input, imageLoc, t) => {
-      insertedId = await realCreate(input, imageLoc, t)
+    vi.spyOn(app.blogs, 'create').mockImplementation(async (input, author, imageLoc, t) => {
+      insertedId = await realCreate(input, author, imageLoc, t)
       throw new Error('simulated failure after INSERT')
     })
 

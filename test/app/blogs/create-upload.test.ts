@@ -2,6 +2,7 @@ import os from 'node:os'
 import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { describe, expect, it } from 'vitest'
+import { defaultAuthor } from '../../kit/accounts'
 import { useTestApp, type TestEnv } from '../../kit/app'
 import { multipart, postForm, rawMultipart, type UploadFile, pngFile } from '../../kit/form'
 import { createPost, ejsEscape, exists, fileState, GENERATED_NAME, readStored, rowsByTitle, unique, expectNothingWritten } from '../../kit/posts'
@@ -45,7 +46,7 @@ describe('POST /blogs/new: uploads', () => {
   it('rejects a text file posted as image_file with 415', async () => {
     const title = unique('Text as image')
     await expectNothingWritten(env, async () => {
-      const res = await postNew({ title, author: 'A', content: 'Content' }, { image_file: { data: 'just some text, not an image at all', filename: 'x.png', type: 'image/png' } })
+      const res = await postNew({ title, content: 'Content' }, { image_file: { data: 'just some text, not an image at all', filename: 'x.png', type: 'image/png' } })
       expect(res.statusCode).toBe(415)
       expect(res.body).toContain('<p class="field-error" id="image_file-error">The image must be a PNG, JPEG, GIF or WebP file.</p>')
       // The form comes back with what the user typed.
@@ -55,14 +56,14 @@ describe('POST /blogs/new: uploads', () => {
 
   it('rejects a tiny non-image file (shorter than a signature) with 415', async () => {
     await expectNothingWritten(env, async () => {
-      const res = await postNew({ title: unique('Tiny'), author: 'A', content: 'Content' }, { image_file: { data: 'GIF8', filename: 'x.gif', type: 'image/gif' } })
+      const res = await postNew({ title: unique('Tiny'), content: 'Content' }, { image_file: { data: 'GIF8', filename: 'x.gif', type: 'image/gif' } })
       expect(res.statusCode).toBe(415)
     })
   })
 
   it('rejects a real PNG named evil.exe with 415', async () => {
     await expectNothingWritten(env, async () => {
-      const res = await postNew({ title: unique('Exe'), author: 'A', content: 'Content' }, { image_file: png('evil.exe') })
+      const res = await postNew({ title: unique('Exe'), content: 'Content' }, { image_file: png('evil.exe') })
       expect(res.statusCode).toBe(415)
       expect(res.body).toContain('<p class="field-error" id="image_file-error">')
     })
@@ -71,13 +72,14 @@ describe('POST /blogs/new: uploads', () => {
   it('treats an empty file part (no file chosen) as "no image"', async () => {
     const title = unique('Empty file part')
     const before = await fileState(env)
+    const author = await defaultAuthor(app)
     const body = rawMultipart([
+      { name: '_csrf', value: author.csrf },
       { name: 'title', value: title },
-      { name: 'author', value: 'A' },
       { name: 'content', value: 'No image chosen' },
       { name: 'image_file', filename: '', type: 'application/octet-stream', data: Buffer.alloc(0) }
     ])
-    const res = await app.inject({ method: 'POST', url: '/blogs/new', ...body })
+    const res = await app.inject({ method: 'POST', url: '/blogs/new', payload: body.payload, headers: { ...body.headers, cookie: author.cookie } })
     expect(res.statusCode).toBe(303)
     expect(await rowsByTitle(env, title)).toMatchObject([{ title, image_loc: null }])
     expect(await fileState(env)).toEqual(before)
@@ -87,7 +89,7 @@ describe('POST /blogs/new: uploads', () => {
     const big = Buffer.concat([PNG_1x1, Buffer.alloc(6 * 1024 * 1024)])
     const title = unique('Too big')
     await expectNothingWritten(env, async () => {
-      const res = await postNew({ title, author: 'A', content: 'Content' }, { image_file: { data: big, filename: 'big.png', type: 'image/png' } })
+      const res = await postNew({ title, content: 'Content' }, { image_file: { data: big, filename: 'big.png', type: 'image/png' } })
       expect(res.statusCode).toBe(413)
       expect(res.body).toContain('The upload is too large (the limit is 5.0 MiB).')
     })
@@ -95,11 +97,12 @@ describe('POST /blogs/new: uploads', () => {
 
   it('answers a multipart body cut short in the middle of the file with 400, not 500', async () => {
     const file = Buffer.concat([PNG_1x1, Buffer.alloc(64 * 1024, 1)])
-    const { payload, headers } = await multipart({ title: unique('Cut short'), author: 'A', content: 'Content' }, { image_file: { data: file, filename: 'a.png', type: 'image/png' } })
+    const author = await defaultAuthor(app)
+    const { payload, headers } = await multipart({ _csrf: author.csrf, title: unique('Cut short'), content: 'Content' }, { image_file: { data: file, filename: 'a.png', type: 'image/png' } })
     const fileStart = payload.indexOf(PNG_1x1)
     expect(fileStart).toBeGreaterThan(0)
     await expectNothingWritten(env, async () => {
-      const res = await app.inject({ method: 'POST', url: '/blogs/new', headers, payload: payload.subarray(0, fileStart + 32 * 1024) })
+      const res = await app.inject({ method: 'POST', url: '/blogs/new', headers: { ...headers, cookie: author.cookie }, payload: payload.subarray(0, fileStart + 32 * 1024) })
       expect(res.statusCode).toBe(400)
       expect(res.body).toContain('<p class="status">400</p>')
     })

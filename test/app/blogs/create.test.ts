@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { describe, expect, it } from 'vitest'
 import { useTestApp, type TestEnv } from '../../kit/app'
+import { defaultAuthor, FORM_HEADERS, signUp } from '../../kit/accounts'
 import { postForm, type UploadFile, pngFile } from '../../kit/form'
 import { createPost, ejsEscape, rowsByTitle, unique, expectNothingWritten } from '../../kit/posts'
 
@@ -12,21 +13,21 @@ const png = pngFile
 const postNew = (fields: Record<string, string | string[]>, files: Record<string, UploadFile> = {}) => postForm(app, '/blogs/new', fields, files)
 
 describe('POST /blogs/new: success', () => {
-  it('redirects with 303 to the list and stores exactly what was sent', async () => {
-    const fields = { title: unique('Created'), author: 'Jane Doe', content: 'Line one\r\nLine two\r\n\r\n  indented & <tagged>' }
+  it('redirects with 303 to the list and stores exactly what was sent, by the signed-in user', async () => {
+    const fields = { title: unique('Created'), content: 'Line one\r\nLine two\r\n\r\n  indented & <tagged>' }
     const res = await postNew(fields)
     expect(res.statusCode).toBe(303)
     expect(res.headers.location).toBe('/blogs/')
     const rows = await rowsByTitle(env, fields.title)
     expect(rows).toHaveLength(1)
-    expect(rows[0]).toMatchObject({ title: fields.title, author: fields.author, content: fields.content, image_loc: null })
+    expect(rows[0]).toMatchObject({ title: fields.title, author: (await defaultAuthor(app)).displayName, content: fields.content, image_loc: null })
     expect(Math.abs(rows[0]!.modified_dt.getTime() - Date.now())).toBeLessThan(60_000)
   })
 
-  it('round-trips a unicode title byte for byte', async () => {
+  it('round-trips a unicode title and author byte for byte', async () => {
     const title = `Café ☕ 日本 ${unique('u')} 😀`
-    const author = 'Zoë Ünïcødé'
-    const res = await postNew({ title, author, content: 'Ça marche — 大丈夫' })
+    const author = unique('Zoë Ünïcødé')
+    const res = await postForm(app, '/blogs/new', { title, content: 'Ça marche — 大丈夫' }, {}, { as: await signUp(app, { displayName: author }) })
     expect(res.statusCode).toBe(303)
     const [row] = await env.query<{ id: number; t: string; a: string; c: string }>(
       'SELECT `id`, HEX(`title`) AS t, HEX(`author`) AS a, HEX(`content`) AS c FROM `blog` WHERE `title` = ?',
@@ -41,8 +42,8 @@ describe('POST /blogs/new: success', () => {
 
   it('accepts every field at its exact minimum and maximum length', async () => {
     const tag = unique('m').replace(' ', '')
-    const longest = { title: (tag + 't'.repeat(200)).slice(0, 200), author: 'a'.repeat(100), content: 'c'.repeat(4000) }
-    const shortest = { title: 'ab', author: 'a', content: 'cc' }
+    const longest = { title: (tag + 't'.repeat(200)).slice(0, 200), content: 'c'.repeat(4000) }
+    const shortest = { title: 'ab', content: 'cc' }
     expect(longest.title).toHaveLength(200)
 
     expect((await postNew(longest)).statusCode).toBe(303)
@@ -50,7 +51,7 @@ describe('POST /blogs/new: success', () => {
 
     const [{ m } = { m: 0 }] = await env.query<{ m: number }>('SELECT MAX(`id`) AS m FROM `blog`')
     expect((await postNew(shortest)).statusCode).toBe(303)
-    const created = await env.query('SELECT `title`, `author`, `content` FROM `blog` WHERE `id` > ?', [m])
+    const created = await env.query('SELECT `title`, `content` FROM `blog` WHERE `id` > ?', [m])
     expect(created).toEqual([shortest])
   })
 
@@ -58,11 +59,11 @@ describe('POST /blogs/new: success', () => {
     const tag = unique('e').replace(' ', '')
     const fits = tag + '😀'.repeat(200 - tag.length)
     expect(Array.from(fits)).toHaveLength(200)
-    expect((await postNew({ title: fits, author: '👩‍💻', content: '😀😀' })).statusCode).toBe(303)
-    expect(await rowsByTitle(env, fits)).toMatchObject([{ title: fits, author: '👩‍💻', content: '😀😀' }])
+    expect((await postNew({ title: fits, content: '😀😀' })).statusCode).toBe(303)
+    expect(await rowsByTitle(env, fits)).toMatchObject([{ title: fits, content: '😀😀' }])
 
     await expectNothingWritten(env, async () => {
-      const res = await postNew({ title: fits + '😀', author: 'A', content: 'cc' })
+      const res = await postNew({ title: fits + '😀', content: 'cc' })
       expect(res.statusCode).toBe(400)
       expect(res.body).toContain('<p class="field-error" id="title-error">Title must be between 2 and 200 characters.</p>')
     })
@@ -70,29 +71,26 @@ describe('POST /blogs/new: success', () => {
 
   it('creates a post from an urlencoded body (no image)', async () => {
     const title = unique('Urlencoded & co')
+    const author = await defaultAuthor(app)
     const res = await app.inject({
       method: 'POST',
       url: '/blogs/new',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      payload: new URLSearchParams({ title, author: 'Form Author', content: 'Sent without multipart' }).toString()
+      headers: { ...FORM_HEADERS, cookie: author.cookie },
+      payload: new URLSearchParams({ _csrf: author.csrf, title, content: 'Sent without multipart' }).toString()
     })
     expect(res.statusCode).toBe(303)
     expect(res.headers.location).toBe('/blogs/')
-    expect(await rowsByTitle(env, title)).toMatchObject([{ title, author: 'Form Author', content: 'Sent without multipart', image_loc: null }])
+    expect(await rowsByTitle(env, title)).toMatchObject([{ title, author: author.displayName, content: 'Sent without multipart', image_loc: null }])
   })
 })
 
-type Field = 'title' | 'author' | 'content'
+type Field = 'title' | 'content'
 const validationCases: [string, Field, string | undefined, string][] = [
   ['missing', 'title', undefined, 'Title is required.'],
   ['empty', 'title', '', 'Title is required.'],
   ['too short', 'title', 'x', 'Title must be between 2 and 200 characters.'],
   ['too long', 'title', 't'.repeat(201), 'Title must be between 2 and 200 characters.'],
   ['only spaces', 'title', '     ', 'Title cannot be only spaces.'],
-  ['missing', 'author', undefined, 'Author is required.'],
-  ['empty (too short)', 'author', '', 'Author is required.'],
-  ['too long', 'author', 'a'.repeat(101), 'Author must be between 1 and 100 characters.'],
-  ['only spaces', 'author', ' \t ', 'Author cannot be only spaces.'],
   ['missing', 'content', undefined, 'Content is required.'],
   ['too short', 'content', 'c', 'Content must be between 2 and 4000 characters.'],
   ['too long', 'content', 'c'.repeat(4001), 'Content must be between 2 and 4000 characters.'],
@@ -103,7 +101,6 @@ describe('POST /blogs/new: validation', () => {
   it.each(validationCases)('rejects a %s %s with 400, the error next to the field and the other input kept', async (_case, field, bad, message) => {
     const good: Record<Field, string> = {
       title: unique('Kept "title" <i>&'),
-      author: 'Kept <b>"author"</b> & co',
       content: 'Kept content </textarea><script>alert(1)</script>'
     }
     const fields: Record<string, string> = { ...good }
@@ -119,10 +116,8 @@ describe('POST /blogs/new: validation', () => {
       expect(res.body).toContain(`<p class="field-error" id="${field}-error">${message}</p>`)
       expect(res.body).toContain(`aria-invalid="true" aria-describedby="${field}-error"`)
       expect(res.body.match(/class="field-error"/g)).toHaveLength(1)
-      for (const other of (['title', 'author', 'content'] as Field[]).filter((f) => f !== field)) {
-        if (other === 'content') expect(res.body).toContain(`>${ejsEscape(good.content)}</textarea>`)
-        else expect(res.body).toContain(`name="${other}" type="text" required minlength="${other === 'title' ? 2 : 1}" maxlength="${other === 'title' ? 200 : 100}" value="${ejsEscape(good[other])}"`)
-      }
+      if (field === 'title') expect(res.body).toContain(`>${ejsEscape(good.content)}</textarea>`)
+      else expect(res.body).toContain(`name="title" type="text" required minlength="2" maxlength="200" value="${ejsEscape(good.title)}"`)
       expect(res.body).not.toContain('<script>alert(1)')
       expect(await rowsByTitle(env, fields.title ?? '')).toEqual([])
     })
@@ -130,7 +125,7 @@ describe('POST /blogs/new: validation', () => {
 
   it('keeps the rejected value in its input, escaped', async () => {
     const tooLong = '"><x '.repeat(50)
-    const res = await postNew({ title: tooLong, author: 'A', content: 'cc' })
+    const res = await postNew({ title: tooLong, content: 'cc' })
     expect(res.statusCode).toBe(400)
     expect(res.body).toContain(`value="${'&#34;&gt;&lt;x '.repeat(50)}"`)
     expect(res.body).toContain('<p class="field-error" id="title-error">')
@@ -138,17 +133,17 @@ describe('POST /blogs/new: validation', () => {
 
   it('shows an error for every invalid field at once', async () => {
     await expectNothingWritten(env, async () => {
-      const res = await postNew({ title: 'x', author: '', content: ' ' })
+      const res = await postNew({ title: 'x', content: ' ' })
       expect(res.statusCode).toBe(400)
       expect(res.body).toContain('<p class="form-summary" role="alert">')
-      for (const f of ['title', 'author', 'content']) expect(res.body).toContain(`<p class="field-error" id="${f}-error">`)
+      for (const f of ['title', 'content']) expect(res.body).toContain(`<p class="field-error" id="${f}-error">`)
     })
   })
 
   it('rejects a field sent twice with 400', async () => {
     const title = unique('Twice')
     await expectNothingWritten(env, async () => {
-      const res = await postNew({ title: [title, `${title} again`], author: 'A', content: 'Twice content' }, { image_file: png() })
+      const res = await postNew({ title: [title, `${title} again`], content: 'Twice content' }, { image_file: png() })
       expect(res.statusCode).toBe(400)
       expect(res.body).toContain('<p class="field-error" id="title-error">Send this field only once.</p>')
     })
@@ -157,16 +152,17 @@ describe('POST /blogs/new: validation', () => {
   it('rejects a field sent twice in an urlencoded body with 400', async () => {
     const title = unique('Twice urlencoded')
     await expectNothingWritten(env, async () => {
-      const payload = new URLSearchParams([['title', title], ['author', 'A'], ['author', 'B'], ['content', 'Content']]).toString()
-      const res = await app.inject({ method: 'POST', url: '/blogs/new', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload })
+      const author = await defaultAuthor(app)
+      const payload = new URLSearchParams([['_csrf', author.csrf], ['title', title], ['content', 'A'], ['content', 'B']]).toString()
+      const res = await app.inject({ method: 'POST', url: '/blogs/new', headers: { ...FORM_HEADERS, cookie: author.cookie }, payload })
       expect(res.statusCode).toBe(400)
-      expect(res.body).toContain('<p class="field-error" id="author-error">Send this field only once.</p>')
+      expect(res.body).toContain('<p class="field-error" id="content-error">Send this field only once.</p>')
     })
   })
 
   it('rejects a file sent in another field than image_file with 400', async () => {
     await expectNothingWritten(env, async () => {
-      const res = await postNew({ title: unique('Wrong field'), author: 'A', content: 'Content' }, { attachment: png() })
+      const res = await postNew({ title: unique('Wrong field'), content: 'Content' }, { attachment: png() })
       expect(res.statusCode).toBe(400)
       expect(res.body).toContain('<p class="field-error" id="image_file-error">')
     })
@@ -177,8 +173,9 @@ describe('escaping user input on every page', () => {
   it('never echoes a <script> title raw on the list, show and modify pages', async () => {
     const title = `<script>alert(1)</script> ${unique('xss')}`
     const post = await createPost(app, env, { title })
+    const { cookie } = await defaultAuthor(app)
     for (const url of ['/blogs/', `/blogs/show/${post.id}`, `/blogs/modify/${post.id}`]) {
-      const res = await app.inject(url)
+      const res = await app.inject({ url, headers: { cookie } })
       expect(res.statusCode, url).toBe(200)
       expect(res.body, url).not.toContain('<script>')
       expect(res.body, url).toContain(ejsEscape(title))

@@ -4,7 +4,8 @@ import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { useTestApp, type TestEnv } from '../../kit/app'
-import { multipart } from '../../kit/form'
+import { defaultAuthor } from '../../kit/accounts'
+import { postForm } from '../../kit/form'
 import { createPost, GENERATED_NAME, rowsByTitle, unique, unusedId } from '../../kit/posts'
 import { PNG_1x1 } from '../../fixtures/images'
 import { ROOT } from '../../../src/paths'
@@ -24,7 +25,8 @@ async function postWithImage() {
 describe('X-Process-Time', () => {
   it.each([
     ['a page', '/blogs/', 200],
-    ['the new-post form', '/blogs/new', 200],
+    ['the sign-in redirect from the new-post form', '/blogs/new', 303],
+    ['the sign-in page', '/account/signin', 200],
     ['the redirect from /', '/', 302],
     ['a 404 page', '/no/such/page', 404],
     ['a bad query (400)', '/blogs/?page=0', 400],
@@ -38,14 +40,14 @@ describe('X-Process-Time', () => {
 
   it('is set on the 303 after creating a post', async () => {
     const title = unique('Timed')
-    const res = await app.inject({ method: 'POST', url: '/blogs/new', ...(await multipart({ title, author: 'A', content: 'Timed' })) })
+    const res = await postForm(app, '/blogs/new', { title, content: 'Timed' })
     expect(res.statusCode).toBe(303)
     expect(await rowsByTitle(env, title)).toHaveLength(1)
     expect(res.headers['x-process-time']).toMatch(PROCESS_TIME)
   })
 
   it('is set on a JSON 404', async () => {
-    const res = await app.inject({ method: 'DELETE', url: `/blogs/delete/${await unusedId(env)}` })
+    const res = await app.inject({ method: 'DELETE', url: `/blogs/delete/${await unusedId(env)}`, headers: { cookie: (await defaultAuthor(app)).cookie } })
     expect(res.statusCode).toBe(404)
     expect(res.headers['x-process-time']).toMatch(PROCESS_TIME)
   })

@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp, createTestEnv, useTestApp, type TestEnv } from '../../kit/app'
-import { multipart } from '../../kit/form'
+import { defaultAuthor } from '../../kit/accounts'
+import { postForm } from '../../kit/form'
 import { createPost, ejsEscape, listedIds, postCard, unique, unusedId } from '../../kit/posts'
 import { PNG_1x1 } from '../../fixtures/images'
 import { samplePosts } from '../../../src/db/seeds/sample-posts'
@@ -41,7 +42,7 @@ describe('GET /blogs/ (the list)', () => {
   })
 
   it('links each title to its post and shows the author', async () => {
-    const post = await createPost(app, env, { title: unique('Linked'), author: unique('Author') })
+    const post = await createPost(app, env, { title: unique('Linked') })
     const card = postCard((await app.inject('/blogs/')).body, post.id)
     expect(card).toBeDefined()
     expect(card).toContain(`<h2><a href="/blogs/show/${post.id}">${post.title}</a></h2>`)
@@ -174,8 +175,9 @@ describe('an empty blog', () => {
 
 describe('GET /blogs/show/:id', () => {
   it('shows the post with its title, author and content', async () => {
-    const post = await createPost(app, env, { title: unique('Shown'), author: unique('Writer'), content: 'Plain body text.' })
-    const res = await app.inject(`/blogs/show/${post.id}`)
+    const post = await createPost(app, env, { title: unique('Shown'), content: 'Plain body text.' })
+    // As its author, who gets the edit and delete buttons.
+    const res = await app.inject({ url: `/blogs/show/${post.id}`, headers: { cookie: (await defaultAuthor(app)).cookie } })
     expect(res.statusCode).toBe(200)
     expect(res.headers['content-type']).toMatch(/^text\/html/)
     expect(res.body).toContain(`<h1>${post.title}</h1>`)
@@ -222,8 +224,7 @@ describe('GET /blogs/show/:id', () => {
 
 describe('flash messages', () => {
   it('sets a "created" flash after publishing and shows it once on the list', async () => {
-    const body = await multipart({ title: unique('Flash'), author: 'A', content: 'Flash content' })
-    const created = await app.inject({ method: 'POST', url: '/blogs/new', ...body })
+    const created = await postForm(app, '/blogs/new', { title: unique('Flash'), content: 'Flash content' })
     expect(created.statusCode).toBe(303)
     const flash = created.cookies.find((c) => c.name === 'flash')
     expect(flash?.value).toBe('created')

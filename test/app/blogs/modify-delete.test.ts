@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
-import { describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { defaultAuthor, FORM_HEADERS, type Account } from '../../kit/accounts'
 import { useTestApp, type TestEnv } from '../../kit/app'
 import { postForm, type UploadFile } from '../../kit/form'
 import {
@@ -20,6 +21,14 @@ let env: TestEnv
 let app: FastifyInstance
 useTestApp((t) => ({ env, app } = t))
 
+// Every change here is made by the posts' author (the access rules are in test/app/accounts).
+let author: Account
+beforeAll(async () => {
+  author = await defaultAuthor(app)
+})
+const signedIn = () => ({ cookie: author.cookie })
+const deleteForm = () => ({ headers: { ...FORM_HEADERS, cookie: author.cookie }, payload: `_csrf=${author.csrf}` })
+
 const png: UploadFile = { data: PNG_1x1, filename: 'old.png', type: 'image/png' }
 const gif: UploadFile = { data: GIF_1x1, filename: 'new.gif', type: 'image/gif' }
 
@@ -30,15 +39,14 @@ describe('GET /blogs/modify/:id', () => {
   it('shows the edit form pre-filled with the post, escaped', async () => {
     const post = await createPost(app, env, {
       title: unique('Edit "me" <now> &'),
-      author: "O'Brien <b>",
       content: 'Body with </textarea><script>alert(1)</script> & "quotes"'
     })
-    const res = await app.inject(`/blogs/modify/${post.id}`)
+    const res = await app.inject({ url: `/blogs/modify/${post.id}`, headers: signedIn() })
     expect(res.statusCode).toBe(200)
     expect(res.headers['content-type']).toMatch(/^text\/html/)
     expect(res.body).toContain(`<form class="post-form" method="post" action="/blogs/modify/${post.id}" enctype="multipart/form-data">`)
     expect(res.body).toContain(`value="${ejsEscape(post.title)}"`)
-    expect(res.body).toContain(`value="${ejsEscape(post.author)}"`)
+    expect(res.body).not.toContain('name="author"')
     expect(res.body).toContain(`>${ejsEscape(post.content)}</textarea>`)
     expect(res.body).not.toContain('<script>alert(1)')
     expect(res.body).not.toContain('class="field-error"')
@@ -47,35 +55,35 @@ describe('GET /blogs/modify/:id', () => {
 
   it('shows the current image of a post that has one', async () => {
     const post = await createPost(app, env, {}, png)
-    const res = await app.inject(`/blogs/modify/${post.id}`)
+    const res = await app.inject({ url: `/blogs/modify/${post.id}`, headers: signedIn() })
     expect(res.statusCode).toBe(200)
     expect(res.body).toContain(`<img class="current-image" src="/static/uploads/${post.image_loc}"`)
     expect(res.body).toContain('Replace the image')
   })
 
   it('answers an unknown id with 404', async () => {
-    const res = await app.inject(`/blogs/modify/${await unusedId(env)}`)
+    const res = await app.inject({ url: `/blogs/modify/${await unusedId(env)}`, headers: signedIn() })
     expect(res.statusCode).toBe(404)
     expect(res.body).toContain('<p class="status">404</p>')
   })
 
   it.each(['abc', '0', '-5', '99999999999'])('answers the id %s with 404', async (id) => {
-    const res = await app.inject(`/blogs/modify/${id}`)
+    const res = await app.inject({ url: `/blogs/modify/${id}`, headers: signedIn() })
     expect(res.statusCode).toBe(404)
   })
 })
 
 describe.each(['POST', 'PUT'] as const)('%s /blogs/modify/:id', (method) => {
   it('updates the post and redirects with 303 to it', async () => {
-    const post = await createPost(app, env, { title: unique('Before'), author: 'Old Author', content: 'Old content' })
+    const post = await createPost(app, env, { title: unique('Before'), content: 'Old content' })
     await env.query('UPDATE `blog` SET `modified_dt` = ? WHERE `id` = ?', ['2020-01-01 00:00:00', post.id])
-    const fields = { title: unique(`After ${method} ☕`), author: 'New Author', content: 'New content\r\nsecond line' }
+    const fields = { title: unique(`After ${method} ☕`), content: 'New content\r\nsecond line' }
     const res = await sendModify(method, post.id, fields)
     expect(res.statusCode).toBe(303)
     expect(res.headers.location).toBe(`/blogs/show/${post.id}`)
     expect(res.cookies.find((c) => c.name === 'flash')?.value).toBe('updated')
     const row = await rowById(env, post.id)
-    expect(row).toMatchObject({ ...fields, image_loc: null })
+    expect(row).toMatchObject({ ...fields, author: post.author, image_loc: null })
     expect(row!.modified_dt.getTime()).toBeGreaterThan(new Date('2020-01-02T00:00:00Z').getTime())
 
     const show = await app.inject({ url: `/blogs/show/${post.id}`, cookies: { flash: 'updated' } })
@@ -89,7 +97,7 @@ describe.each(['POST', 'PUT'] as const)('%s /blogs/modify/:id', (method) => {
     const before = await fileState(env)
     expect(before.stored).toContain(oldName)
 
-    const res = await sendModify(method, post.id, { title: post.title, author: post.author, content: post.content }, gif)
+    const res = await sendModify(method, post.id, { title: post.title, content: post.content }, gif)
     expect(res.statusCode).toBe(303)
     const row = await rowById(env, post.id)
     expect(row?.image_loc).toMatch(GENERATED_NAME)
@@ -104,7 +112,7 @@ describe.each(['POST', 'PUT'] as const)('%s /blogs/modify/:id', (method) => {
   it('keeps the old image when no new one is sent', async () => {
     const post = await createPost(app, env, {}, png)
     const before = await fileState(env)
-    const res = await sendModify(method, post.id, { title: unique('Text only'), author: post.author, content: post.content })
+    const res = await sendModify(method, post.id, { title: unique('Text only'), content: post.content })
     expect(res.statusCode).toBe(303)
     expect((await rowById(env, post.id))?.image_loc).toBe(post.image_loc)
     expect(await fileState(env)).toEqual(before)
@@ -114,11 +122,11 @@ describe.each(['POST', 'PUT'] as const)('%s /blogs/modify/:id', (method) => {
   it('re-renders the form with 400 on invalid input and changes nothing', async () => {
     const post = await createPost(app, env, {}, png)
     const before = await fileState(env)
-    const res = await sendModify(method, post.id, { title: 'x', author: 'Changed <author>', content: 'Changed content' }, gif)
+    const res = await sendModify(method, post.id, { title: 'x', content: 'Changed <content>' }, gif)
     expect(res.statusCode).toBe(400)
     expect(res.body).toContain(`action="/blogs/modify/${post.id}"`)
     expect(res.body).toContain('<p class="field-error" id="title-error">Title must be between 2 and 200 characters.</p>')
-    expect(res.body).toContain('value="Changed &lt;author&gt;"')
+    expect(res.body).toContain('>Changed &lt;content&gt;</textarea>')
     expect(await rowById(env, post.id)).toEqual(post)
     expect(await fileState(env)).toEqual(before)
   })
@@ -126,7 +134,7 @@ describe.each(['POST', 'PUT'] as const)('%s /blogs/modify/:id', (method) => {
   it('rejects a non-image upload with 415 and changes nothing', async () => {
     const post = await createPost(app, env, {}, png)
     const before = await fileState(env)
-    const res = await sendModify(method, post.id, { title: unique('Never saved'), author: 'A', content: 'cc' }, { data: 'not an image at all', filename: 'x.png', type: 'image/png' })
+    const res = await sendModify(method, post.id, { title: unique('Never saved'), content: 'cc' }, { data: 'not an image at all', filename: 'x.png', type: 'image/png' })
     expect(res.statusCode).toBe(415)
     expect(res.body).toContain('<p class="field-error" id="image_file-error">')
     expect(await rowById(env, post.id)).toEqual(post)
@@ -137,7 +145,7 @@ describe.each(['POST', 'PUT'] as const)('%s /blogs/modify/:id', (method) => {
     const id = await unusedId(env)
     const rows = await countRows(env)
     const before = await fileState(env)
-    const res = await sendModify(method, id, { title: unique('Ghost'), author: 'A', content: 'Ghost content' }, gif)
+    const res = await sendModify(method, id, { title: unique('Ghost'), content: 'Ghost content' }, gif)
     expect(res.statusCode).toBe(404)
     expect(res.body).toContain('<p class="status">404</p>')
     expect(res.cookies.find((c) => c.name === 'flash')).toBeUndefined()
@@ -148,7 +156,7 @@ describe.each(['POST', 'PUT'] as const)('%s /blogs/modify/:id', (method) => {
 
   it('answers an unknown id with invalid input with 404 and discards the uploaded file', async () => {
     const before = await fileState(env)
-    const res = await sendModify(method, await unusedId(env), { title: 'x', author: 'A', content: 'cc' }, gif)
+    const res = await sendModify(method, await unusedId(env), { title: 'x', content: 'cc' }, gif)
     expect(res.statusCode).toBe(404)
     expect(await fileState(env)).toEqual(before)
   })
@@ -159,7 +167,7 @@ describe('DELETE /blogs/delete/:id', () => {
     const post = await createPost(app, env, {}, png)
     const other = await createPost(app, env, {}, gif)
     const before = await fileState(env)
-    const res = await app.inject({ method: 'DELETE', url: `/blogs/delete/${post.id}` })
+    const res = await app.inject({ method: 'DELETE', url: `/blogs/delete/${post.id}`, headers: signedIn() })
     expect(res.statusCode).toBe(200)
     expect(res.headers['content-type']).toMatch(/^application\/json/)
     expect(res.json()).toEqual({ message: `Post ${post.id} deleted` })
@@ -173,7 +181,7 @@ describe('DELETE /blogs/delete/:id', () => {
   it('deletes a post without an image and leaves every file alone', async () => {
     const post = await createPost(app, env)
     const before = await fileState(env)
-    const res = await app.inject({ method: 'DELETE', url: `/blogs/delete/${post.id}` })
+    const res = await app.inject({ method: 'DELETE', url: `/blogs/delete/${post.id}`, headers: signedIn() })
     expect(res.statusCode).toBe(200)
     expect(await rowById(env, post.id)).toBeUndefined()
     expect(await fileState(env)).toEqual(before)
@@ -182,7 +190,7 @@ describe('DELETE /blogs/delete/:id', () => {
   it('answers an unknown id with 404 JSON {message, code}', async () => {
     const rows = await countRows(env)
     const id = await unusedId(env)
-    const res = await app.inject({ method: 'DELETE', url: `/blogs/delete/${id}` })
+    const res = await app.inject({ method: 'DELETE', url: `/blogs/delete/${id}`, headers: signedIn() })
     expect(res.statusCode).toBe(404)
     expect(res.headers['content-type']).toMatch(/^application\/json/)
     expect(res.json()).toEqual({ message: `Post ${id} not found`, code: 'NOT_FOUND' })
@@ -191,13 +199,13 @@ describe('DELETE /blogs/delete/:id', () => {
 
   it('answers a second delete of the same post with 404', async () => {
     const post = await createPost(app, env)
-    expect((await app.inject({ method: 'DELETE', url: `/blogs/delete/${post.id}` })).statusCode).toBe(200)
-    expect((await app.inject({ method: 'DELETE', url: `/blogs/delete/${post.id}` })).statusCode).toBe(404)
+    expect((await app.inject({ method: 'DELETE', url: `/blogs/delete/${post.id}`, headers: signedIn() })).statusCode).toBe(200)
+    expect((await app.inject({ method: 'DELETE', url: `/blogs/delete/${post.id}`, headers: signedIn() })).statusCode).toBe(404)
   })
 
   it.each(['abc', '0', '-1', '1.5', '99999999999'])('answers the id %s with 404 JSON', async (id) => {
     const rows = await countRows(env)
-    const res = await app.inject({ method: 'DELETE', url: `/blogs/delete/${id}` })
+    const res = await app.inject({ method: 'DELETE', url: `/blogs/delete/${id}`, headers: signedIn() })
     expect(res.statusCode).toBe(404)
     expect(res.headers['content-type']).toMatch(/^application\/json/)
     expect(res.json()).toMatchObject({ code: 'NOT_FOUND', message: expect.any(String) })
@@ -209,7 +217,7 @@ describe('POST /blogs/delete/:id (the no-JavaScript form)', () => {
   it('deletes the post and its image and redirects with 303 and a "deleted" flash', async () => {
     const post = await createPost(app, env, {}, png)
     const before = await fileState(env)
-    const res = await app.inject({ method: 'POST', url: `/blogs/delete/${post.id}` })
+    const res = await app.inject({ method: 'POST', url: `/blogs/delete/${post.id}`, ...deleteForm() })
     expect(res.statusCode).toBe(303)
     expect(res.headers.location).toBe('/blogs/')
     expect(res.cookies.find((c) => c.name === 'flash')?.value).toBe('deleted')
@@ -223,7 +231,7 @@ describe('POST /blogs/delete/:id (the no-JavaScript form)', () => {
 
   it('answers an unknown id with a 404 page', async () => {
     const rows = await countRows(env)
-    const res = await app.inject({ method: 'POST', url: `/blogs/delete/${await unusedId(env)}` })
+    const res = await app.inject({ method: 'POST', url: `/blogs/delete/${await unusedId(env)}`, ...deleteForm() })
     expect(res.statusCode).toBe(404)
     expect(res.headers['content-type']).toMatch(/^text\/html/)
     expect(res.cookies.find((c) => c.name === 'flash')).toBeUndefined()

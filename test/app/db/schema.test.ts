@@ -3,15 +3,16 @@ import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import mysql from 'mysql2/promise'
 import { samplePosts } from '../../../src/db/seeds/sample-posts'
-import { FIELD_RULES } from '../../../src/posts/fields'
+import { DISPLAY_NAME_RULE, FIELD_RULES } from '../../../src/posts/fields'
 import { ROOT } from '../../../src/paths'
+import { FORM_HEADERS, makeAdmin, signUp, urlencoded } from '../../kit/accounts'
 import { useDisposableApps, type TestEnv } from '../../kit/app'
 
 // Every database and app made here is closed and dropped after each test.
 const { newEnv, newApp, closeApp } = useDisposableApps()
 
 const INITIAL_DATA = path.join(ROOT, 'initial_data.sql')
-const MIGRATIONS = [{ name: '001-create-blog' }, { name: '002-blog-thumb' }]
+const MIGRATIONS = [{ name: '001-create-blog' }, { name: '002-blog-thumb' }, { name: '003-accounts' }]
 const migrationsRun = (env: TestEnv) => env.query('SELECT `name` FROM `schema_migrations` ORDER BY `name`')
 
 /** Runs initial_data.sql the way `mysql < initial_data.sql` would, with blog_db renamed to env.database. */
@@ -69,20 +70,32 @@ async function countPosts(env: TestEnv): Promise<number> {
   return Number(row!.n)
 }
 
+const TABLES = ['blog', 'user', 'session', 'api_token', 'login_throttle']
+
+/** Users named after the sample authors, without email or password, own the sample posts. */
+async function expectAdoptedAuthors(env: TestEnv): Promise<void> {
+  const owners = await env.query<{ id: number; author: string; display_name: string; email: string | null; password_hash: string | null }>(
+    'SELECT `blog`.`id`, `blog`.`author`, `user`.`display_name`, `user`.`email`, `user`.`password_hash` FROM `blog` JOIN `user` ON `user`.`id` = `blog`.`user_id` ORDER BY `blog`.`id`'
+  )
+  expect(owners.map((o) => o.id)).toEqual(samplePosts.map((p) => p.id))
+  for (const o of owners) expect(o).toMatchObject({ display_name: o.author, email: null, password_hash: null })
+}
+
 describe('initial_data.sql and the migrations', () => {
-  it('create the same blog table (SHOW CREATE TABLE is identical)', async () => {
+  it('initial_data.sql and then the migrations make the same tables as the migrations alone (SHOW CREATE TABLE is identical)', async () => {
     const fromSql = await newEnv()
     const fromApp = await newEnv()
     expect(fromSql.database).not.toBe(fromApp.database)
 
     await runInitialData(fromSql)
+    const original = await showCreateTable(fromSql)
+    expect(original).toContain('KEY `idx_blog_modified_dt_id` (`modified_dt`,`id`)')
+    expect(original).toContain('PRIMARY KEY (`id`)')
+    await newApp(fromSql)
     await newApp(fromApp)
 
-    const a = await showCreateTable(fromSql)
-    const b = await showCreateTable(fromApp)
-    expect(a).toContain('KEY `idx_blog_modified_dt_id` (`modified_dt`,`id`)')
-    expect(a).toContain('PRIMARY KEY (`id`)')
-    expect(b).toBe(a)
+    for (const table of TABLES) expect(await showCreateTable(fromSql, table), table).toBe(await showCreateTable(fromApp, table))
+    expect(await showCreateTable(fromApp)).toContain('CONSTRAINT `fk_blog_user` FOREIGN KEY (`user_id`) REFERENCES `user` (`id`) ON DELETE SET NULL')
   })
 
   it('size the text columns by the form rules of src/posts/fields.ts (a longer value would be cut or refused)', async () => {
@@ -94,7 +107,7 @@ describe('initial_data.sql and the migrations', () => {
     )
     const byName = new Map(columns.map((c) => [c.name, c]))
     expect(byName.get('title')).toMatchObject({ type: 'varchar', max: FIELD_RULES.title.maxLength })
-    expect(byName.get('author')).toMatchObject({ type: 'varchar', max: FIELD_RULES.author.maxLength })
+    expect(byName.get('author')).toMatchObject({ type: 'varchar', max: DISPLAY_NAME_RULE.maxLength })
     // TEXT holds 65,535 bytes: the longest content in 4-byte characters must fit.
     expect(byName.get('content')!.type).toBe('text')
     expect(FIELD_RULES.content.maxLength * 4).toBeLessThanOrEqual(65_535)
@@ -122,12 +135,13 @@ describe('initial_data.sql and the migrations', () => {
     expect(rows).toEqual(expectedPosts)
   })
 
-  it('the app seed stores the same rows as initial_data.sql', async () => {
+  it('the app seed stores the same rows as initial_data.sql, with the same adopted authors', async () => {
     const fromSql = await newEnv()
     const fromApp = await newEnv()
     await runInitialData(fromSql)
     await newApp(fromApp)
     expect(await dumpPosts(fromApp)).toEqual(await dumpPosts(fromSql))
+    await expectAdoptedAuthors(fromApp)
   })
 
   it('running initial_data.sql twice changes nothing and duplicates nothing', async () => {
@@ -152,15 +166,14 @@ describe('initial_data.sql and the migrations', () => {
 })
 
 describe('starting the app on a database made by initial_data.sql', () => {
-  it('migrates cleanly, records the migration and the seed, and does not duplicate the sample posts', async () => {
+  it('migrates cleanly (the posts get owners: a user per author, who cannot sign in), records the migrations and the seed, and does not duplicate the sample posts', async () => {
     const env = await newEnv()
     await runInitialData(env)
-    const before = await showCreateTable(env)
 
     const app = await newApp(env)
 
-    expect(await showCreateTable(env)).toBe(before)
     expect(await dumpPosts(env)).toEqual(expectedPosts)
+    await expectAdoptedAuthors(env)
     expect(await migrationsRun(env)).toEqual(MIGRATIONS)
     expect(await env.query('SELECT `name` FROM `schema_seeds`')).toEqual([{ name: '001-sample-posts' }])
 
@@ -198,11 +211,12 @@ describe('starting the app on a database made by initial_data.sql', () => {
     const env = await newEnv()
     await runInitialData(env)
     const app = await newApp(env)
+    const author = await signUp(app)
     const res = await app.inject({
       method: 'POST',
       url: '/blogs/new',
-      payload: 'title=After+the+samples&author=Test&content=Next+id+please',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' }
+      payload: urlencoded({ _csrf: author.csrf, title: 'After the samples', content: 'Next id please' }),
+      headers: { ...FORM_HEADERS, cookie: author.cookie }
     })
     expect(res.statusCode).toBe(303)
     const rows = await env.query<{ id: number }>("SELECT `id` FROM `blog` WHERE `title` = 'After the samples'")
@@ -223,9 +237,11 @@ describe('the sample-post seed', () => {
     const first = await newApp(env)
     expect(await countPosts(env)).toBe(samplePosts.length)
 
-    // Delete through the app, the way a user would.
+    // Delete through the app, the way an admin would.
+    const admin = await signUp(first)
+    await makeAdmin(env, admin)
     for (const p of samplePosts) {
-      const res = await first.inject({ method: 'DELETE', url: `/blogs/delete/${p.id}` })
+      const res = await first.inject({ method: 'DELETE', url: `/blogs/delete/${p.id}`, headers: { cookie: admin.cookie } })
       expect(res.statusCode).toBe(200)
     }
     expect(await countPosts(env)).toBe(0)

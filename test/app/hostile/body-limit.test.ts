@@ -1,5 +1,6 @@
 import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { signUp, type Account } from '../../kit/accounts'
 import { createTestEnv, type TestEnv } from '../../kit/app'
 import { countRows } from '../../kit/posts'
 import { assertBuilt, request, startListening, type ServerChild } from '../../kit/server'
@@ -9,11 +10,14 @@ import { assertBuilt, request, startListening, type ServerChild } from '../../ki
 
 let env: TestEnv
 let server: ServerChild
+// Signed in, so what is measured is the body check, not the sign-in check.
+let author: Account
 
 beforeAll(async () => {
   assertBuilt()
   env = await createTestEnv()
   server = await startListening({ ...env.env, LOG_LEVEL: 'info' })
+  author = await signUp(server.port)
 })
 
 afterAll(async () => {
@@ -27,7 +31,7 @@ function headOnly(length: number, body = '--x\r\n'): Promise<{ text: string; ms:
     const t0 = performance.now()
     const socket = net.connect({ host: '127.0.0.1', port: server.port }, () => {
       socket.write(
-        'POST /blogs/new HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=x\r\n' +
+        `POST /blogs/new HTTP/1.1\r\nHost: localhost\r\nCookie: ${author.cookie}\r\nContent-Type: multipart/form-data; boundary=x\r\n` +
           `Content-Length: ${length}\r\n\r\n${body}`
       )
     })

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { describe, expect, it } from 'vitest'
+import { defaultAuthor } from '../../kit/accounts'
 import { useDisposableApps, useTestApp, type TestEnv } from '../../kit/app'
 import { postForm } from '../../kit/form'
 import { countRows, createPost, rowById, rowsByTitle, unique } from '../../kit/posts'
@@ -11,7 +12,7 @@ let env: TestEnv
 let app: FastifyInstance
 useTestApp((t) => ({ env, app } = t))
 
-const fields = (title = unique('Cross')) => ({ title, author: 'Mallory', content: 'Sent from elsewhere.' })
+const fields = (title = unique('Cross')) => ({ title, content: 'Sent from elsewhere.' })
 
 const FOREIGN: Record<string, Record<string, string>> = {
   'a foreign Origin': { origin: 'https://evil.example' },
@@ -62,7 +63,7 @@ describe('writes sent from another site', () => {
       expect(await rowsByTitle(env, title)).toHaveLength(1)
     }
     const post = await createPost(app, env)
-    const del = await app.inject({ method: 'DELETE', url: `/blogs/delete/${post.id}`, headers: own })
+    const del = await app.inject({ method: 'DELETE', url: `/blogs/delete/${post.id}`, headers: { ...own, cookie: (await defaultAuthor(app)).cookie } })
     expect(del.statusCode).toBe(200)
   })
 

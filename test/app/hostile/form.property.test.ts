@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify'
 import fc from 'fast-check'
-import { describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { FIELD_RULES } from '../../../src/posts/fields'
+import { signUp, type Account } from '../../kit/accounts'
 import { useTestApp, incomingFiles, storedFiles, type TestEnv } from '../../kit/app'
 import { multipart } from '../../kit/form'
 import { expectWellFormed, params, RUNS } from '../../kit/hostile'
@@ -24,6 +25,13 @@ let env: TestEnv
 let app: FastifyInstance
 
 useTestApp((t) => ({ env, app } = t), { DB_SEED_ON_START: 'false' })
+
+// Everything is sent by one signed-in author, with the session's CSRF token as the first field.
+let author: Account
+beforeAll(async () => {
+  author = await signUp(app)
+})
+const signedIn = (headers: Record<string, string> = {}) => ({ ...headers, cookie: author.cookie })
 
 // ---- arbitraries ---------------------------------------------------------------------------
 
@@ -59,7 +67,7 @@ function acceptable(field: keyof typeof FIELD_RULES, value: string): boolean {
     !value.includes('\uFFFD') && !(inline && /[\u202A-\u202E\u2066-\u2069]/.test(value))
 }
 
-type Fields = { title: string; author: string; content: string }
+type Fields = { title: string; content: string }
 
 async function newestRow(): Promise<BlogRow | undefined> {
   return (await env.query<BlogRow>('SELECT * FROM `blog` ORDER BY `id` DESC LIMIT 1'))[0]
@@ -74,15 +82,15 @@ async function expectStored(sent: Fields, what: string): Promise<BlogRow> {
   const row = (await newestRow())!
   // Byte for byte what was sent (after UTF-8 encoding), line breaks included.
   expect(Buffer.from(row.title).equals(Buffer.from(sent.title)), what).toBe(true)
-  expect(Buffer.from(row.author).equals(Buffer.from(sent.author)), what).toBe(true)
+  expect(row.author, what).toBe(author.displayName)
   expect(Buffer.from(row.content).equals(Buffer.from(sent.content)), what).toBe(true)
   const show = await app.inject({ url: `/blogs/show/${row.id}` })
   expect(show.statusCode, what).toBe(200)
   expectWellFormed(show.body, what)
   expect(show.body, what).toContain(`<h1>${ejsEscape(sent.title)}</h1>`)
-  expect(show.body, what).toContain(`<span class="author">${ejsEscape(sent.author)}</span>`)
+  expect(show.body, what).toContain(`<span class="author">${ejsEscape(author.displayName)}</span>`)
   for (const line of sent.content.split(/\r?\n/)) if (line.trim()) expect(show.body, what).toContain(ejsEscape(line))
-  const edit = await app.inject({ url: `/blogs/modify/${row.id}` })
+  const edit = await app.inject({ url: `/blogs/modify/${row.id}`, headers: signedIn() })
   expectWellFormed(edit.body, what)
   expect(edit.body, what).toContain(`value="${ejsEscape(sent.title)}"`)
   expect(edit.body, what).toContain(`>${ejsEscape(sent.content)}</textarea>`)
@@ -91,21 +99,22 @@ async function expectStored(sent: Fields, what: string): Promise<BlogRow> {
 
 // ---- properties ----------------------------------------------------------------------------
 
-describe('any text in the three fields', () => {
+describe('any text in the fields', () => {
   it.each(['multipart', 'urlencoded'] as const)('sent as %s: 303 and stored as sent iff every field is valid, else 400 with the text kept and escaped', async (encoding) => {
     await fc.assert(
-      fc.asyncProperty(hostileString, hostileString, hostileString, async (title, author, content) => {
-        const sent = { title: wire(title), author: wire(author), content: wire(content) }
+      fc.asyncProperty(hostileString, hostileString, async (title, content) => {
+        const sent = { title: wire(title), content: wire(content) }
+        const withToken = { _csrf: author.csrf, ...sent }
         const body =
           encoding === 'multipart'
-            ? rawMultipart(Object.entries(sent).map(([name, value]) => ({ name, value })))
-            : { payload: Buffer.from(new URLSearchParams(sent).toString()), headers: { 'content-type': 'application/x-www-form-urlencoded' } }
+            ? rawMultipart(Object.entries(withToken).map(([name, value]) => ({ name, value })))
+            : { payload: Buffer.from(new URLSearchParams(withToken).toString()), headers: { 'content-type': 'application/x-www-form-urlencoded' } }
         const before = await countRows(env)
-        const res = await app.inject({ method: 'POST', url: '/blogs/new', ...body })
+        const res = await app.inject({ method: 'POST', url: '/blogs/new', payload: body.payload, headers: signedIn(body.headers) })
         const after = await countRows(env)
         const what = `${res.statusCode} ${JSON.stringify(sent).slice(0, 300)}`
 
-        const valid = acceptable('title', sent.title) && acceptable('author', sent.author) && acceptable('content', sent.content)
+        const valid = acceptable('title', sent.title) && acceptable('content', sent.content)
         expect(res.statusCode, what).toBe(valid ? 303 : 400)
         expect(after - before, what).toBe(res.statusCode === 303 ? 1 : 0)
         if (res.statusCode === 303) {
@@ -153,7 +162,6 @@ const part: fc.Arbitrary<Part> = fc.oneof(
 )
 const validFields = fc.record({
   title: fc.string({ unit: 'grapheme-ascii', minLength: 2, maxLength: 50 }).filter((s) => /\S/.test(s)),
-  author: fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 50 }).filter((s) => /\S/.test(s)),
   content: fc.string({ unit: 'grapheme', minLength: 2, maxLength: 300 }).map(wire).filter((s) => /\S/.test(s) && !CONTROL.test(s) && !s.includes('\uFFFD') && [...s].length >= 2)
 })
 
@@ -165,10 +173,11 @@ describe('any sequence of parts', () => {
   it('duplicated, missing, misnamed or extra fields and files: never a 5xx, a row iff 303, no stray file', async () => {
     await fc.assert(
       fc.asyncProperty(validFields, fc.array(part, { maxLength: 8 }), fc.boolean(), async (fields, extra, shuffle) => {
-        const base: Part[] = Object.entries(fields).map(([name, value]) => ({ kind: 'field', name, value }))
+        const base: Part[] = Object.entries({ _csrf: author.csrf, ...fields }).map(([name, value]) => ({ kind: 'field', name, value }))
         const parts = shuffle ? [...extra, ...base] : [...base, ...extra]
         const before = { rows: await countRows(env), files: await fileState() }
-        const res = await app.inject({ method: 'POST', url: '/blogs/new', ...toRaw(parts) })
+        const raw = toRaw(parts)
+        const res = await app.inject({ method: 'POST', url: '/blogs/new', payload: raw.payload, headers: signedIn(raw.headers) })
         const after = { rows: await countRows(env), files: await fileState() }
         const what = `${res.statusCode} ${JSON.stringify(parts.map((p) => (p.kind === 'file' ? { ...p, data: p.data.subarray(0, 16).toString('hex') } : p))).slice(0, 600)}`
 
@@ -181,7 +190,8 @@ describe('any sequence of parts', () => {
           // What was stored is one of the values sent for each field (the only one: duplicates are 400).
           const sentValues = (name: string) => parts.filter((p) => p.kind === 'field' && p.name === name).map((p) => (p as { value: string }).value)
           expect(sentValues('title'), what).toEqual([row.title])
-          expect(sentValues('author'), what).toEqual([row.author])
+          // An author field, if sent, is ignored: the author is who is signed in.
+          expect(row.author, what).toBe(author.displayName)
           expect(sentValues('content'), what).toEqual([row.content])
           expect(added, what).toEqual([row.image_loc, row.thumb_loc].filter((n) => n !== null).sort())
           if (row.image_loc) {
@@ -227,7 +237,7 @@ describe('malformed bodies', () => {
     )
     await fc.assert(
       fc.asyncProperty(validFields, fc.boolean(), mutation, fc.nat(), async (fields, withImage, m, ctPick) => {
-        const body = await multipart(fields, withImage ? { image_file: { data: PNG_1x1, filename: 'p.png', type: 'image/png' } } : {})
+        const body = await multipart({ _csrf: author.csrf, ...fields }, withImage ? { image_file: { data: PNG_1x1, filename: 'p.png', type: 'image/png' } } : {})
         const boundary = /boundary=(.*)$/.exec(body.headers['content-type']!)![1]!
         let payload = body.payload
         if (m.kind === 'truncate') payload = payload.subarray(0, Math.floor(m.at * payload.length))
@@ -241,11 +251,12 @@ describe('malformed bodies', () => {
         const contentType = m.kind === 'none' && ctPick % 2 === 0 ? body.headers['content-type']! : types[0]!
 
         const before = { rows: await countRows(env), files: await fileState() }
-        const res = await app.inject({ method: 'POST', url: '/blogs/new', payload, headers: contentType ? { 'content-type': contentType } : {} })
+        const res = await app.inject({ method: 'POST', url: '/blogs/new', payload, headers: signedIn(contentType ? { 'content-type': contentType } : {}) })
         const after = { rows: await countRows(env), files: await fileState() }
         const what = `${res.statusCode} ${m.kind} ${contentType}: ${res.body.slice(0, 200)}`
 
-        expect([303, 400, 413, 415, 422], what).toContain(res.statusCode)
+        // 403: the mutation garbled the CSRF token (or the body no longer parses into fields).
+        expect([303, 400, 403, 413, 415, 422], what).toContain(res.statusCode)
         expect(after.rows - before.rows, what).toBe(res.statusCode === 303 ? 1 : 0)
         expect(after.files.incoming, what).toEqual([])
         if (res.statusCode !== 303) expect(after.files.stored, what).toEqual(before.files.stored)
@@ -258,15 +269,15 @@ describe('malformed bodies', () => {
   it('JSON bodies with values of any type: strings are checked like form fields, anything else is a 400', async () => {
     const value = fc.oneof(hostileString.map(wire), fc.anything({ maxDepth: 2 }))
     await fc.assert(
-      fc.asyncProperty(fc.record({ title: value, author: value, content: value }, { requiredKeys: [] }), async (json) => {
+      fc.asyncProperty(fc.record({ title: value, content: value }, { requiredKeys: [] }), async (json) => {
         const before = await countRows(env)
-        const res = await app.inject({ method: 'POST', url: '/blogs/new', payload: JSON.stringify(json) ?? 'null', headers: { 'content-type': 'application/json' } })
+        const res = await app.inject({ method: 'POST', url: '/blogs/new', payload: JSON.stringify({ _csrf: author.csrf, ...json }), headers: signedIn({ 'content-type': 'application/json' }) })
         const after = await countRows(env)
         const what = `${res.statusCode} ${JSON.stringify(json)?.slice(0, 300)}`
         expect([303, 400, 415], what).toContain(res.statusCode)
         expect(after - before, what).toBe(res.statusCode === 303 ? 1 : 0)
         if (res.statusCode === 303) {
-          expect(typeof json.title === 'string' && typeof json.author === 'string' && typeof json.content === 'string', what).toBe(true)
+          expect(typeof json.title === 'string' && typeof json.content === 'string', what).toBe(true)
           await expectStored(json as Fields, what)
         }
       }),
@@ -276,21 +287,22 @@ describe('malformed bodies', () => {
 
   it('huge values and too many parts are refused with 400 or 413, not stored', async () => {
     const cases = [
-      { title: 'x'.repeat(70 * 1024), author: 'A', content: 'cc' },
-      { title: 'ok', author: '🧪'.repeat(20 * 1024), content: 'cc' },
-      { title: 'ok', author: 'A', content: 'c'.repeat(1024 * 1024) }
+      { title: 'x'.repeat(70 * 1024), content: 'cc' },
+      { title: 'ok', content: '🧪'.repeat(20 * 1024) },
+      { title: 'ok', content: 'c'.repeat(1024 * 1024) }
     ]
     for (const fields of cases) {
       const before = await countRows(env)
-      const res = await app.inject({ method: 'POST', url: '/blogs/new', ...(await multipart(fields)) })
+      const body = await multipart({ _csrf: author.csrf, ...fields })
+      const res = await app.inject({ method: 'POST', url: '/blogs/new', payload: body.payload, headers: signedIn(body.headers) })
       expect([400, 413], `${res.statusCode}`).toContain(res.statusCode)
       expect(await countRows(env)).toBe(before)
       expectWellFormed(res.body, 'huge')
       // The page does not echo a megabyte back.
       expect(res.body.length).toBeLessThan(200 * 1024)
     }
-    const many = rawMultipart(Array.from({ length: 40 }, (_, i) => ({ name: `f${i}`, value: 'v' })))
-    const res = await app.inject({ method: 'POST', url: '/blogs/new', ...many })
+    const many = rawMultipart([{ name: '_csrf', value: author.csrf }, ...Array.from({ length: 40 }, (_, i) => ({ name: `f${i}`, value: 'v' }))])
+    const res = await app.inject({ method: 'POST', url: '/blogs/new', payload: many.payload, headers: signedIn(many.headers) })
     expect(res.statusCode).toBe(413)
   })
 })

@@ -3,6 +3,7 @@ import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ROOT } from '../../../src/paths'
+import { defaultAuthor } from '../../kit/accounts'
 import { buildApp, createTestEnv, type TestEnv } from '../../kit/app'
 import { createPost, unusedId } from '../../kit/posts'
 import { PNG_1x1 } from '../../fixtures/images'
@@ -39,14 +40,22 @@ const pages = () => [
   `/blogs/show/${postId}`,
   '/blogs/new',
   `/blogs/modify/${postId}`,
+  '/account',
   '/no/such/page',
   `/blogs/show/${postId + 1_000_000}`
 ]
 
+/** Each page as its author sees it (forms, the sign-out button), and the pages of anonymous visitors. */
+async function fetchPages() {
+  const { cookie } = await defaultAuthor(app)
+  const signedIn = await Promise.all(pages().map(async (url) => ({ url, res: await app.inject({ url, headers: { cookie } }) })))
+  const anonymous = await Promise.all(['/blogs/', '/account/signin', '/account/signup'].map(async (url) => ({ url, res: await app.inject({ url }) })))
+  return [...signedIn, ...anonymous]
+}
+
 describe('Content-Security-Policy on every page', () => {
   it('allows only this origin, nothing inline, no framing and forms only to this origin', async () => {
-    for (const url of pages()) {
-      const res = await app.inject({ url })
+    for (const { url, res } of await fetchPages()) {
       expect(res.headers['content-type'], url).toMatch(/^text\/html/)
       const csp = parseCsp(res.headers['content-security-policy'] as string)
       expect(csp.get('default-src'), url).toEqual(["'self'"])
@@ -68,8 +77,8 @@ describe('Content-Security-Policy on every page', () => {
   })
 
   it('is satisfied by the pages: no inline script, style or event handler, no foreign URL', async () => {
-    for (const url of pages()) {
-      const html = (await app.inject({ url })).body
+    for (const { url, res } of await fetchPages()) {
+      const html = res.body
       expect(html, url).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/i)
       expect(html, url).not.toMatch(/<style\b/i)
       expect(html, url).not.toMatch(/\sstyle\s*=/i)
@@ -94,7 +103,7 @@ describe('Content-Security-Policy on every page', () => {
     const page = await app.inject({ url: '/blogs/show/abc' })
     expect(page.statusCode).toBe(404)
     expect(page.headers['content-security-policy']).toContain("default-src 'self'")
-    const json = await app.inject({ method: 'DELETE', url: `/blogs/delete/${await unusedId(env)}` })
+    const json = await app.inject({ method: 'DELETE', url: `/blogs/delete/${await unusedId(env)}`, headers: { cookie: (await defaultAuthor(app)).cookie } })
     expect(json.statusCode).toBe(404)
     expect(json.headers['content-security-policy']).toContain("frame-ancestors 'none'")
   })

@@ -1,5 +1,6 @@
 import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { signUp } from '../../kit/accounts'
 import { createTestEnv, type TestEnv } from '../../kit/app'
 import { countRows } from '../../kit/posts'
 import { assertBuilt, killAllServers, request, startListening, type ServerChild } from '../../kit/server'
@@ -73,10 +74,13 @@ describe('giant or malformed requests', () => {
 
   it('a multipart part with a 100 KiB header is refused and stores nothing', async () => {
     const boundary = 'b0undary'
-    const body = `--${boundary}\r\nContent-Disposition: form-data; name="title"; x="${'y'.repeat(100 * 1024)}"\r\n\r\nTitle\r\n--${boundary}--\r\n`
+    const author = await signUp(server.port)
+    const body =
+      `--${boundary}\r\nContent-Disposition: form-data; name="_csrf"\r\n\r\n${author.csrf}\r\n` +
+      `--${boundary}\r\nContent-Disposition: form-data; name="title"; x="${'y'.repeat(100 * 1024)}"\r\n\r\nTitle\r\n--${boundary}--\r\n`
     const before = await countRows(env)
     const answer = await raw(
-      `POST /blogs/new HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+      `POST /blogs/new HTTP/1.1\r\nHost: localhost\r\nCookie: ${author.cookie}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
     )
     expect([400, 413]).toContain(statusOf(answer))
     expect(answer).not.toMatch(/\n\s+at /)

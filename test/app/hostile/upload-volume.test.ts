@@ -1,7 +1,8 @@
 import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { signUp, type Account } from '../../kit/accounts'
 import { createTestEnv, storedFiles, type TestEnv } from '../../kit/app'
-import { multipart, pngFile } from '../../kit/form'
+import { multipart, pngFile, postForm } from '../../kit/form'
 import { countRows, unique } from '../../kit/posts'
 import { assertBuilt, request, startListening, type ServerChild } from '../../kit/server'
 
@@ -13,11 +14,14 @@ const MAX_UPLOAD = 64 * 1024
 const CAP = MAX_UPLOAD + 1024 * 1024 // the image plus room for the fields (request-guard)
 let env: TestEnv
 let server: ServerChild
+// Writes need an account: the limits are about what a signed-in client can send.
+let writer: Account
 
 beforeAll(async () => {
   assertBuilt()
   env = await createTestEnv({ DB_SEED_ON_START: 'false' })
   server = await startListening({ ...env.env, LOG_LEVEL: 'info', MAX_UPLOAD_BYTES: String(MAX_UPLOAD), WRITE_RATE_LIMIT: '4' })
+  writer = await signUp(server.port)
 })
 afterAll(async () => {
   await server?.kill()
@@ -38,7 +42,7 @@ function endlessPart(part: 'file' | 'field', total: number): Promise<{ head: str
     const chunk = (data: Buffer | string) => `${Buffer.byteLength(data).toString(16)}\r\n${data.toString()}\r\n`
     socket.on('error', () => undefined)
     socket.on('connect', () => {
-      socket.write('POST /blogs/new HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=zz\r\nTransfer-Encoding: chunked\r\n\r\n')
+      socket.write(`POST /blogs/new HTTP/1.1\r\nHost: localhost\r\nCookie: ${writer.cookie}\r\nContent-Type: multipart/form-data; boundary=zz\r\nTransfer-Encoding: chunked\r\n\r\n`)
       socket.write(chunk(`--zz\r\nContent-Disposition: form-data; ${disposition}\r\n\r\n`))
       const block = chunk('A'.repeat(64 * 1024))
       const pump = () => {
@@ -74,8 +78,8 @@ describe('a chunked body with a part that never ends', () => {
 describe('a form of many tiny parts', () => {
   it('is refused naming the limit it hit, not the upload size', async () => {
     const fields = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`f${i}`, 'x']))
-    const body = await multipart(fields)
-    const res = await request(server.port, { method: 'POST', path: '/blogs/new', headers: { ...body.headers, accept: 'application/json' }, body: body.payload })
+    const body = await multipart({ _csrf: writer.csrf, ...fields })
+    const res = await request(server.port, { method: 'POST', path: '/blogs/new', headers: { ...body.headers, cookie: writer.cookie, accept: 'application/json' }, body: body.payload })
     expect(res.status).toBe(413)
     // Fields run out first (10 of the 12 parts): that is the limit named.
     expect(JSON.parse(res.body)).toEqual({ code: 'FST_FIELDS_LIMIT', message: 'The form has too many fields (at most 10).' })
@@ -88,8 +92,7 @@ describe('writes per client (WRITE_RATE_LIMIT=4 a minute)', () => {
     const statuses: number[] = []
     let refused: Awaited<ReturnType<typeof request>> | undefined
     for (let i = 0; i < 6; i++) {
-      const body = await multipart({ title: unique('Volume'), author: 'Rate Tester', content: 'One of many.' }, { image_file: pngFile() })
-      const res = await request(server.port, { method: 'POST', path: '/blogs/new', headers: body.headers, body: body.payload })
+      const res = await postForm(server.port, '/blogs/new', { title: unique('Volume'), content: 'One of many.' }, { image_file: pngFile() }, { as: writer })
       statuses.push(res.status)
       if (res.status === 429) refused = res
     }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { signUp, type Account } from '../../kit/accounts'
 import { createTestEnv, type TestEnv } from '../../kit/app'
 import { OtlpReceiver } from '../../kit/otlp-receiver'
 import { assertBuilt, request, startListening, type ServerChild } from '../../kit/server'
@@ -38,6 +39,7 @@ async function postId(title: string): Promise<number> {
 describe.each(MODES)('the inspector with server spans made by $name', (mode) => {
   let receiver: OtlpReceiver
   let child: ServerChild
+  let author: Account
 
   beforeAll(async () => {
     receiver = await OtlpReceiver.start()
@@ -45,6 +47,7 @@ describe.each(MODES)('the inspector with server spans made by $name', (mode) => 
       { ...env.env, ...receiver.env(), ...mode.env, INSPECTOR_ENABLED: 'true', INSPECTOR_BADGE: 'true', JAEGER_URL: `${JAEGER_URL}/` },
       { telemetry: true }
     )
+    author = await signUp(child.port)
   })
 
   afterAll(async () => {
@@ -54,7 +57,7 @@ describe.each(MODES)('the inspector with server spans made by $name', (mode) => 
 
   it("shows a request's spans in order on its trace page, SQL masked, and the exporter still gets them", async () => {
     const title = `Inspected ${randomBytes(4).toString('hex')}`
-    expect((await postForm(child.port, '/blogs/new', { title, author: 'Inspector', content: 'Shown in a waterfall.' })).status).toBe(303)
+    expect((await postForm(child.port, '/blogs/new', { title, content: 'Shown in a waterfall.' }, {}, { as: author })).status).toBe(303)
     const id = await postId(title)
 
     const res = await request(child.port, `/blogs/show/${id}`)
@@ -66,7 +69,7 @@ describe.each(MODES)('the inspector with server spans made by $name', (mode) => 
     expect(page.headers['cache-control']).toBe('no-store')
     expect(waterfallLabels(page.body)).toEqual(['GET /blogs/show/:id', 'pool.acquire', 'SELECT', 'view.render'])
     const [sql] = attributeValues(page.body, 'db.query.text')
-    expect(sql).toBe('SELECT `id`, `title`, `author`, `content`, `image_loc`, `thumb_loc`, DATE_FORMAT(`modified_dt`, ?) AS `modified_iso` FROM `blog` WHERE `id` = ?')
+    expect(sql).toBe('SELECT `id`, `title`, `author`, `content`, `image_loc`, `thumb_loc`, `user_id`, DATE_FORMAT(`modified_dt`, ?) AS `modified_iso` FROM `blog` WHERE `id` = ?')
     expect(page.body).not.toContain(title)
     expect(page.body).toContain(`href="${JAEGER_URL}/trace/${traceId}"`)
     // The SELECT's bar is split: loop busy and the rest (no DB server time: the shared MariaDB
@@ -92,9 +95,9 @@ describe.each(MODES)('the inspector with server spans made by $name', (mode) => 
 
   it('shows an upload as image write, then START, INSERT and COMMIT', async () => {
     const title = `Inspected upload ${randomBytes(4).toString('hex')}`
-    const res = await postForm(child.port, '/blogs/new', { title, author: 'Inspector', content: 'With a picture.' }, {
+    const res = await postForm(child.port, '/blogs/new', { title, content: 'With a picture.' }, {
       image_file: { data: Buffer.concat([PNG_1x1, randomBytes(5000)]), filename: 'p.png', type: 'image/png' }
-    })
+    }, { as: author })
     expect(res.status).toBe(303)
     const page = await inspect(child.port, `/_inspect/traces/${traceIdOf(res)}`)
     expect(page.status).toBe(200)
@@ -105,7 +108,7 @@ describe.each(MODES)('the inspector with server spans made by $name', (mode) => 
     expect([...order].sort((a, b) => a - b)).toEqual(order)
     const insert = attributeValues(page.body, 'db.query.text').find((t) => t.startsWith('INSERT'))
     expect(insert).toMatch(/^INSERT INTO `blog` \(.*\) VALUES \((DEFAULT,)?\?(,\?)*\);?$/)
-    expect(insert).not.toContain('Inspector')
+    expect(insert).not.toContain(author.displayName)
     // The decode span says what came in and what was kept; the write, what was stored.
     expect(labels).toContain('blog.image.process')
     expect(attributeValues(page.body, 'blog.image.input_bytes')).toEqual([String(PNG_1x1.length + 5000)])
@@ -182,15 +185,15 @@ describe.each(MODES)('the inspector with server spans made by $name', (mode) => 
 
   it('never shows form contents, parameters, query strings or secret headers', async () => {
     const m = `mk${randomBytes(6).toString('hex')}`
-    const created = await postForm(child.port, '/blogs/new', { title: `Title ${m}T`, author: `Author ${m}A`, content: `Content ${m}C` }, {}, { headers: { cookie: `sid=${m}K` } })
+    const created = await postForm(child.port, '/blogs/new', { title: `Title ${m}T`, content: `Content ${m}C` }, {}, { as: author, headers: { cookie: `${author.cookie}; sid=${m}K` } })
     expect(created.status).toBe(303)
     const id = await postId(`Title ${m}T`)
-    const headers = { authorization: `Bearer ${m}H`, cookie: `session=${m}K`, 'user-agent': `agent-${m}U`, 'x-api-key': `${m}X` }
+    const headers = { authorization: `Bearer ${m}H`, cookie: `${author.cookie}; session=${m}K`, 'user-agent': `agent-${m}U`, 'x-api-key': `${m}X` }
     expect((await request(child.port, { path: `/blogs/show/${id}?q=${m}Q`, headers })).status).toBe(200)
     expect((await request(child.port, { path: `/blogs/?page=1&secret=${m}Q`, headers })).status).toBe(200)
     // Rejected form (re-rendered with the text kept) and an edit.
-    expect((await postForm(child.port, '/blogs/new', { title: 'x', author: `Author ${m}A`, content: `Content ${m}F` })).status).toBe(400)
-    expect((await postForm(child.port, `/blogs/modify/${id}`, { title: `Title ${m}E`, author: `Author ${m}A`, content: `Edited ${m}E` }, {}, { headers })).status).toBe(303)
+    expect((await postForm(child.port, '/blogs/new', { title: 'x', content: `Content ${m}F` }, {}, { as: author })).status).toBe(400)
+    expect((await postForm(child.port, `/blogs/modify/${id}`, { title: `Title ${m}E`, content: `Edited ${m}E` }, {}, { as: author, headers })).status).toBe(303)
     const last = await request(child.port, { path: `/blogs/show/${id}`, headers })
     await inspect(child.port, `/_inspect/traces/${traceIdOf(last)}`)
 

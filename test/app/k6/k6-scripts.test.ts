@@ -7,8 +7,9 @@ import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ROOT } from '../../../src/paths'
 import { K6_FIELDS_FILE, renderK6Fields } from '../../../src/cli/gen-k6'
-import { FIELD_RULES } from '../../../src/posts/fields'
+import { CSRF_FIELD, FIELD_RULES } from '../../../src/posts/fields'
 import { PostFormSchema } from '../../../src/posts/form'
+import { SESSION_COOKIE } from '../../../src/accounts/plugin'
 import { PNG_1x1 } from '../../fixtures/images'
 import { buildApp, createTestEnv, type TestEnv } from '../../kit/app'
 import { readStored, rowsByTitle } from '../../kit/posts'
@@ -31,6 +32,13 @@ interface CreateSpec extends RequestSpec {
   fields: string[]
   file: { field: string; filename: string; contentType: string }
 }
+interface FormSpec extends RequestSpec {
+  fields: string[]
+}
+interface User {
+  session: string
+  csrf: string
+}
 interface FileDescriptor {
   bytes: Uint8Array
   filename: string
@@ -40,12 +48,17 @@ interface FileDescriptor {
 interface K6App {
   FIELD_LIMITS: Record<'title' | 'author' | 'content', { min: number; max: number }>
   UPLOAD: { field: string; filename: string; contentType: string }
-  REQUESTS: { list: RequestSpec; show: RequestSpec; create: CreateSpec }
+  SESSION_COOKIE: string
+  CSRF_FIELD: string
+  REQUESTS: { list: RequestSpec; show: RequestSpec; create: CreateSpec; signupPage: RequestSpec; signup: FormSpec; account: RequestSpec }
   showPath(id: number | string): string
   listPath(page?: number): string
   pixelPng(): Uint8Array
-  postFields(tag: string): { title: string; author: string; content: string }
-  createForm<F>(tag: string, file: (bytes: Uint8Array, filename: string, contentType: string) => F): Record<string, string | F>
+  postFields(tag: string): { title: string; content: string }
+  createForm<F>(tag: string, csrf: string, file: (bytes: Uint8Array, filename: string, contentType: string) => F): Record<string, string | F>
+  csrfOf(html: string): string | undefined
+  signupFields(tag: string, csrf: string): Record<string, string>
+  userOf(users: User[], vu: number): User
   listedIds(html: string): number[]
   nextPage(html: string): number | null
   headerValue(headers: Record<string, string | string[] | undefined> | undefined, name: string): string | undefined
@@ -150,7 +163,9 @@ describe('k6 scripts: every request against the real app', () => {
     for (const [name, rule] of Object.entries(FIELD_RULES)) {
       expect(k6.FIELD_LIMITS[name as keyof typeof FIELD_RULES]).toEqual({ min: rule.minLength, max: rule.maxLength })
     }
-    expect([...k6.REQUESTS.create.fields].sort()).toEqual(Object.keys(PostFormSchema.properties).sort())
+    expect([...k6.REQUESTS.create.fields].sort()).toEqual([CSRF_FIELD, ...Object.keys(PostFormSchema.properties)].sort())
+    expect(k6.CSRF_FIELD).toBe(CSRF_FIELD)
+    expect(k6.SESSION_COOKIE).toBe(SESSION_COOKIE)
     expect(k6.REQUESTS.create.file).toEqual(k6.UPLOAD)
     expect(k6.UPLOAD.field).toBe('image_file')
   })
@@ -184,11 +199,51 @@ describe('k6 scripts: every request against the real app', () => {
     }
   })
 
+  /** setup()'s sign-up, request by request as lib/actions.js sends them (its own cookie jar). */
+  async function signUpAsK6(tag: string): Promise<User> {
+    const { signupPage, signup, account } = k6.REQUESTS
+    const page = await app.inject({ method: signupPage.method as 'GET', url: signupPage.path })
+    expect(page.statusCode).toBe(signupPage.expect.status)
+    const formCsrf = k6.csrfOf(page.body)
+    expect(formCsrf).toBeDefined()
+    const anon = page.cookies.find((c) => c.name === k6.SESSION_COOKIE)!.value
+    const fields = k6.signupFields(tag, formCsrf!)
+    expect(Object.keys(fields).sort()).toEqual([...signup.fields].sort())
+    const res = await app.inject({
+      method: signup.method as 'POST', url: signup.path, payload: new URLSearchParams(fields).toString(),
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `${k6.SESSION_COOKIE}=${anon}` }
+    })
+    expect(res.statusCode, res.body).toBe(signup.expect.status)
+    expect(k6.headerValue(res.headers as Record<string, string>, 'Location')).toBe(signup.expect.location)
+    const session = res.cookies.find((c) => c.name === k6.SESSION_COOKIE)?.value
+    expect(session).toBeTruthy()
+    const page2 = await app.inject({ method: account.method as 'GET', url: account.path, headers: { cookie: `${k6.SESSION_COOKIE}=${session}` } })
+    expect(page2.statusCode).toBe(account.expect.status)
+    const csrf = k6.csrfOf(page2.body)
+    expect(csrf).toBeDefined()
+    return { session: session!, csrf: csrf! }
+  }
+
+  let user: User
+  const asUser = () => ({ cookie: `${k6.SESSION_COOKIE}=${user.session}` })
+
+  it("setup()'s sign-up (form, post, account page) answers what its checks expect: a session and its CSRF token", async () => {
+    user = await signUpAsK6(`k6-test ${Date.now()}`)
+    // One user per VU while there are enough; VU numbers (from 1) wrap around the list.
+    const users = [user, { session: 's2', csrf: 'c2' }]
+    expect(k6.userOf(users, 1)).toBe(users[0])
+    expect(k6.userOf(users, 2)).toBe(users[1])
+    expect(k6.userOf(users, 3)).toBe(users[0])
+    // A second user in the same run gets a different email and name (no 409).
+    const other = await signUpAsK6(`k6-test ${Date.now()}`)
+    expect(other.session).not.toBe(user.session)
+  })
+
   it('finds the ids of posts with an image once each', async () => {
     const spec = k6.REQUESTS.create
     const tag = `image-links ${Date.now()}`
-    const body = multipartFrom(k6.createForm(tag, (bytes, filename, contentType): FileDescriptor => ({ bytes, filename, contentType })))
-    expect((await app.inject({ method: spec.method as 'POST', url: spec.path, ...body })).statusCode).toBe(303)
+    const body = multipartFrom(k6.createForm(tag, user.csrf, (bytes, filename, contentType): FileDescriptor => ({ bytes, filename, contentType })))
+    expect((await app.inject({ method: spec.method as 'POST', url: spec.path, payload: body.payload, headers: { ...body.headers, ...asUser() } })).statusCode).toBe(303)
     const [row] = await rowsByTitle(env, k6.postFields(tag).title)
     const html = (await app.inject({ method: 'GET', url: k6.listPath() })).body
     expect(html.split(`href="/blogs/show/${row?.id}"`).length - 1).toBe(2) // thumbnail and title
@@ -201,13 +256,14 @@ describe('k6 scripts: every request against the real app', () => {
     it(`POST /blogs/new with the write script's exact form (${order}) answers 303 to /blogs/ and stores the post and PNG`, async () => {
       const spec = k6.REQUESTS.create
       const tag = `k6-test ${order} ${Date.now()}`
-      const form = k6.createForm(tag, (bytes, filename, contentType): FileDescriptor => ({ bytes, filename, contentType }))
+      const form = k6.createForm(tag, user.csrf, (bytes, filename, contentType): FileDescriptor => ({ bytes, filename, contentType }))
       expect(Object.keys(form).sort()).toEqual([...spec.fields, spec.file.field].sort())
       const file = form[spec.file.field] as FileDescriptor
       expect(file).toMatchObject({ filename: 'pixel.png', contentType: 'image/png' })
       expect(Buffer.from(file.bytes).equals(PNG_1x1)).toBe(true)
 
-      const res = await app.inject({ method: spec.method as 'POST', url: spec.path, ...multipartFrom(form, order) })
+      const body = multipartFrom(form, order)
+      const res = await app.inject({ method: spec.method as 'POST', url: spec.path, payload: body.payload, headers: { ...body.headers, ...asUser() } })
       expect(res.statusCode, res.body).toBe(spec.expect.status)
       // The script reads it the same way, whatever case the header name has.
       expect(k6.headerValue(res.headers as Record<string, string>, 'Location')).toBe(spec.expect.location)
@@ -215,7 +271,8 @@ describe('k6 scripts: every request against the real app', () => {
       const fields = k6.postFields(tag)
       const rows = await rowsByTitle(env, fields.title)
       expect(rows).toHaveLength(1)
-      expect(rows[0]).toMatchObject({ author: fields.author, content: fields.content })
+      expect(rows[0]).toMatchObject({ content: fields.content })
+      expect(rows[0]?.author).toMatch(/^k6 k6-test /)
       expect(rows[0]?.image_loc).toMatch(/\.png$/)
       expect((await readStored(env, rows[0]?.image_loc ?? '')).equals(PNG_1x1)).toBe(true)
     })

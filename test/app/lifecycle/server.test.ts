@@ -4,6 +4,7 @@ import net from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { samplePosts } from '../../../src/db/seeds/sample-posts'
+import { signUp } from '../../kit/accounts'
 import { createTestEnv, storedFiles, type TestEnv } from '../../kit/app'
 import { multipart } from '../../kit/form'
 import { assertBuilt, freePort, killAllServers, request, startServer, waitForExit, waitUntilListening } from '../../kit/server'
@@ -50,10 +51,11 @@ describe('graceful shutdown', () => {
     await waitUntilListening(child)
 
     const title = `In flight ${randomBytes(4).toString('hex')}`
+    const author = await signUp(port)
     // A real PNG signature followed by 256 KiB, so the upload is still streaming when the signal comes.
     const image = Buffer.concat([PNG_1x1, randomBytes(256 * 1024)])
     const body = await multipart(
-      { title, author: 'Shutdown Tester', content: 'Sent across a SIGTERM.' },
+      { _csrf: author.csrf, title, content: 'Sent across a SIGTERM.' },
       { image_file: { data: image, filename: 'big.png', type: 'image/png' } }
     )
     const half = Math.floor(body.payload.length / 2)
@@ -66,7 +68,7 @@ describe('graceful shutdown', () => {
           method: 'POST',
           path: '/blogs/new',
           agent: false,
-          headers: { ...body.headers, 'content-length': String(body.payload.length) }
+          headers: { ...body.headers, cookie: author.cookie, 'content-length': String(body.payload.length) }
         },
         (res) => {
           let text = ''

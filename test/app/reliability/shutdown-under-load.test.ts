@@ -4,6 +4,7 @@ import http from 'node:http'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { signUp } from '../../kit/accounts'
 import { createTestEnv, type TestEnv } from '../../kit/app'
 import { multipart } from '../../kit/form'
 import { assertBuilt, killAllServers, startListening } from '../../kit/server'
@@ -77,6 +78,7 @@ describe('SIGTERM under load', () => {
     const server = await startListening({ ...env.env, DATABASE_URL: url.toString(), LOG_LEVEL: 'info' })
     proxy.latencyMs = 20
 
+    const author = await signUp(server.port)
     const outcomes: Outcome[] = []
     const worker = async (w: number) => {
       for (let i = 0; ; i++) {
@@ -84,10 +86,10 @@ describe('SIGTERM under load', () => {
         if (i % 2 === 0) {
           const title = `Shutdown ${w}-${i} ${randomBytes(3).toString('hex')}`
           const body = await multipart(
-            { title, author: 'Load', content: 'Sent while the server shuts down.' },
+            { _csrf: author.csrf, title, content: 'Sent while the server shuts down.' },
             { image_file: { data: Buffer.concat([PNG_1x1, randomBytes(32 * 1024)]), filename: 'p.png', type: 'image/png' } }
           )
-          o = await send(server.port, 'create', title, body)
+          o = await send(server.port, 'create', title, { payload: body.payload, headers: { ...body.headers, cookie: author.cookie } })
         } else {
           o = await send(server.port, 'list')
         }

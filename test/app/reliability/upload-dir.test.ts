@@ -3,6 +3,7 @@ import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { signUp, type Account } from '../../kit/accounts'
 import { createTestEnv, type TestEnv } from '../../kit/app'
 import { postForm } from '../../kit/form'
 import { unique } from '../../kit/posts'
@@ -16,6 +17,7 @@ import { PNG_1x1 } from '../../fixtures/images'
 
 let env: TestEnv
 let server: ServerChild
+let author: Account
 const cleanups: (() => Promise<void>)[] = []
 
 /** Whether this process may mount (root with CAP_SYS_ADMIN, as in CI); probed on a scratch dir. */
@@ -38,6 +40,7 @@ beforeAll(async () => {
   mountable = await canMount()
   env = await createTestEnv({ LOG_LEVEL: 'info', DB_SEED_ON_START: 'false' })
   server = await startListening(env.env)
+  author = await signUp(server.port)
 })
 afterEach(async () => {
   for (const undo of cleanups.splice(0).reverse()) await undo()
@@ -49,7 +52,7 @@ afterAll(async () => {
 })
 
 const post = (title: string, withImage: boolean) =>
-  postForm(server.port, '/blogs/new', { title, author: 'Disk Tester', content: 'The disk said no.' }, withImage ? { image_file: { data: PNG_1x1, filename: 'p.png', type: 'image/png' } } : {})
+  postForm(server.port, '/blogs/new', { title, content: 'The disk said no.' }, withImage ? { image_file: { data: PNG_1x1, filename: 'p.png', type: 'image/png' } } : {}, { as: author })
 
 async function rowCount(title: string): Promise<number> {
   return (await env.query('SELECT id FROM `blog` WHERE `title` = ?', [title])).length

@@ -5,6 +5,7 @@ import path from 'node:path'
 import { Readable } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
 import { LocalImageStorage } from '../../../src/storage/local'
+import { signUp } from '../../kit/accounts'
 import { incomingFiles, storedFiles, useDisposableApps } from '../../kit/app'
 import { assertBuilt, killAllServers, startListening, waitForExit } from '../../kit/server'
 import { PNG_1x1 } from '../../fixtures/images'
@@ -16,12 +17,15 @@ const apps = useDisposableApps()
 afterEach(() => killAllServers())
 
 /** Starts a multipart upload on a raw socket and keeps it open, sending a byte now and then. */
-function slowUpload(port: number): { socket: net.Socket; stop(): void } {
+async function slowUpload(port: number): Promise<{ socket: net.Socket; stop(): void }> {
   const b = 'leftoverboundary'
+  // Signed in: an anonymous upload is refused before its body is read.
+  const author = await signUp(port)
   const socket = net.connect(port, '127.0.0.1')
   socket.on('error', () => undefined)
   socket.write(
-    `POST /blogs/new HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: multipart/form-data; boundary=${b}\r\nContent-Length: 1000000\r\n\r\n` +
+    `POST /blogs/new HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nCookie: ${author.cookie}\r\nContent-Type: multipart/form-data; boundary=${b}\r\nContent-Length: 1000000\r\n\r\n` +
+      `--${b}\r\nContent-Disposition: form-data; name="_csrf"\r\n\r\n${author.csrf}\r\n` +
       `--${b}\r\nContent-Disposition: form-data; name="title"\r\n\r\nSlow\r\n` +
       `--${b}\r\nContent-Disposition: form-data; name="image_file"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n`
   )
@@ -48,7 +52,7 @@ describe('partial uploads and restarts', () => {
     assertBuilt()
     const env = await apps.newEnv({ DB_SEED_ON_START: 'false', SHUTDOWN_GRACE_MS: '1000', LOG_LEVEL: 'info' })
     const server = await startListening(env.env)
-    const upload = slowUpload(server.port)
+    const upload = await slowUpload(server.port)
     try {
       // An upload is read into memory (at most MAX_UPLOAD_BYTES) to be decoded: only the
       // re-encoded image ever reaches the incoming area, so an upload in flight has no file.
@@ -83,8 +87,8 @@ describe('partial uploads and restarts', () => {
     assertBuilt()
     const env = await apps.newEnv({ DB_SEED_ON_START: 'false', REQUEST_TIMEOUT_MS: '2000' })
     const server = await startListening(env.env)
+    const upload = await slowUpload(server.port)
     const started = Date.now()
-    const upload = slowUpload(server.port)
     const answer = await new Promise<string>((resolve) => {
       let text = ''
       upload.socket.setEncoding('latin1').on('data', (d: string) => (text += d))

@@ -32,7 +32,7 @@ describe('OTEL_SDK_DISABLED=true', () => {
       { telemetry: true }
     )
     const [row] = await env.query<{ id: number }>('SELECT `id` FROM `blog` ORDER BY `id` LIMIT 1')
-    for (const path of ['/blogs/', `/blogs/show/${row!.id}`, '/blogs/show/999999', '/blogs/new']) {
+    for (const path of ['/blogs/', `/blogs/show/${row!.id}`, '/blogs/show/999999', '/account/signin']) {
       const res = await request(child.port, path)
       expect(res.status, path).toBe(path.endsWith('999999') ? 404 : 200)
       expect(res.headers.traceresponse, path).toBeUndefined()

@@ -12,7 +12,9 @@ import { SERVER_SPAN_MODES, useTracedServer } from '../../kit/traced-server'
 // what the compiled app exports, in both ways of making server spans.
 
 const LIST_SQL = /^SELECT .* FROM `blog` ORDER BY .* LIMIT \? OFFSET \?$/
-const SHOW_SQL = /^SELECT `id`, `title`, `author`, `content`, `image_loc`, `thumb_loc`, DATE_FORMAT\(`modified_dt`, \?\) AS `modified_iso` FROM `blog` WHERE `id` = \?$/
+const SHOW_SQL = /^SELECT `id`, `title`, `author`, `content`, `image_loc`, `thumb_loc`, `user_id`, DATE_FORMAT\(`modified_dt`, \?\) AS `modified_iso` FROM `blog` WHERE `id` = \?$/
+
+const SESSION_SQL = /^SELECT `session`\.`csrf_token`, .* FROM `session` LEFT JOIN `user` .* WHERE `session`\.`id` = \? AND `session`\.`expires_dt` > UTC_TIMESTAMP\(\)$/
 
 describe.each(SERVER_SPAN_MODES)('server spans made by $name', (mode) => {
   const s = useTracedServer(mode.env)
@@ -55,6 +57,25 @@ describe.each(SERVER_SPAN_MODES)('server spans made by $name', (mode) => {
     expect(t.server.events).toEqual([])
   })
 
+  it('a signed-in page view: a blog.session span for the session lookup, its SELECT traced like any other, and no enduser.id', async () => {
+    const res = await request(s.child.port, { path: '/blogs/', headers: { cookie: s.author.cookie } })
+    expect(res.status).toBe(200)
+    expect(res.body).toContain(`Signed in as ${s.author.displayName}`)
+    const t = await s.traced(res)
+    const { children } = expectRequestTrace(t.contract, {
+      name: 'GET /blogs/', status: 200, spanId: spanIdOf(res),
+      children: ['blog.session', 'pool.acquire', 'SELECT', 'pool.acquire', 'SELECT', 'view.render'], sql: [SESSION_SQL, LIST_SQL], view: 'blogs/index'
+    })
+    const session = children.find((c) => c.name === 'blog.session')!
+    expect(session.attributes).toEqual({ 'blog.session.source': 'cookie', 'blog.session.state': 'user' })
+    const lookup = children.find((c) => SESSION_SQL.test(String(c.attributes['db.query.text'])))!
+    // The lookup's statement runs inside the session span.
+    expect(lookup.startUs + 1000).toBeGreaterThanOrEqual(session.startUs)
+    expect(lookup.endUs).toBeLessThanOrEqual(session.endUs + 1000)
+    for (const span of t.spans) for (const key of Object.keys(span.attributes)) expect(key, span.name).not.toMatch(/^enduser\./)
+    expect(JSON.stringify(t.contract)).not.toContain(s.author.displayName)
+  })
+
   it('an unknown URL is a 404 whose span carries no route (no URL in the span name)', async () => {
     const path = `/no-such-page-${randomBytes(4).toString('hex')}`
     const t = await s.traced(await request(s.child.port, path))
@@ -65,14 +86,15 @@ describe.each(SERVER_SPAN_MODES)('server spans made by $name', (mode) => {
   it('POST /blogs/new with an image: the image decode and re-encode, its write, then START TRANSACTION, INSERT, COMMIT in order', async () => {
     const image = Buffer.concat([PNG_1x1, randomBytes(20_000)])
     const title = `Traced ${randomBytes(4).toString('hex')}`
-    const res = await s.postForm({ title, author: 'Span Tester', content: 'A post with a picture.' }, image)
+    const res = await s.postForm({ title, content: 'A post with a picture.' }, image)
     expect(res.status, res.body).toBe(303)
     const t = await s.traced(res)
-    const { children, sql } = expectRequestTrace(t.contract, {
+    const { children, sql: all } = expectRequestTrace(t.contract, {
       name: 'POST /blogs/new', status: 303, spanId: spanIdOf(res),
       // In the order they ended (the export order), which for sequential statements is the order they ran.
-      sql: [/^START TRANSACTION/, /^INSERT INTO `blog`/, /^COMMIT/]
+      sql: [SESSION_SQL, /^START TRANSACTION/, /^INSERT INTO `blog`/, /^COMMIT/]
     })
+    const sql = all.slice(1)
     expect(sql.map((q) => q.name)[1]).toBe('INSERT')
     const [row] = await s.env.query<{ image_loc: string; thumb_loc: string | null }>('SELECT `image_loc`, `thumb_loc` FROM `blog` WHERE `title` = ?', [title])
     // 1x1: no thumbnail, so one file is written, the re-encoded image (the trailing bytes are gone).
@@ -108,10 +130,11 @@ describe.each(SERVER_SPAN_MODES)('server spans made by $name', (mode) => {
   })
 
   it('a validation failure answers 400 with the form re-rendered: no transaction, no INSERT, not an error', async () => {
-    const res = await s.postForm({ title: 'x', author: '', content: 'Too short a title and no author.' })
+    const res = await s.postForm({ title: 'x', content: 'Too short a title.' })
     expect(res.status).toBe(400)
     const t = await s.traced(res)
-    expectRequestTrace(t.contract, { name: 'POST /blogs/new', status: 400, children: ['view.render'], sql: [], view: 'blogs/new' })
+    // Only the session lookup touches the database.
+    expectRequestTrace(t.contract, { name: 'POST /blogs/new', status: 400, children: ['blog.session', 'pool.acquire', 'SELECT', 'view.render'], sql: [SESSION_SQL], view: 'blogs/new' })
     expect(t.server.events).toEqual([])
     expect(t.server.attributes['error.type']).toBeUndefined()
   })

@@ -110,7 +110,7 @@ afterAll(async () => {
 })
 
 describe('a post through the real form in Chromium', () => {
-  it('create with an image, list, show, edit with a new image, delete: every image loads, no console error, no CSP violation', async () => {
+  it('sign up, create with an image, list, show, edit with a new image, delete, sign out and in: every image loads, no console error, no CSP violation', async () => {
     const first = png(120, 80, [47, 93, 138])
     const second = png(90, 60, [180, 35, 24])
     const files = await fs.mkdtemp(path.join(os.tmpdir(), 'blog-browser-files-'))
@@ -121,11 +121,25 @@ describe('a post through the real form in Chromium', () => {
       expect(await page.locator('.empty').innerText()).toContain('No posts yet.')
       await shot('list-empty')
 
+      // Sign up first: only a signed-in user may write, and becomes the post's author.
+      await page.getByRole('link', { name: 'Sign up' }).click()
+      await page.waitForURL('**/account/signup')
+      await page.fill('#email', 'browser@example.test')
+      await page.fill('#display_name', 'Browser Tester')
+      await page.fill('#password', 'a long enough browser password')
+      await shot('signup-filled')
+      await page.getByRole('button', { name: 'Create account' }).click()
+      await page.waitForURL('**/blogs/')
+      expect(await page.locator('.flash').innerText()).toContain('Your account is ready')
+      expect(await page.locator('header .viewer').innerText()).toBe('Signed in as Browser Tester')
+      const session = (await context.cookies()).find((c) => c.name === 'blog_session')
+      expect(session).toMatchObject({ httpOnly: true, sameSite: 'Lax' })
+
       // Create, through the real form.
       await page.getByRole('link', { name: 'Write a post' }).click()
       await page.waitForURL('**/blogs/new')
+      expect(await page.locator('#author').count()).toBe(0)
       await page.fill('#title', 'A harbour at dusk <b>not bold</b>')
-      await page.fill('#author', 'Browser Tester')
       await page.fill('#content', 'First paragraph.\n\nSecond paragraph, with "quotes" & <tags>.')
       await page.setInputFiles('#image_file', path.join(files, 'harbour.png'))
       await shot('new-filled')
@@ -134,6 +148,7 @@ describe('a post through the real form in Chromium', () => {
       expect(await page.locator('.flash').innerText()).toContain('Your post was published.')
       const card = page.locator('.post-card').filter({ hasText: 'A harbour at dusk' })
       expect(await card.locator('h2').innerText()).toBe('A harbour at dusk <b>not bold</b>')
+      expect(await card.locator('.author').innerText()).toBe('Browser Tester')
       expect(await loadedWidth('.post-card .thumb img')).toBe(120)
       await shot('list-with-post')
 
@@ -173,6 +188,21 @@ describe('a post through the real form in Chromium', () => {
       expect(await page.locator('.post-card').count()).toBe(0)
       expect(await storedFiles(env.uploadDir)).toEqual([])
       await shot('list-after-delete')
+
+      // Sign out, then back in, through the forms.
+      await page.getByRole('button', { name: 'Sign out' }).click()
+      await page.waitForURL('**/blogs/')
+      expect(await page.locator('.flash').innerText()).toContain('You are signed out.')
+      expect(await page.getByRole('link', { name: 'Sign in' }).count()).toBe(1)
+      await page.getByRole('link', { name: 'Sign in' }).click()
+      await page.waitForURL('**/account/signin')
+      await page.fill('#email', 'browser@example.test')
+      await page.fill('#password', 'a long enough browser password')
+      await page.getByRole('button', { name: 'Sign in' }).click()
+      await page.waitForURL('**/blogs/')
+      expect(await page.locator('.flash').innerText()).toContain('You are signed in.')
+      expect(await page.locator('header .viewer').innerText()).toBe('Signed in as Browser Tester')
+      await shot('signed-in-again')
 
       // The error page is under the same policy.
       const missing = await page.goto('/blogs/show/999999')

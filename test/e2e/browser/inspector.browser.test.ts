@@ -7,6 +7,7 @@ import { ROOT } from '../../../src/paths'
 import { createTestEnv, type TestEnv } from '../../kit/app'
 import { assertBuilt, request, startListening, type ServerChild } from '../../kit/server'
 import { PNG_1x1 } from '../../fixtures/images'
+import { signUp } from '../../kit/accounts'
 import { postForm } from '../../kit/form'
 import { inspect, traceIdOf } from '../../kit/inspector'
 
@@ -58,9 +59,9 @@ describe('the inspector in a browser', () => {
   it.skipIf(!existsSync(CHROMIUM))('follows the badge to a waterfall drawn to scale, opens a span on click, and breaks no CSP rule', async () => {
     // Some traffic: an upload (image write + transaction), a few pages.
     const title = `Browser ${randomBytes(4).toString('hex')}`
-    const created = await postForm(child.port, '/blogs/new', { title, author: 'Browser', content: 'Seen through the inspector.' }, {
+    const created = await postForm(child.port, '/blogs/new', { title, content: 'Seen through the inspector.' }, {
       image_file: { data: PNG_1x1, filename: 'p.png', type: 'image/png' }
-    })
+    }, { as: await signUp(child.port) })
     expect(created.status).toBe(303)
     const uploadTrace = traceIdOf(created)
     for (let i = 0; i < 3; i++) await request(child.port, '/blogs/')

@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import app from '../../../src/app'
 import { loadConfig } from '../../../src/config'
 import { STORED_NAME } from '../../../src/storage/sniff'
+import { signUp, type Account } from '../../kit/accounts'
 import { multipart } from '../../kit/form'
 import { startMariaDb, type MariaDbInstance } from '../../kit/mariadb-instance'
 import { assertBuilt, killAllServers, request, startListening, startServer, waitUntilListening, type ServerChild } from '../../kit/server'
@@ -76,12 +77,14 @@ function timed(port: number, op: string, opts: { method?: string; path: string; 
   })
 }
 
-async function createBody(title: string): Promise<{ payload: Buffer; headers: Record<string, string> }> {
-  return multipart(
-    { title, author: 'Fault Tester', content: 'Written while the database may die.' },
+/** A new post's form as `author` sends it (session cookie, CSRF token). */
+async function createBody(title: string, author: Account): Promise<{ payload: Buffer; headers: Record<string, string> }> {
+  const body = await multipart(
+    { _csrf: author.csrf, title, content: 'Written while the database may die.' },
     // A unique tail, so every stored file is distinguishable.
     { image_file: { data: Buffer.concat([PNG_1x1, randomBytes(64)]), filename: 'p.png', type: 'image/png' } }
   )
+  return { payload: body.payload, headers: { ...body.headers, cookie: author.cookie } }
 }
 
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number): Promise<T> {
@@ -118,13 +121,14 @@ describe('the database is killed (kill -9) during a burst of reads and writes', 
   it('answers every request within seconds (2xx/3xx or a 503 page), stays up, and leaves no row without its file', async () => {
     const { env, database, uploadDir } = await appEnv()
     const server = await startListening(env)
+    const author = await signUp(server.port)
 
     // Each worker owns a post to edit, so edits replace images while the database dies.
     const WORKERS = 12
     const own: number[] = []
     for (let w = 0; w < WORKERS; w++) {
       const title = `Owned ${w} ${randomBytes(3).toString('hex')}`
-      const b = await createBody(title)
+      const b = await createBody(title, author)
       const res = await timed(server.port, 'create', { method: 'POST', path: '/blogs/new', body: b.payload, headers: b.headers })
       expect(res.status, res.body).toBe(303)
       const [row] = await db.query<{ id: number }>(`SELECT id FROM \`${database}\`.blog WHERE title = ?`, [title])
@@ -138,12 +142,12 @@ describe('the database is killed (kill -9) during a burst of reads and writes', 
         const kind = i % 4
         let o: Outcome
         if (kind === 0) {
-          const body = await createBody(`Burst ${w}-${i} ${randomBytes(3).toString('hex')}`)
+          const body = await createBody(`Burst ${w}-${i} ${randomBytes(3).toString('hex')}`, author)
           o = await timed(server.port, 'create', { method: 'POST', path: '/blogs/new', body: body.payload, headers: body.headers })
         } else if (kind === 1) {
           o = await timed(server.port, 'list', { path: '/blogs/' })
         } else if (kind === 2) {
-          const body = await createBody(`Edited ${w}-${i}`)
+          const body = await createBody(`Edited ${w}-${i}`, author)
           o = await timed(server.port, 'modify', { method: 'POST', path: `/blogs/modify/${own[w]}`, body: body.payload, headers: body.headers })
         } else {
           o = await timed(server.port, 'show', { path: `/blogs/show/${own[w]}` })
@@ -279,7 +283,8 @@ describe('the connection is cut at COMMIT (outcome unknown to the app)', () => {
       await fastify.ready()
 
       const title = `Commit cut ${mode} ${randomBytes(3).toString('hex')}`
-      const body = await createBody(title)
+      const author = await signUp(fastify)
+      const body = await createBody(title, author)
       const cut = proxy.cutNextCommit(mode)
       const res = await fastify.inject({ method: 'POST', url: '/blogs/new', ...body })
       await cut
@@ -311,7 +316,7 @@ describe('the connection is cut at COMMIT (outcome unknown to the app)', () => {
         expect(image.statusCode).toBe(200)
       }
       // The app goes on working after the cut.
-      expect((await fastify.inject({ method: 'POST', url: '/blogs/new', ...(await createBody(`${title} again`)) })).statusCode).toBe(303)
+      expect((await fastify.inject({ method: 'POST', url: '/blogs/new', ...(await createBody(`${title} again`, author)) })).statusCode).toBe(303)
     } finally {
       await proxy.close()
     }

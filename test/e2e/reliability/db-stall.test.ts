@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import app from '../../../src/app'
 import { loadConfig } from '../../../src/config'
 import { STORED_NAME } from '../../../src/storage/sniff'
+import { signUp, type Account } from '../../kit/accounts'
 import { multipart } from '../../kit/form'
 import { startMariaDb, type MariaDbInstance } from '../../kit/mariadb-instance'
 import { assertBuilt, killAllServers, request, startListening, type HttpResponse } from '../../kit/server'
@@ -52,8 +53,11 @@ async function appEnv(): Promise<{ env: Record<string, string>; database: string
   }
 }
 
-const postBody = (title: string) =>
-  multipart({ title, author: 'Stall Tester', content: 'Sent while the database is frozen.' }, { image_file: { data: Buffer.concat([PNG_1x1, randomBytes(32)]), filename: 'p.png', type: 'image/png' } })
+/** A post with an image, as `as` (session cookie and CSRF token). */
+const postBody = async (title: string, as: Account) => {
+  const body = await multipart({ _csrf: as.csrf, title, content: 'Sent while the database is frozen.' }, { image_file: { data: PNG_1x1, filename: 'p.png', type: 'image/png' } })
+  return { payload: body.payload, headers: { ...body.headers, cookie: as.cookie } }
+}
 
 /** A request with a client-side limit, so a hung request shows up as 'TIMEOUT' instead of hanging the test. */
 async function timed(port: number, req: Parameters<typeof request>[1], limitMs: number): Promise<{ res: HttpResponse | string; ms: number }> {
@@ -69,12 +73,13 @@ describe('a stalled database (kill -STOP)', () => {
   it('answers every read and write with a 503 within the query timeout, logs each, and stores none of the writes', async () => {
     const { env, database } = await appEnv()
     const server = await startListening(env)
+    const writer = await signUp(server.port)
     // Warm the pool: the stalled statements are sent on connections that were fine a moment ago.
     await Promise.all(Array.from({ length: 6 }, () => request(server.port, '/blogs/')))
 
     db.pause()
     const titles = Array.from({ length: 3 }, (_, i) => `Stalled write ${i} ${randomBytes(3).toString('hex')}`)
-    const writes = await Promise.all(titles.map(async (t) => postBody(t)))
+    const writes = await Promise.all(titles.map(async (t) => postBody(t, writer)))
     const outcomes = await Promise.all([
       ...Array.from({ length: 4 }, () => timed(server.port, '/blogs/', 15_000)),
       timed(server.port, '/blogs/show/1', 15_000),
@@ -121,11 +126,12 @@ describe('a COMMIT the stalled database never answers', () => {
       fastify = Fastify({ logger: false })
       await fastify.register(app, { config: loadConfig({ ...env, LOG_LEVEL: 'silent', DATABASE_URL: url.toString() }) })
       await fastify.ready()
+      const writer = await signUp(fastify)
 
       const title = `Unknown outcome ${randomBytes(3).toString('hex')}`
       const held = proxy.holdNextCommit()
       const t0 = performance.now()
-      const answer = fastify.inject({ method: 'POST', url: '/blogs/new', ...(await postBody(title)) })
+      const answer = fastify.inject({ method: 'POST', url: '/blogs/new', ...(await postBody(title, writer)) })
       const release = await held
       db.pause()
       release() // the COMMIT now waits in the frozen server's socket
@@ -147,7 +153,7 @@ describe('a COMMIT the stalled database never answers', () => {
       // Committed after all: that is why the answer could not say "not saved".
       expect(rows).toEqual([{ image_loc: files[0] }])
       // The app goes on with fresh connections.
-      expect((await fastify.inject({ method: 'POST', url: '/blogs/new', ...(await postBody(`${title} again`)) })).statusCode).toBe(303)
+      expect((await fastify.inject({ method: 'POST', url: '/blogs/new', ...(await postBody(`${title} again`, writer)) })).statusCode).toBe(303)
     } finally {
       await proxy.close()
     }

@@ -4,6 +4,7 @@ import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import mysql from 'mysql2/promise'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { signUp } from '../../kit/accounts'
 import { createTestEnv, type TestEnv } from '../../kit/app'
 import { multipart } from '../../kit/form'
 import { PNG_1x1 } from '../../fixtures/images'
@@ -119,12 +120,13 @@ beforeAll(async () => {
     listCount++
     await Promise.all([show.arrayBuffer(), miss.arrayBuffer(), again.arrayBuffer()])
   }
+  const author = await signUp(Number(new URL(appUrl).port))
   const create = async () => {
     const { payload, headers } = await multipart(
-      { title: `stack test ${Date.now()}`, author: 'collector.test', content: 'A post with an image.' },
+      { _csrf: author.csrf, title: `stack test ${Date.now()}`, content: 'A post with an image.' },
       { image_file: { data: PNG_1x1, filename: 'pixel.png', type: 'image/png' } }
     )
-    const created = await fetch(`${appUrl}/blogs/new`, { method: 'POST', headers, body: new Uint8Array(payload), redirect: 'manual' })
+    const created = await fetch(`${appUrl}/blogs/new`, { method: 'POST', headers: { ...headers, cookie: author.cookie }, body: new Uint8Array(payload), redirect: 'manual' })
     expect(created.status).toBe(303)
     return traceIdOf(created)!
   }
@@ -154,8 +156,8 @@ describe('traces: app -> collector -> Jaeger (and the Tempo exporter)', () => {
   })
 
   it('delivers the create request with its transaction and the image write span', async () => {
-    const trace = await jaeger.waitForTrace(createTraceId, (t) => t.spans.length >= 6)
-    const { children } = expectRequestTrace(fromJaeger(trace), { name: 'POST /blogs/new', status: 303, sql: [/^START TRANSACTION/, /^INSERT INTO `blog`/, /^COMMIT/] })
+    const trace = await jaeger.waitForTrace(createTraceId, (t) => t.spans.length >= 9)
+    const { children } = expectRequestTrace(fromJaeger(trace), { name: 'POST /blogs/new', status: 303, sql: [/FROM `session` LEFT JOIN `user`/, /^START TRANSACTION/, /^INSERT INTO `blog`/, /^COMMIT/] })
     expect(children.map((c) => c.name)).toContain('blog.image.write')
   })
 

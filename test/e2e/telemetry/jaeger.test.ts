@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PNG_1x1 } from '../../fixtures/images'
+import { signUp } from '../../kit/accounts'
 import { createTestEnv, type TestEnv } from '../../kit/app'
 import { multipart } from '../../kit/form'
 import { startJaeger, type Jaeger } from '../../kit/jaeger'
@@ -56,7 +57,7 @@ describe('traces in a real Jaeger v2', () => {
     const { server, sql } = expectRequestTrace(fromJaeger(trace), {
       name: 'GET /blogs/show/:id', status: 200, spanId,
       children: ['pool.acquire', 'SELECT', 'view.render'], view: 'blogs/show',
-      sql: [/^SELECT `id`, `title`, `author`, `content`, `image_loc`, `thumb_loc`, DATE_FORMAT\(`modified_dt`, \?\) AS `modified_iso` FROM `blog` WHERE `id` = \?$/]
+      sql: [/^SELECT `id`, `title`, `author`, `content`, `image_loc`, `thumb_loc`, `user_id`, DATE_FORMAT\(`modified_dt`, \?\) AS `modified_iso` FROM `blog` WHERE `id` = \?$/]
     })
     expect(server.parentId).toBeUndefined()
     expect(server.attributes['url.path']).toBe(`/blogs/show/${row!.id}`)
@@ -78,20 +79,23 @@ describe('traces in a real Jaeger v2', () => {
   it('POST /blogs/new with an image arrives with the image write and START TRANSACTION, INSERT, COMMIT in order', async () => {
     const image = Buffer.concat([PNG_1x1, randomBytes(4096)])
     const marker = randomBytes(6).toString('hex')
+    const author = await signUp(app.port)
     const body = await multipart(
-      { title: `Jaeger ${marker}`, author: `Author ${marker}`, content: `Content ${marker}` },
+      { _csrf: author.csrf, title: `Jaeger ${marker}`, content: `Content ${marker}` },
       { image_file: { data: image, filename: 'j.png', type: 'image/png' } }
     )
-    const res = await request(app.port, { method: 'POST', path: '/blogs/new', headers: body.headers, body: body.payload })
+    const res = await request(app.port, { method: 'POST', path: '/blogs/new', headers: { ...body.headers, cookie: author.cookie }, body: body.payload })
     expect(res.status, res.body).toBe(303)
-    const { trace, spanId } = await stored(res, 7)
+    const { trace, spanId } = await stored(res, 10)
     // Jaeger orders by start time, millisecond-rounded: ties are possible, but not reversals
     // (traces.test.ts checks the strict order from the export sequence).
+    // The session lookup (under blog.session), then the transaction.
     const { children, sql } = expectRequestTrace(fromJaeger(trace), {
       name: 'POST /blogs/new', status: 303, spanId,
-      sql: [/^START TRANSACTION/, /^INSERT INTO `blog`/, /^COMMIT/]
+      sql: [/FROM `session` LEFT JOIN `user`/, /^START TRANSACTION/, /^INSERT INTO `blog`/, /^COMMIT/]
     })
-    expect(sql[1]!.name).toBe('INSERT')
+    expect(sql[2]!.name).toBe('INSERT')
+    expect(children.find((s) => s.name === 'blog.session')?.attributes['blog.session.state']).toBe('user')
     // Stored is the re-encoded image: what the decode span says it kept is what was written.
     const processed = children.find((s) => s.name === 'blog.image.process')
     expect(processed?.attributes['blog.image.input_bytes']).toBe(image.length)

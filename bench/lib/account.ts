@@ -1,0 +1,36 @@
+import { randomBytes } from 'node:crypto'
+
+// The write scenario posts as a signed-in user: one signed up per app before the load, as a
+// browser does (the sign-up form's CSRF token, the form, then the account page for the new
+// session's token).
+
+export interface BenchUser {
+  /** The Cookie header value. */
+  cookie: string
+  /** The session's CSRF token, for the `_csrf` field. */
+  csrf: string
+}
+
+const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1]
+const sessionOf = (res: Response) => res.headers.getSetCookie().map((c) => /^blog_session=([^;]+)/.exec(c)?.[1]).find(Boolean)
+
+export async function signUp(url: string): Promise<BenchUser> {
+  const page = await fetch(`${url}/account/signup`)
+  const anon = sessionOf(page)
+  const formCsrf = csrfOf(await page.text())
+  if (!page.ok || !anon || !formCsrf) throw new Error(`bench sign-up page: status ${page.status}`)
+  const tag = randomBytes(6).toString('hex')
+  const res = await fetch(`${url}/account/signup`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `blog_session=${anon}` },
+    body: new URLSearchParams({ _csrf: formCsrf, email: `bench-${tag}@bench.test`, display_name: `bench ${tag}`, password: `bench-${randomBytes(12).toString('hex')}` })
+  })
+  const session = sessionOf(res)
+  if (res.status !== 303 || !session) throw new Error(`bench sign-up: status ${res.status}`)
+  const cookie = `blog_session=${session}`
+  const account = await fetch(`${url}/account`, { headers: { cookie } })
+  const csrf = csrfOf(await account.text())
+  if (!account.ok || !csrf) throw new Error(`bench account page: status ${account.status}`)
+  return { cookie, csrf }
+}

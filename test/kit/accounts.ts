@@ -1,0 +1,125 @@
+import { randomBytes } from 'node:crypto'
+import type { FastifyInstance } from 'fastify'
+import { expect } from 'vitest'
+import type { TestEnv } from './app'
+import { request } from './server'
+
+// Signing up and in as a browser does (the form's CSRF token, the session cookie), against the
+// app in process (inject) or a child server (its port). Each test file signs up its users once
+// (a password hash costs ~0.5 s of CPU) and sends as them with `as`.
+
+export type Target = FastifyInstance | number
+
+export interface Account {
+  email: string
+  password: string
+  displayName: string
+  /** The session cookie as a Cookie header value. */
+  cookie: string
+  /** The session's CSRF token, for the `_csrf` field of a form. */
+  csrf: string
+}
+
+export interface Sent {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  body: string
+}
+
+/** One request to the app or server; `cookie` is sent as the Cookie header. */
+export async function send(target: Target, method: string, path: string, opts: { cookie?: string; headers?: Record<string, string>; body?: string | Buffer } = {}): Promise<Sent> {
+  const headers: Record<string, string> = { ...opts.headers, ...(opts.cookie ? { cookie: opts.cookie } : {}) }
+  if (typeof target === 'number') {
+    const res = await request(target, { method, path, headers, ...(opts.body !== undefined ? { body: opts.body } : {}) })
+    return { status: res.status, headers: res.headers, body: res.body }
+  }
+  const res = await target.inject({ method: method as 'GET', url: path, headers, ...(opts.body !== undefined ? { payload: opts.body } : {}) })
+  return { status: res.statusCode, headers: res.headers as Sent['headers'], body: res.body }
+}
+
+/** The value of a cookie a response sets ('' when it clears it), or undefined. */
+export function setCookie(res: Sent, name: string): string | undefined {
+  const raw = res.headers['set-cookie']
+  for (const line of Array.isArray(raw) ? raw : raw ? [raw] : []) {
+    const m = new RegExp(`^${name}=([^;]*)`).exec(line)
+    if (m) return m[1]
+  }
+  return undefined
+}
+
+/** The Set-Cookie line of a cookie, with its attributes. */
+export function setCookieLine(res: Sent, name: string): string | undefined {
+  const raw = res.headers['set-cookie']
+  return (Array.isArray(raw) ? raw : raw ? [raw] : []).find((l) => l.startsWith(`${name}=`))
+}
+
+/** The CSRF token a page's forms carry. */
+export function csrfOf(html: string): string {
+  const m = /name="_csrf" value="([^"]*)"/.exec(html)
+  expect(m, 'the page should have a form with a CSRF token').not.toBeNull()
+  return m![1]!
+}
+
+export const urlencoded = (fields: Record<string, string>) => new URLSearchParams(fields).toString()
+export const FORM_HEADERS = { 'content-type': 'application/x-www-form-urlencoded' }
+
+/** An anonymous session and its token, as the sign-in or sign-up page gives them. */
+export async function anonymousSession(target: Target, page: 'signin' | 'signup' = 'signin'): Promise<{ cookie: string; csrf: string }> {
+  const res = await send(target, 'GET', `/account/${page}`)
+  expect(res.status, res.body).toBe(200)
+  const token = setCookie(res, 'blog_session')
+  expect(token, 'the sign-in page should start a session').toBeTruthy()
+  return { cookie: `blog_session=${token}`, csrf: csrfOf(res.body) }
+}
+
+/** The CSRF token of a signed-in session (read from a page with a form). */
+export async function csrfFor(target: Target, cookie: string): Promise<string> {
+  const res = await send(target, 'GET', '/account', { cookie })
+  expect(res.status, res.body).toBe(200)
+  return csrfOf(res.body)
+}
+
+export const newPassword = () => `pw-${randomBytes(9).toString('base64url')}`
+
+/** Signs up a new user through the form and returns their signed-in session. */
+export async function signUp(target: Target, fields: Partial<Pick<Account, 'email' | 'password' | 'displayName'>> = {}): Promise<Account> {
+  const tag = randomBytes(5).toString('hex')
+  const email = fields.email ?? `user-${tag}@example.test`
+  const password = fields.password ?? newPassword()
+  const displayName = fields.displayName ?? `Writer ${tag}`
+  const anon = await anonymousSession(target, 'signup')
+  const res = await send(target, 'POST', '/account/signup', {
+    cookie: anon.cookie,
+    headers: FORM_HEADERS,
+    body: urlencoded({ _csrf: anon.csrf, email, display_name: displayName, password })
+  })
+  expect(res.status, res.body).toBe(303)
+  const token = setCookie(res, 'blog_session')
+  expect(token, 'signing up should start a new session').toBeTruthy()
+  const cookie = `blog_session=${token}`
+  return { email, password, displayName, cookie, csrf: await csrfFor(target, cookie) }
+}
+
+/** Signs in through the form; returns the response and, on success, the new session. */
+export async function signIn(target: Target, email: string, password: string, from?: { cookie: string; csrf: string }): Promise<{ res: Sent; cookie?: string }> {
+  const anon = from ?? (await anonymousSession(target))
+  const res = await send(target, 'POST', '/account/signin', { cookie: anon.cookie, headers: FORM_HEADERS, body: urlencoded({ _csrf: anon.csrf, email, password }) })
+  const token = setCookie(res, 'blog_session')
+  return { res, ...(res.status === 303 && token ? { cookie: `blog_session=${token}` } : {}) }
+}
+
+/** Makes an account an admin, as `npm run user:admin` does. */
+export async function makeAdmin(env: TestEnv, account: Account): Promise<void> {
+  await env.query('UPDATE `user` SET `is_admin` = 1 WHERE `email` = ?', [account.email])
+}
+
+// One signed-up author per app, made on first use: most tests only need "someone allowed to
+// write". (Child servers come and go on reused ports: their tests sign up explicitly.)
+const authors = new WeakMap<FastifyInstance, Promise<Account>>()
+
+/** The default author of a test's posts on this app (signed up once). */
+export function defaultAuthor(app: FastifyInstance): Promise<Account> {
+  let a = authors.get(app)
+  if (!a) authors.set(app, (a = signUp(app)))
+  return a
+}
