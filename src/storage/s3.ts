@@ -59,7 +59,9 @@ export class S3ImageStorage implements ImageStorage {
     // Credentials come from the SDK's default chain (AWS_ACCESS_KEY_ID..., profiles, IRSA).
     this.client = client ?? new S3Client({
       region: config.region,
-      ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+      // Another store than AWS: checksums only where S3 requires them, as not every
+      // S3-compatible server understands the SDK's default trailing checksums.
+      ...(config.endpoint ? { endpoint: config.endpoint, requestChecksumCalculation: 'WHEN_REQUIRED' as const, responseChecksumValidation: 'WHEN_REQUIRED' as const } : {}),
       forcePathStyle: config.forcePathStyle,
       // Retries with backoff for throttling and 5xx; the request timeout bounds the rest.
       maxAttempts: 3
