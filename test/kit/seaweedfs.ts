@@ -45,7 +45,7 @@ export async function startSeaweedFs(name = 'seaweedfs'): Promise<SeaweedFs> {
   const data = path.join(dir, 'data')
   execFileSync('mkdir', ['-p', data])
   const proc = startProcess(name, weed, [
-    'server', '-ip=127.0.0.1', '-ip.bind=127.0.0.1', `-dir=${data}`, '-volume.max=4',
+    'server', '-ip=127.0.0.1', '-ip.bind=127.0.0.1', `-dir=${data}`, '-volume.max=8',
     `-master.port=${master}`, `-master.port.grpc=${masterGrpc}`, '-master.volumeSizeLimitMB=64', '-master.telemetry=false',
     `-volume.port=${volume}`, `-volume.port.grpc=${volumeGrpc}`,
     '-filer', `-filer.port=${filer}`, `-filer.port.grpc=${filerGrpc}`, `-filer.localSocket=${path.join(dir, 'filer.sock')}`,
