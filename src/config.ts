@@ -133,6 +133,11 @@ export interface S3Config {
   prefix: string
   /** AWS_REGION or AWS_DEFAULT_REGION; us-east-1 when neither is set (S3-compatible stores ignore it). */
   region: string
+  /**
+   * AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) of the environment given
+   * to loadConfig; absent: the SDK's own credential chain (profiles, web identity, instance roles).
+   */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string }
 }
 
 export interface InspectorConfig {
@@ -257,7 +262,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
         endpoint: e.S3_ENDPOINT,
         forcePathStyle: e.S3_FORCE_PATH_STYLE,
         prefix: e.S3_PREFIX,
-        region: env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1'
+        region: env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1',
+        ...(env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
+          ? { credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}) } }
+          : {})
       }
     }
   }

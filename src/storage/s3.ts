@@ -12,6 +12,7 @@ import {
 } from '@aws-sdk/client-s3'
 import { Upload } from '@aws-sdk/lib-storage'
 import type { S3Config } from '../config'
+import { AppError } from '../errors'
 import { withSpan } from '../telemetry/tracer'
 import { EXTENSIONS, Sniffer, STORED_NAME, type ImageType } from './sniff'
 import type { ImageStorage, StagedImage } from './storage'
@@ -59,6 +60,8 @@ export class S3ImageStorage implements ImageStorage {
     // Credentials come from the SDK's default chain (AWS_ACCESS_KEY_ID..., profiles, IRSA).
     this.client = client ?? new S3Client({
       region: config.region,
+      // Keys given to the app's config win; otherwise the SDK's chain (profiles, pod roles...).
+      ...(config.credentials ? { credentials: config.credentials } : {}),
       // Another store than AWS: checksums only where S3 requires them, as not every
       // S3-compatible server understands the SDK's default trailing checksums.
       ...(config.endpoint ? { endpoint: config.endpoint, requestChecksumCalculation: 'WHEN_REQUIRED' as const, responseChecksumValidation: 'WHEN_REQUIRED' as const } : {}),
@@ -87,14 +90,20 @@ export class S3ImageStorage implements ImageStorage {
         leavePartsOnError: false
       })
       const uploaded = upload.done()
+      let storeFailed: unknown
       // A failing store must also end the request body's stream, or the pipeline waits forever.
-      uploaded.catch((err: unknown) => body.destroy(err as Error))
+      uploaded.catch((err: unknown) => {
+        storeFailed = err
+        body.destroy(err as Error)
+      })
       try {
         await Promise.all([pipeline(source, sniffer, body), uploaded])
       } catch (err) {
         await upload.abort().catch(() => undefined)
         await this.remove(key).catch(() => undefined)
         this.staged.delete(key)
+        // The client's own failures (413, an aborted body) pass as they are; the store's are ours.
+        if (err === storeFailed) throw new AppError(503, 'IMAGE_STORE_UNAVAILABLE', 'Images cannot be stored right now. Please try again in a moment.', { cause: err })
         throw err
       } finally {
         span?.setAttributes({ 'blog.image.bytes': sniffer.bytes, 'blog.image.type': sniffer.type ?? 'rejected' })

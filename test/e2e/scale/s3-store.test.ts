@@ -100,6 +100,21 @@ describe('images in an S3 bucket', () => {
     expect(await s3.exists(second)).toBe(false)
   })
 
+  it('a store that refuses the upload (bad keys) answers 503, not a client error, and saves no row', async () => {
+    const other = await createTestEnv({ ...s3.env, AWS_SECRET_ACCESS_KEY: 'not-the-secret', DB_SEED_ON_START: 'false' })
+    const refused = await buildApp(other)
+    try {
+      const title = `S3 refused ${randomUUID()}`
+      const res = await postForm(refused, '/blogs/new', fields(title), { image_file: { data: png(), filename: 'p.png', type: 'image/png' } })
+      expect(res.statusCode).toBe(503)
+      expect(res.body).toContain('Images cannot be stored right now.')
+      expect(await other.query('SELECT `id` FROM `blog` WHERE `title` = ?', [title])).toEqual([])
+    } finally {
+      await refused.close()
+      await other.cleanup()
+    }
+  })
+
   it('the sweep removes objects no row references and stale staged uploads, and keeps referenced ones', async () => {
     const title = `S3 sweep ${randomUUID()}`
     expect((await postForm(app, '/blogs/new', fields(title), { image_file: { data: png(), filename: 'k.png', type: 'image/png' } })).statusCode).toBe(303)
