@@ -8,6 +8,7 @@ import { buildApp, createTestEnv, type TestEnv } from '../../kit/app'
 import { postForm } from '../../kit/form'
 import { GENERATED_NAME } from '../../kit/posts'
 import { startSeaweedFs, type SeaweedFs } from '../../kit/seaweedfs'
+import { assertBuilt } from '../../kit/server'
 
 // The row/file rules of the posts service (test/app/blogs/atomicity.test.ts for the local
 // store), held with images in a real S3 store (SeaweedFS): stage, promote inside the
@@ -19,6 +20,8 @@ let app: FastifyInstance
 let store: S3ImageStorage
 
 beforeAll(async () => {
+  // The bucket is made by the compiled CLI (dist/src/cli/storage.js).
+  assertBuilt()
   s3 = await startSeaweedFs()
   env = await createTestEnv({ ...s3.env, DB_SEED_ON_START: 'false' })
   app = await buildApp(env)
