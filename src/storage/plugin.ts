@@ -77,8 +77,9 @@ async function registerS3(fastify: FastifyInstance, store: S3ImageStorage): Prom
   })
   fastify.get<{ Params: { name: string } }>(`${UPLOAD_URL_PREFIX}:name`, async (request, reply) => {
     const ifNoneMatch = request.headers['if-none-match']
+    const ifModifiedSince = request.headers['if-modified-since']
     const range = request.headers.range
-    const obj = await store.get(request.params.name, { ...(ifNoneMatch ? { ifNoneMatch } : {}), ...(range ? { range } : {}) })
+    const obj = await store.get(request.params.name, { ...(ifNoneMatch ? { ifNoneMatch } : {}), ...(ifModifiedSince ? { ifModifiedSince } : {}), ...(range ? { range } : {}) })
     if (!obj) return reply.callNotFound()
     reply
       .header('Cache-Control', IMAGE_CACHE_CONTROL)

@@ -143,7 +143,7 @@ export class S3ImageStorage implements ImageStorage {
   }
 
   /** Reads a stored image for the image route; null when there is no such object. */
-  async get(name: string, opts: { ifNoneMatch?: string; range?: string } = {}): Promise<StoredObject | null> {
+  async get(name: string, opts: { ifNoneMatch?: string; ifModifiedSince?: string; range?: string } = {}): Promise<StoredObject | null> {
     if (!STORED_NAME.test(name)) return null
     const contentType = CONTENT_TYPES[name.slice(name.lastIndexOf('.') + 1)] ?? 'application/octet-stream'
     let out: GetObjectCommandOutput
@@ -152,6 +152,8 @@ export class S3ImageStorage implements ImageStorage {
         Bucket: this.bucket,
         Key: this.key(name),
         ...(opts.ifNoneMatch ? { IfNoneMatch: opts.ifNoneMatch } : {}),
+        // HTTP: If-Modified-Since counts only without If-None-Match.
+        ...(!opts.ifNoneMatch && opts.ifModifiedSince && !Number.isNaN(Date.parse(opts.ifModifiedSince)) ? { IfModifiedSince: new Date(opts.ifModifiedSince) } : {}),
         ...(opts.range && /^bytes=\d*-\d*$/.test(opts.range) ? { Range: opts.range } : {})
       }))
     } catch (err) {

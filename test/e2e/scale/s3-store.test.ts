@@ -54,6 +54,8 @@ describe('images in an S3 bucket', () => {
     const img = await app.inject({ method: 'GET', url: `/static/uploads/${name}` })
     expect(img.statusCode).toBe(200)
     expect(img.headers['content-type']).toBe('image/png')
+    const lastModified = String(img.headers['last-modified'])
+    expect((await app.inject({ method: 'GET', url: `/static/uploads/${name}`, headers: { 'if-modified-since': lastModified } })).statusCode).toBe(304)
     const part = await app.inject({ method: 'GET', url: `/static/uploads/${name}`, headers: { range: 'bytes=0-7' } })
     expect(part.statusCode).toBe(206)
     expect(part.rawPayload.equals(PNG_1x1.subarray(0, 8))).toBe(true)
