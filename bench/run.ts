@@ -1,4 +1,5 @@
 // npm run bench -- [--variants otel=off,otel=on,otel=10pct] [--repeat 3] [--duration 10]
+//   (--variants replicas=1,replicas=2,replicas=3: N app processes behind nginx, as in Compose)
 //   [--scenario list|show|write] [--mode max|closed|rate] [--connections 100] [--think 100]
 //   [--rate 500] [--posts 30] [--trivial] [--smoke]
 // Starts one app per variant against the same fixed data set, runs the same load on each,
@@ -10,9 +11,10 @@ import { parseArgs } from 'node:util'
 import mysql from 'mysql2/promise'
 import { signUp, type BenchUser } from './lib/account'
 import { ROOT, startApp, startOtlpSink, type RunningApp } from './lib/app'
+import { startBalancer } from './lib/balancer'
 import { connectionOptions, dataSetKey, dropDatabases, prepareData, type DataSet } from './lib/data'
 import { closedLoad, maxLoad, rateLoad, setPropagation, type Scenario } from './lib/load'
-import { findPid, pidByPort, ProcMonitor } from './lib/proc'
+import { findPid, pidByPort, ProcGroupMonitor, ProcMonitor } from './lib/proc'
 import { reportLines, summarise, summariseRun, type RunResult } from './lib/report'
 import { decodeTraces } from './lib/spans'
 import { renderSvg } from './lib/svg'
@@ -95,7 +97,9 @@ async function main(): Promise<void> {
   const dbPid = pidByPort(connectionOptions(values['admin-url']).port) ?? findPid('mariadbd', 'mysqld')
   // All variants run at once against one server: keep processes x pool within max_connections
   // (151 by default), or the last variant measures "Too many connections" errors.
-  const poolMax = String(Math.min(40, Math.floor(120 / variants.length)))
+  const replicasOf = (v: string) => Math.max(1, Number(presetOf(v, 'BENCH_REPLICAS') ?? 1))
+  const processes = variants.reduce((n, v) => n + replicasOf(v), 0)
+  const poolMax = String(Math.min(40, Math.floor(120 / processes)))
   const baseEnv = {
     DB_POOL_MAX: poolMax,
     DATABASE_URL: `${values['admin-url'].replace(/\/$/, '')}/${database}`,
@@ -116,7 +120,9 @@ async function main(): Promise<void> {
         : maxLoad(url, target, connections, seconds)
 
   const results: RunResult[] = []
-  const apps = new Map<string, RunningApp>()
+  // A variant is one app, or N replicas behind a balancer (its url is then the balancer's).
+  interface Target { url: string; pids: number[]; lbPids: number[]; stop(): Promise<void> }
+  const apps = new Map<string, Target>()
   try {
     // One process per variant for the whole run, so every round measures warm processes.
     for (const v of variants) {
@@ -127,7 +133,23 @@ async function main(): Promise<void> {
         env.BENCH_ROOT = path.resolve(values.baseline)
       }
       env.DATABASE_URL = `${values['admin-url'].replace(/\/$/, '')}/${dbFor(dataOf(v))}`
-      apps.set(v, await startApp(env))
+      const n = replicasOf(v)
+      if (!env.BENCH_REPLICAS) {
+        const app = await startApp(env)
+        apps.set(v, { url: app.url, pids: [app.pid], lbPids: [], stop: app.stop })
+        continue
+      }
+      const replicas = await Promise.all(Array.from({ length: n }, () => startApp(env)))
+      const lb = await startBalancer(replicas.map((r) => Number(new URL(r.url).port)))
+      apps.set(v, {
+        url: lb.url,
+        pids: replicas.map((r) => r.pid),
+        lbPids: lb.pids(),
+        stop: async () => {
+          await lb.stop()
+          await Promise.all(replicas.map((r) => r.stop()))
+        }
+      })
     }
     // Writes need a signed-in user: one per app (its own database), signed up before the load.
     const scenarios = new Map<string, Scenario>()
@@ -141,17 +163,20 @@ async function main(): Promise<void> {
         const targets: Scenario[] = values.trivial ? [scenario, { method: 'GET', path: '/health' }] : [scenario]
         for (const target of targets) {
           const app = apps.get(v)!
-          const appMon = new ProcMonitor(app.pid)
+          const appMon = new ProcGroupMonitor(app.pids)
+          const lbMon = app.lbPids.length > 0 ? new ProcGroupMonitor(app.lbPids) : null
           const dbMon = new ProcMonitor(dbPid)
           await new Promise((r) => setTimeout(r, 1500)) // let the previous run's spans drain
           sink.take()
           process.stderr.write(`\r[${++done}/${total}] round ${round}/${repeat} ${v} ${target.method} ${target.path} (${mode}, ${duration}s) ...      `)
-          await Promise.all([appMon.start(), dbMon.start()])
+          await Promise.all([appMon.start(), dbMon.start(), lbMon?.start()])
           const load = await run(app.url, target, duration)
-          const [appS, dbS] = await Promise.all([appMon.stop(), dbMon.stop()])
+          const [appS, dbS, lbS] = await Promise.all([appMon.stop(), dbMon.stop(), lbMon?.stop()])
           await new Promise((r) => setTimeout(r, 1500))
           const spans = decodeTraces(sink.take())
-          results.push(summariseRun(v, round, target.path, load, target === scenario ? okStatus : (s) => s === 200, appS, dbS, spans))
+          const result = summariseRun(v, round, target.path, load, target === scenario ? okStatus : (s) => s === 200, appS, dbS, spans)
+          if (lbS) Object.assign(result, { lb: lbS, replicas: app.pids.length })
+          results.push(result)
         }
       }
     }

@@ -3,7 +3,8 @@
 # are cached outside the repo (never committed), keyed by the pinned go.mod/go.sum in tools/.
 #   jaeger: github.com/jaegertracing/jaeger/cmd/jaeger (Apache-2.0; v1.x tags carry Jaeger v2)
 #   otelcol-blog: go.opentelemetry.io/collector/cmd/builder (Apache-2.0) + otel/builder-config.yaml
-# and installs Debian's prometheus and chromium packages if they are missing.
+#   weed: github.com/seaweedfs/seaweedfs/weed (Apache-2.0), the S3-compatible store of the scale tests
+# and installs Debian's prometheus, chromium and nginx packages if they are missing.
 # Prints the directory that holds the binaries. BLOG_APP_TOOLS overrides the cache location.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,6 +26,7 @@ build() { # name module-dir package
 }
 
 build jaeger "$here/tools/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger
+build weed "$here/tools/seaweedfs" github.com/seaweedfs/seaweedfs/weed
 
 # otelcol-blog: the OpenTelemetry Collector Builder (pinned by tools/otelcol/go.mod) compiles a
 # collector with exactly the components in otel/builder-config.yaml; keyed by all three files.
@@ -66,6 +68,19 @@ if [ ! -x /usr/bin/chromium ]; then
   echo "installing chromium (Debian package)" >&2
   apt-get update >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >&2
+fi
+
+# nginx from Debian: the load balancer in front of the replicas (test/e2e/scale). Only the
+# binary is used; the tests run it in the foreground with their own config, pid and log paths.
+if [ ! -x /usr/sbin/nginx ]; then
+  echo "installing nginx (Debian package)" >&2
+  apt-get update >&2
+  # policy-rc.d answering 101 keeps the package from starting its own service on port 80.
+  # An existing one (Docker images have it) is left as it is.
+  policy=/usr/sbin/policy-rc.d made=""
+  if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && made=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx >&2 || { [ -z "$made" ] || rm -f "$policy"; exit 1; }
+  [ -z "$made" ] || rm -f "$policy"
 fi
 
 echo "$cache"

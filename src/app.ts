@@ -80,7 +80,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config, telemetry:
     prefix: '/assets/',
     maxAge: '1h'
   })
-  await fastify.register(storage, { dir: config.uploadDir })
+  await fastify.register(storage, { dir: config.uploadDir, storage: config.storage })
   await fastify.register(imageProcessor, { maxPixels: config.maxImagePixels })
 
   await fastify.register(dbPlugin, { db: config.db, serverTimings: runtime?.serverTimings ?? null })

@@ -85,7 +85,18 @@ const EnvSchema = Type.Object({
   SESSION_TTL_HOURS: Type.Integer({ default: 168, minimum: 1, maximum: 24 * 366 }),
   // After this many failed sign-ins for one email from one client, 429 until the window ends.
   LOGIN_MAX_FAILURES: Type.Integer({ default: 5, minimum: 1 }),
-  LOGIN_WINDOW_MINUTES: Type.Integer({ default: 15, minimum: 1 })
+  LOGIN_WINDOW_MINUTES: Type.Integer({ default: 15, minimum: 1 }),
+  // Where post images live: the local UPLOAD_DIR (one process) or an S3-compatible object store
+  // (any number of replicas). Credentials and region: the AWS SDK's own variables
+  // (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_PROFILE, ...).
+  STORAGE: Type.Union([Type.Literal('local'), Type.Literal('s3')], { default: 'local' }),
+  S3_BUCKET: Type.String({ default: '', pattern: '^([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])?$' }),
+  // Empty: AWS itself. Otherwise the store's URL, e.g. http://seaweedfs:8333.
+  S3_ENDPOINT: Type.String({ default: '', pattern: '^(https?://\\S+)?$' }),
+  // Path-style URLs (endpoint/bucket/key): what SeaweedFS and MinIO expect without wildcard DNS.
+  S3_FORCE_PATH_STYLE: Type.Boolean({ default: false }),
+  // Keys under this prefix (e.g. blog/), so the bucket can hold other things too.
+  S3_PREFIX: Type.String({ default: '', pattern: '^([A-Za-z0-9._-]+/)*$' })
 })
 
 type Env = Static<typeof EnvSchema>
@@ -153,6 +164,28 @@ export interface AppConfig {
   load: LoadConfig
   accounts: AccountsConfig
   db: DbConfig
+  storage: StorageConfig
+}
+
+export interface StorageConfig {
+  kind: 'local' | 's3'
+  s3: S3Config
+}
+
+export interface S3Config {
+  bucket: string
+  /** Empty: the AWS endpoint for the region. */
+  endpoint: string
+  forcePathStyle: boolean
+  /** '' or ending in '/'. */
+  prefix: string
+  /** AWS_REGION or AWS_DEFAULT_REGION; us-east-1 when neither is set (S3-compatible stores ignore it). */
+  region: string
+  /**
+   * AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) of the environment given
+   * to loadConfig; absent: the SDK's own credential chain (profiles, web identity, instance roles).
+   */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string }
 }
 
 export interface InspectorConfig {
@@ -247,6 +280,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     // Ajv says e.g. "env/PORT must be <= 65535"; keep the variable names, drop the "env/" prefix.
     throw new ConfigError(`Invalid configuration: ${(err as Error).message.replaceAll('env/', '')}`)
   }
+  if (e.STORAGE === 's3' && !e.S3_BUCKET) throw new ConfigError('Invalid configuration: S3_BUCKET must be set when STORAGE=s3')
   return {
     host: e.HOST,
     port: e.PORT,
@@ -301,6 +335,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       migrateOnStart: e.DB_MIGRATE_ON_START,
       seedOnStart: e.DB_SEED_ON_START,
       serverTimings: { enabled: e.DB_SERVER_TIMINGS, pollMs: e.DB_SERVER_TIMINGS_POLL_MS }
+    },
+    storage: {
+      kind: e.STORAGE,
+      s3: {
+        bucket: e.S3_BUCKET,
+        endpoint: e.S3_ENDPOINT,
+        forcePathStyle: e.S3_FORCE_PATH_STYLE,
+        prefix: e.S3_PREFIX,
+        region: env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1',
+        ...(env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
+          ? { credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}) } }
+          : {})
+      }
     }
   }
 }

@@ -83,3 +83,22 @@ export function findPid(...names: string[]): number | null {
   }
   return null
 }
+
+/** Several processes as one (the replicas of a scaled variant): CPU and RSS added up. */
+export class ProcGroupMonitor {
+  private readonly monitors: ProcMonitor[]
+
+  constructor(pids: number[]) {
+    this.monitors = pids.map((p) => new ProcMonitor(p))
+  }
+
+  async start(): Promise<void> {
+    await Promise.all(this.monitors.map((m) => m.start()))
+  }
+
+  async stop(): Promise<ProcSample> {
+    const samples = await Promise.all(this.monitors.map((m) => m.stop()))
+    const sum = (k: keyof ProcSample) => samples.reduce((a, s) => a + s[k], 0)
+    return { cpuPercent: sum('cpuPercent'), cpuSeconds: sum('cpuSeconds'), rssMb: sum('rssMb') }
+  }
+}

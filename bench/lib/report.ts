@@ -15,6 +15,10 @@ export interface RunResult {
   dropped: number
   app: ProcSample
   db: ProcSample
+  /** The balancer in front of a replicas=N variant; absent when the load hits one app directly. */
+  lb?: ProcSample
+  /** App processes behind the balancer (app is their sum). */
+  replicas?: number
   traced: number
   phases: Breakdown | null
   p50Trace: (Breakdown & { traceId: string }) | null
@@ -88,6 +92,10 @@ export interface Summary {
   dbCpu: number
   dbCpuMs: number
   dbRss: number
+  /** replicas=N variants: the balancer's CPU per request and CPU %, and the replica count. */
+  replicas?: number
+  lbCpuMs?: number
+  lbCpu?: number
   traced: number
   phases: Breakdown | null
   p50Trace: (Breakdown & { traceId: string }) | null
@@ -128,12 +136,18 @@ export function summarise(results: RunResult[], variants: string[]): Summary[] {
         dbCpu: median(rs.map((r) => r.db.cpuPercent)),
         dbCpuMs: median(rs.map((r) => (r.db.cpuSeconds * 1000) / Math.max(1, r.requests))),
         dbRss: Math.max(...rs.map((r) => r.db.rssMb)),
+        ...(rs[0]!.lb ? {
+          replicas: rs[0]!.replicas ?? 1,
+          lbCpuMs: median(rs.map((r) => (r.lb!.cpuSeconds * 1000) / Math.max(1, r.requests))),
+          lbCpu: median(rs.map((r) => r.lb!.cpuPercent))
+        } : {}),
         traced: rs.reduce((a, r) => a + r.traced, 0),
         phases: meanBreakdown(phaseRuns),
         p50Trace: rs[rs.length - 1]!.p50Trace,
         slowestTrace: rs.map((r) => r.slowestTrace).filter((t) => t !== null).sort((a, b) => b!.total - a!.total)[0] ?? null
       }
-      out.push({ ...s, verdict: verdict(s) })
+      // Replicas: the verdict's CPU thresholds are per process (a core each), so the mean of them.
+      out.push({ ...s, verdict: verdict({ ...s, appCpu: s.appCpu / (s.replicas ?? 1) }) })
     }
   }
   return out
@@ -181,6 +195,16 @@ export function reportLines(summary: Summary[], heading: string): string[] {
     lines.push(
       `| ${s.variant} | ${s.path} | ${fmt(s.rps, 0)} | ${fmt(s.rpsMin, 0)}-${fmt(s.rpsMax, 0)} | ${fmt(s.ratio, 2)} | ${fmt(s.appCpuMs, 3)} | ${fmt(s.cpuRatio, 2)} | ${fmt(s.dbCpuMs, 3)} | ${fmt(s.avg)} | ${fmt(s.p99)} | ${fmt(s.failPct, 2)} | ${fmt(s.appCpu, 0)} | ${fmt(s.appRss, 0)} | ${fmt(s.dbCpu, 0)} |`
     )
+  }
+  const scaled = summary.filter((s) => s.replicas !== undefined)
+  if (scaled.length > 0) {
+    lines.push('', 'Replicas behind nginx: CPU per request of the whole serving tier (app = sum over the replicas; app CPU % is that sum, 100 = one core):', '')
+    lines.push('| variant | path | replicas | req/s | app CPU ms/req | nginx CPU ms/req | DB CPU ms/req | total CPU ms/req | app CPU % | nginx CPU % | DB CPU % |')
+    lines.push('|' + ' --- |'.repeat(11))
+    for (const s of scaled) {
+      const total = s.appCpuMs + (s.lbCpuMs ?? 0) + s.dbCpuMs
+      lines.push(`| ${s.variant} | ${s.path} | ${s.replicas} | ${fmt(s.rps, 0)} | ${fmt(s.appCpuMs, 3)} | ${fmt(s.lbCpuMs, 3)} | ${fmt(s.dbCpuMs, 3)} | ${fmt(total, 3)} | ${fmt(s.appCpu, 0)} | ${fmt(s.lbCpu, 0)} | ${fmt(s.dbCpu, 0)} |`)
+    }
   }
   const withPhases = summary.filter((s) => s.phases)
   if (withPhases.length > 0) {

@@ -1,6 +1,6 @@
 import pino from 'pino'
 import { loadConfig } from '../config'
-import { migrate, prepareDatabase, seed } from '../db/bootstrap'
+import { migrate, prepareDatabase, seed, withMigrationLock } from '../db/bootstrap'
 import { createSequelize } from '../db/sequelize'
 
 // `npm run db:migrate` / `npm run db:seed`: the same steps the server runs at start-up.
@@ -11,8 +11,10 @@ async function main(command: string | undefined): Promise<void> {
   await prepareDatabase(config.db, log)
   const sequelize = createSequelize(config.db)
   try {
-    await migrate(sequelize, log)
-    if (command === 'seed') await seed(sequelize, log)
+    await withMigrationLock(config.db, log, async () => {
+      await migrate(sequelize, log)
+      if (command === 'seed') await seed(sequelize, log)
+    })
   } finally {
     await sequelize.close()
   }

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
+import mysql from 'mysql2/promise'
 import type { Sequelize } from 'sequelize'
 import type { DbConfig } from '../config'
 import { createSequelize } from './sequelize'
@@ -54,4 +55,39 @@ export async function migrate(sequelize: Sequelize, log: FastifyBaseLogger): Pro
 export async function seed(sequelize: Sequelize, log: FastifyBaseLogger): Promise<void> {
   const done = await createSeeder(sequelize).up()
   if (done.length > 0) log.info({ seeds: done.map((m) => m.name) }, 'sample posts loaded')
+}
+
+/** The server-wide name of a database's migration lock (GET_LOCK names are at most 64 characters). */
+export function migrationLockName(database: string): string {
+  return `blog_app.migrate.${database}`.slice(0, 64)
+}
+
+/**
+ * Runs `work` (migrations, seeds) holding a MySQL advisory lock on the database, so replicas
+ * that start together take turns: the first migrates, the others find nothing left to do.
+ * The lock lives on a connection of its own and goes with it, so a replica that dies while
+ * migrating never leaves it held.
+ */
+export async function withMigrationLock<T>(db: DbConfig, log: FastifyBaseLogger, work: () => Promise<T>): Promise<T> {
+  const conn = await mysql.createConnection({
+    host: db.host, port: db.port, user: db.user, password: db.password, database: db.database, connectTimeout: db.connectTimeoutMs
+  })
+  const name = migrationLockName(db.database)
+  // As long as a start-up may take, and never less than a minute: a long migration must not make
+  // the other replicas give up.
+  const waitS = Math.max(60, Math.ceil(db.startupTimeoutMs / 1000))
+  try {
+    const started = Date.now()
+    const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT GET_LOCK(?, ?) AS got', [name, waitS])
+    if (rows[0]?.got !== 1) throw new DatabaseUnavailableError(`could not take the migration lock ${name} within ${waitS} s (another instance is still migrating)`)
+    const waitedMs = Date.now() - started
+    if (waitedMs > 100) log.info({ lock: name, waitedMs }, 'waited for another instance to migrate')
+    try {
+      return await work()
+    } finally {
+      await conn.query('SELECT RELEASE_LOCK(?)', [name]).catch(() => undefined)
+    }
+  } finally {
+    await conn.end().catch(() => conn.destroy())
+  }
 }

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import type { Sequelize } from 'sequelize'
 import type { DbConfig } from '../config'
 import { createSequelize, setStatementTimeout } from '../db/sequelize'
-import { migrate, prepareDatabase, seed } from '../db/bootstrap'
+import { migrate, prepareDatabase, seed, withMigrationLock } from '../db/bootstrap'
 import { instrumentSequelize } from '../telemetry/db'
 import type { DbServerTimings } from '../telemetry/db-server'
 
@@ -25,8 +25,13 @@ export default fp<DbPluginOptions>(
     const sequelize = createSequelize(db)
     try {
       await sequelize.authenticate({ logging: false })
-      if (db.migrateOnStart) await migrate(sequelize, fastify.log)
-      if (db.seedOnStart) await seed(sequelize, fastify.log)
+      // Replicas starting together would race to create the same tables: one at a time.
+      if (db.migrateOnStart || db.seedOnStart) {
+        await withMigrationLock(db, fastify.log, async () => {
+          if (db.migrateOnStart) await migrate(sequelize, fastify.log)
+          if (db.seedOnStart) await seed(sequelize, fastify.log)
+        })
+      }
     } catch (err) {
       await sequelize.close()
       throw err

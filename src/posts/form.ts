@@ -129,6 +129,8 @@ export async function readPostForm(request: FastifyRequest, store: ImageStorage,
     } catch (err) {
       if (image) await discardUpload(store, image)
       const e = err as { statusCode?: number; syscall?: string }
+      // Already classified (e.g. the image store is unavailable: 503).
+      if (err instanceof AppError) throw err
       if (typeof e.statusCode === 'number' && e.statusCode < 500) throw err
       // The store could not write (read-only or full disk): not the client's fault.
       if (typeof e.syscall === 'string') throw err

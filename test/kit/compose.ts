@@ -16,6 +16,8 @@ export interface Service {
   healthcheck?: Healthcheck
   profiles?: string[]
   user?: string
+  deploy?: { replicas?: number | string }
+  restart?: string
 }
 export interface ComposeFile { name: string; services: Record<string, Service>; volumes?: Record<string, unknown> }
 

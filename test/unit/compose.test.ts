@@ -46,14 +46,20 @@ describe('docker-compose.yml', () => {
   it('is valid YAML with the project name blog_app', () => {
     expect(() => YAML.parse(raw, { merge: true })).not.toThrow()
     expect(compose.name).toBe('blog_app')
-    expect(Object.keys(services).sort()).toEqual(['app', 'db', 'grafana', 'jaeger', 'k6', 'otel-collector', 'prometheus', 'tempo'])
+    expect(Object.keys(services).sort()).toEqual(['app', 'bucket', 'db', 'grafana', 'jaeger', 'k6', 'lb', 'otel-collector', 'prometheus', 'seaweedfs', 'tempo'])
   })
 
-  it('gives every long-running service a healthcheck (k6 is a one-shot job in its own profile)', () => {
+  it('gives every long-running service a healthcheck (k6 and bucket are one-shot jobs)', () => {
     for (const [name, svc] of Object.entries(services)) {
       if (name === 'k6') {
         // A load test runs and exits: there is nothing to probe and nothing waits on it.
         expect(svc.profiles).toEqual(['k6'])
+        expect(svc.healthcheck).toBeUndefined()
+        continue
+      }
+      if (name === 'bucket') {
+        // Runs once at start and exits; the app waits for it to have succeeded.
+        expect(svc.restart).toBe('no')
         expect(svc.healthcheck).toBeUndefined()
         continue
       }
@@ -66,11 +72,16 @@ describe('docker-compose.yml', () => {
     for (const [name, svc] of Object.entries(services)) {
       for (const [dep, { condition }] of Object.entries(svc.depends_on ?? {})) {
         expect(services[dep], `${name} depends on ${dep}`).toBeDefined()
+        if (services[dep]!.restart === 'no') {
+          // A one-shot job is awaited until it exits 0.
+          expect(condition, `${name} -> ${dep}`).toBe('service_completed_successfully')
+          continue
+        }
         expect(condition, `${name} -> ${dep}`).toBe('service_healthy')
         expect(services[dep]!.healthcheck, `${dep} (awaited by ${name})`).toBeDefined()
       }
     }
-    expect(Object.keys(services.app!.depends_on ?? {}).sort()).toEqual(['db', 'otel-collector'])
+    expect(Object.keys(services.app!.depends_on ?? {}).sort()).toEqual(['bucket', 'db', 'otel-collector', 'seaweedfs'])
   })
 
   it('pins every image to an exact version, in the compose file, inline Dockerfiles and the Dockerfile', () => {
@@ -82,7 +93,8 @@ describe('docker-compose.yml', () => {
     }
     images.push(...fromImages(dockerfile).filter((i) => !['build', 'deps'].includes(i)))
     expect(images.length).toBeGreaterThanOrEqual(10)
-    const unpinned = images.filter((i) => !isPinned(i) || /:latest$/.test(i))
+    // SeaweedFS numbers its releases x.yy (4.53): exact, but two parts.
+    const unpinned = images.filter((i) => !(isPinned(i) || /^chrislusf\/seaweedfs:\d+\.\d+$/.test(i)) || /:latest$/.test(i))
     expect(unpinned).toEqual([])
     expect(images).toContain('mysql:8.4.6')
     expect(images.some((i) => /^jaegertracing\/jaeger:2\./.test(i))).toBe(true)
@@ -143,17 +155,18 @@ describe('docker-compose.yml', () => {
     const config = loadConfig(env)
     expect(config.host).toBe('0.0.0.0')
     expect(config.port).toBe(8000)
-    expect(config.uploadDir).toBe('/app/uploads')
+    expect(config.storage).toMatchObject({ kind: 's3', s3: { endpoint: 'http://seaweedfs:8333', bucket: 'blog-images', forcePathStyle: true } })
     expect(env.NODE_ENV).toBe('production')
     expect(env.OTEL_EXPORTER_OTLP_ENDPOINT).toBe('http://otel-collector:4318')
-    expect(services.app!.ports).toContain('127.0.0.1:8000:8000')
+    // The replicas publish nothing: the balancer has the host port.
+    expect(services.app!.ports).toBeUndefined()
+    expect(services.lb!.ports).toContain('127.0.0.1:8000:8000')
     expect(healthcheckCommand(services.app!.healthcheck!)).toContain('http://127.0.0.1:8000/health')
     // The Host names the healthcheck and k6 send are ones the app answers for.
     expect(config.allowedHosts?.has('127.0.0.1')).toBe(true)
     expect(config.allowedHosts?.has(new URL(services.k6!.environment!.BASE_URL!).hostname)).toBe(true)
     expect(readFileSync(path.join(ROOT, 'src/routes/health.ts'), 'utf8')).toMatch(/fastify\.get\('\/health'/)
-    // The upload dir is a named volume; the views come from VOLUME_PATH (default: this checkout).
-    expect(services.app!.volumes).toContain('uploads:/app/uploads')
+    // The views come from VOLUME_PATH (default: this checkout); images are in the object store.
     expect(parsed.services.app!.volumes).toContain('${VOLUME_PATH:-.}/views:/app/views:ro')
     expect(interpolateDeep(parsed, { VOLUME_PATH: '/src/blog' }).services.app!.volumes).toContain('/src/blog/views:/app/views:ro')
   })
@@ -169,7 +182,7 @@ describe('docker-compose.yml', () => {
       }
       if (svc.build) expect(statSync(path.resolve(ROOT, svc.build.context)).isDirectory(), `${name}: build context`).toBe(true)
     }
-    expect(Object.keys(compose.volumes ?? {})).toEqual(expect.arrayContaining(['db-data', 'uploads']))
+    expect(Object.keys(compose.volumes ?? {})).toEqual(expect.arrayContaining(['db-data', 'seaweedfs-data']))
     expect(services.db!.volumes).toContain('./initial_data.sql:/docker-entrypoint-initdb.d/initial_data.sql:ro')
   })
 
@@ -219,6 +232,42 @@ describe('docker-compose.yml', () => {
     expect(services.grafana!.environment).toMatchObject({ GF_AUTH_ANONYMOUS_ENABLED: 'true', GF_AUTH_ANONYMOUS_ORG_ROLE: 'Viewer' })
     expect(services.grafana!.ports).toContain('127.0.0.1:3000:3000')
     expect(services.jaeger!.ports).toContain('127.0.0.1:16686:16686')
+  })
+
+  it('runs APP_REPLICAS replicas of the app (default 2) behind nginx, which balances over every one of them', () => {
+    expect(services.app!.deploy?.replicas).toBe('2')
+    expect(interpolateDeep(parsed, { APP_REPLICAS: '3' }).services.app!.deploy?.replicas).toBe('3')
+    expect(services.lb!.image).toMatch(/^nginx:1\.(2[89]|[3-9]\d)\.\d+-alpine$/)
+    const conf = readFileSync(path.join(ROOT, 'deploy/nginx/nginx.conf'), 'utf8')
+    // Every replica's address, re-resolved as replicas come and go (nginx >= 1.27.3).
+    expect(conf).toMatch(/upstream app \{[^}]*server app:8000 resolve/)
+    expect(conf).toContain('resolver 127.0.0.11')
+    expect(conf).toMatch(/listen 8000;/)
+    expect(conf).toContain('include /etc/nginx/blog/proxy.conf;')
+    expect(services.lb!.volumes).toEqual(['./deploy/nginx/nginx.conf:/etc/nginx/nginx.conf:ro', './deploy/nginx/proxy.conf:/etc/nginx/blog/proxy.conf:ro'])
+    expect(healthcheckCommand(services.lb!.healthcheck!)).toContain('http://127.0.0.1:8000/lb-health')
+    expect(conf).toMatch(/location = \/lb-health/)
+    // The inspector is per process: one browser stays on one replica for it.
+    expect(conf).toMatch(/upstream app_inspect \{[^}]*hash \$remote_addr consistent/)
+    expect(new URL(services.k6!.environment!.BASE_URL!).hostname).toBe('lb')
+  })
+
+  it('gives the app, the bucket job and SeaweedFS the same bucket and keys', () => {
+    const s3 = JSON.parse(readFileSync(path.join(ROOT, 'deploy/seaweedfs/s3.json'), 'utf8')) as { identities: { credentials: { accessKey: string; secretKey: string }[]; actions: string[] }[] }
+    const app = services.app!.environment!
+    expect(s3.identities.flatMap((i) => i.credentials)).toContainEqual({ accessKey: app.AWS_ACCESS_KEY_ID, secretKey: app.AWS_SECRET_ACCESS_KEY })
+    for (const k of ['STORAGE', 'S3_ENDPOINT', 'S3_BUCKET', 'S3_FORCE_PATH_STYLE', 'AWS_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) {
+      expect(services.bucket!.environment![k], k).toBe(app[k])
+    }
+    expect(loadConfig(services.bucket!.environment!).storage.kind).toBe('s3')
+    expect(services.bucket!.command).toEqual(['node', 'dist/src/cli/storage.js', 'create-bucket'])
+    expect(existsSync(path.join(ROOT, 'src/cli/storage.ts'))).toBe(true)
+    const cmd = (services.seaweedfs!.command as string[]).join(' ')
+    expect(cmd).toMatch(/^server .*-s3 .*-s3\.port=8333/)
+    expect(cmd).toContain('-s3.config=/etc/seaweedfs/s3.json')
+    expect(cmd).toContain('-master.telemetry=false')
+    expect(new URL(app.S3_ENDPOINT!).host).toBe('seaweedfs:8333')
+    expect(healthcheckCommand(services.seaweedfs!.healthcheck!)).toContain('http://127.0.0.1:8333/healthz')
   })
 
   it('is accepted by `docker compose config` where Compose is installed', (ctx) => {

@@ -214,3 +214,26 @@ describe('invalid values', () => {
     expect(err.message).not.toContain('env/')
   })
 })
+
+describe('image storage settings', () => {
+  it('keeps images on disk unless STORAGE=s3, which needs a bucket', () => {
+    expect(loadConfig({}).storage.kind).toBe('local')
+    expectConfigError({ STORAGE: 's3' }, 'S3_BUCKET')
+    expectConfigError({ STORAGE: 'gcs' }, 'STORAGE')
+    expectConfigError({ STORAGE: 's3', S3_BUCKET: 'Bad_Bucket' }, 'S3_BUCKET')
+    expectConfigError({ STORAGE: 's3', S3_BUCKET: 'b1', S3_ENDPOINT: 'seaweedfs:8333' }, 'S3_ENDPOINT')
+    expectConfigError({ STORAGE: 's3', S3_BUCKET: 'b1', S3_PREFIX: 'no-trailing-slash' }, 'S3_PREFIX')
+  })
+
+  it('reads the bucket settings and the standard AWS variables; without keys the SDK chain decides', () => {
+    const c = loadConfig({ STORAGE: 's3', S3_BUCKET: 'blog-images', S3_ENDPOINT: 'http://127.0.0.1:8333', S3_FORCE_PATH_STYLE: 'true', S3_PREFIX: 'blog/', AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY_ID: 'AKID', AWS_SECRET_ACCESS_KEY: 'secret' })
+    expect(c.storage).toEqual({
+      kind: 's3',
+      s3: { bucket: 'blog-images', endpoint: 'http://127.0.0.1:8333', forcePathStyle: true, prefix: 'blog/', region: 'eu-west-1', credentials: { accessKeyId: 'AKID', secretAccessKey: 'secret' } }
+    })
+    const chain = loadConfig({ STORAGE: 's3', S3_BUCKET: 'blog-images', AWS_DEFAULT_REGION: 'us-west-2' }).storage.s3
+    expect(chain.credentials).toBeUndefined()
+    expect(chain.region).toBe('us-west-2')
+    expect(chain.endpoint).toBe('')
+  })
+})

@@ -12,10 +12,10 @@ import { interpolateDeep, ROOT } from '../kit/stack'
 const { parsed, services } = loadCompose()
 
 describe('k6 under Compose', () => {
-  it('runs k6 against the app with the Prometheus remote-write output and native histograms', () => {
+  it('runs k6 against the app (through the balancer) with the Prometheus remote-write output and native histograms', () => {
     const k6 = services.k6!
     expect(k6.environment).toMatchObject({
-      BASE_URL: 'http://app:8000',
+      BASE_URL: 'http://lb:8000',
       K6_OUT: 'experimental-prometheus-rw',
       K6_PROMETHEUS_RW_SERVER_URL: 'http://prometheus:9090/api/v1/write',
       K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM: 'true',

@@ -55,4 +55,29 @@ describe('npm run bench (smoke)', () => {
       await fs.rm(out, { recursive: true, force: true })
     }
   }, 150_000)
+
+  it('targets N replicas behind nginx and reports CPU per request of the app, nginx and the database', async () => {
+    const out = await fs.mkdtemp(path.join(os.tmpdir(), 'bench-smoke-'))
+    try {
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        ['dist/bench/run.js', '--smoke', '--variants', 'replicas=1,replicas=2', '--scenario', 'list', '--out', out],
+        { cwd: ROOT, timeout: 120_000, maxBuffer: 10 * 1024 * 1024 }
+      )
+      expect(stdout).toContain('Replicas behind nginx')
+      const { summary } = JSON.parse(await fs.readFile(path.join(out, 'results.json'), 'utf8')) as {
+        summary: { variant: string; rps: number; failPct: number; replicas?: number; appCpuMs: number; lbCpuMs?: number; dbCpuMs: number }[]
+      }
+      expect(summary.map((s) => [s.variant, s.replicas])).toEqual([['replicas=1', 1], ['replicas=2', 2]])
+      for (const s of summary) {
+        expect(s.rps).toBeGreaterThan(0)
+        expect(s.failPct).toBe(0)
+        expect(s.appCpuMs).toBeGreaterThan(0)
+        // nginx's worker does the proxying: its CPU is measured, not only the idle master's.
+        expect(s.lbCpuMs).toBeGreaterThan(0)
+      }
+    } finally {
+      await fs.rm(out, { recursive: true, force: true })
+    }
+  }, 150_000)
 })
