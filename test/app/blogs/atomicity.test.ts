@@ -214,7 +214,7 @@ describe('an image and its thumbnail are one upload', () => {
     big = await picture(1200, 900, 'jpeg')
   })
   const postBig = (title: string) =>
-    postForm(app, '/blogs/new', { title, author: 'Atomic Tester', content: 'Two files, one upload.' }, { image_file: { data: big, filename: 'big.jpg', type: 'image/jpeg' } })
+    postForm(app, '/blogs/new', { title, content: 'Two files, one upload.' }, { image_file: { data: big, filename: 'big.jpg', type: 'image/jpeg' } })
 
   /** Makes the next transaction's COMMIT fail as a lost connection would, after `before` ran. */
   function loseCommit(before: (t: Transaction) => Promise<void>) {

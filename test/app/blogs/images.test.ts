@@ -3,6 +3,7 @@ import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import sharp from 'sharp'
 import { describe, expect, it } from 'vitest'
+import { defaultAuthor } from '../../kit/accounts'
 import { useTestApp, type TestEnv } from '../../kit/app'
 import { postForm, type UploadFile } from '../../kit/form'
 import { animatedGif, decoded, phonePhoto, picture } from '../../kit/images'
@@ -18,7 +19,7 @@ let app: FastifyInstance
 useTestApp((t) => ({ env, app } = t), { MAX_IMAGE_PIXELS: '4000000' })
 
 const jpeg = (data: Buffer, filename = 'IMG_0001.JPG'): UploadFile => ({ data, filename, type: 'image/jpeg' })
-const postNew = (file: UploadFile, title = unique('Image')) => postForm(app, '/blogs/new', { title, author: 'Image Tester', content: 'A post with a picture.' }, { image_file: file })
+const postNew = (file: UploadFile, title = unique('Image')) => postForm(app, '/blogs/new', { title, content: 'A post with a picture.' }, { image_file: file })
 const imageError = (body: string) => /<p class="field-error" id="image_file-error">([^<]*)<\/p>/.exec(body)?.[1]
 
 describe('an uploaded photo is stored without its metadata, upright, with a thumbnail', () => {
@@ -162,7 +163,8 @@ describe('an image and its thumbnail live and die together', () => {
   it('deleting the post removes both files', async () => {
     const post = await createPost(app, env, {}, await big())
     expect(post.thumb_loc).toMatch(GENERATED_NAME)
-    const res = await app.inject({ method: 'POST', url: `/blogs/delete/${post.id}` })
+    const as = await defaultAuthor(app)
+    const res = await app.inject({ method: 'POST', url: `/blogs/delete/${post.id}`, headers: { cookie: as.cookie, 'content-type': 'application/x-www-form-urlencoded' }, payload: `_csrf=${encodeURIComponent(as.csrf)}` })
     expect(res.statusCode).toBeLessThan(400)
     expect(await rowById(env, post.id)).toBeUndefined()
     for (const name of [post.image_loc!, post.thumb_loc!]) expect(await exists(path.join(env.uploadDir, name)), name).toBe(false)
@@ -170,7 +172,7 @@ describe('an image and its thumbnail live and die together', () => {
 
   it('replacing the image removes the old image and the old thumbnail', async () => {
     const post = await createPost(app, env, {}, await big())
-    const res = await postForm(app, `/blogs/modify/${post.id}`, { title: post.title, author: post.author, content: post.content }, { image_file: await big() })
+    const res = await postForm(app, `/blogs/modify/${post.id}`, { title: post.title, content: post.content }, { image_file: await big() })
     expect(res.statusCode).toBe(303)
     const row = await rowById(env, post.id)
     expect(row?.image_loc).not.toBe(post.image_loc)
@@ -182,7 +184,7 @@ describe('an image and its thumbnail live and die together', () => {
 
   it('an invalid form stores neither file', async () => {
     await expectNothingWritten(env, async () => {
-      const res = await postForm(app, '/blogs/new', { title: 'x', author: '', content: 'Too short a title.' }, { image_file: await big() })
+      const res = await postForm(app, '/blogs/new', { title: 'x', content: 'Too short a title.' }, { image_file: await big() })
       expect(res.statusCode).toBe(400)
     })
   })

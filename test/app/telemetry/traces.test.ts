@@ -120,10 +120,11 @@ describe.each(SERVER_SPAN_MODES)('server spans made by $name', (mode) => {
   })
 
   it('an upload that is a decompression bomb: 422, the blog.image.process span marked ERROR, nothing written', async () => {
-    const res = await s.postForm({ title: `Bomb ${randomBytes(4).toString('hex')}`, author: 'Span Tester', content: 'A post with a bomb.' }, pngDeclaring(20_000, 20_000))
+    const res = await s.postForm({ title: `Bomb ${randomBytes(4).toString('hex')}`, content: 'A post with a bomb.' }, pngDeclaring(20_000, 20_000))
     expect(res.status).toBe(422)
     const t = await s.traced(res)
-    const { children } = expectRequestTrace(t.contract, { name: 'POST /blogs/new', status: 422, children: ['blog.image.process', 'view.render'], sql: [], view: 'blogs/new' })
+    // The session lookup, then the refused decode: no transaction, no INSERT.
+    const { children } = expectRequestTrace(t.contract, { name: 'POST /blogs/new', status: 422, children: ['blog.session', 'pool.acquire', 'SELECT', 'blog.image.process', 'view.render'], sql: [SESSION_SQL], view: 'blogs/new' })
     const processed = children.find((c) => c.name === 'blog.image.process')!
     expect(processed.error).toBe(true)
     expect(processed.attributes).toMatchObject({ 'blog.image.input_type': 'png', 'error.type': 'IMAGE_TOO_MANY_PIXELS' })

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { UPLOAD_CSP } from '../../../src/plugins/security'
 import { PNG_1x1 } from '../../fixtures/images'
+import { signUp, type Account } from '../../kit/accounts'
 import { createTestEnv, type TestEnv } from '../../kit/app'
 import { multipart } from '../../kit/form'
 import { startJaeger, type Jaeger } from '../../kit/jaeger'
@@ -42,6 +43,8 @@ beforeAll(async () => {
   // Started together on a fresh database: the migration lock lets one migrate.
   replicas = await Promise.all([0, 1, 2].map(() => startListening(appEnv, { telemetry: true })))
   lb = await startNginx(replicas.map((r) => r.port))
+  // One account, signed up through the balancer: its session (in MySQL) holds on every replica.
+  writer = await signUp(lb.port)
 }, 20 * 60_000)
 
 afterAll(async () => {
@@ -52,12 +55,14 @@ afterAll(async () => {
   await env?.cleanup()
 })
 
+let writer: Account
+
 async function createPost(at: number, title: string, image?: Buffer): Promise<HttpResponse> {
   const body = await multipart(
-    { title, author: 'Replica Tester', content: `Written through port ${at}.` },
+    { _csrf: writer.csrf, title, content: `Written through port ${at}.` },
     image ? { image_file: { data: image, filename: 'r.png', type: 'image/png' } } : {}
   )
-  return request(at, { method: 'POST', path: '/blogs/new', headers: body.headers, body: body.payload })
+  return request(at, { method: 'POST', path: '/blogs/new', headers: { ...body.headers, cookie: writer.cookie }, body: body.payload })
 }
 
 async function rowByTitle(title: string): Promise<{ id: number; image_loc: string | null } | undefined> {
@@ -181,7 +186,11 @@ describe('three replicas behind nginx, images in SeaweedFS', () => {
   })
 
   it('deleting through replica C removes the object from the store', async () => {
-    const res = await request(port(C), { method: 'POST', path: `/blogs/delete/${postId}` })
+    const res = await request(port(C), {
+      method: 'POST', path: `/blogs/delete/${postId}`,
+      headers: { cookie: writer.cookie, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ _csrf: writer.csrf }).toString()
+    })
     expect(res.status).toBe(303)
     expect(await rowByTitle(title)).toBeUndefined()
     expect(await s3.exists(imageName)).toBe(false)

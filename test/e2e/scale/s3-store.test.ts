@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import type { S3ImageStorage } from '../../../src/storage/s3'
 import { PNG_1x1, JPEG_1x1 } from '../../fixtures/images'
 import { buildApp, createTestEnv, type TestEnv } from '../../kit/app'
+import { defaultAuthor } from '../../kit/accounts'
 import { postForm } from '../../kit/form'
 import { GENERATED_NAME } from '../../kit/posts'
 import { startSeaweedFs, type SeaweedFs } from '../../kit/seaweedfs'
@@ -37,7 +38,7 @@ afterEach(async () => {
   await env.query('DROP TRIGGER IF EXISTS `blog_reject_insert`')
 })
 
-const fields = (title: string) => ({ title, author: 'S3 Tester', content: 'Row and object live or die together.' })
+const fields = (title: string) => ({ title, content: 'Row and object live or die together.' })
 const png = (size = 2048) => Buffer.concat([PNG_1x1, randomBytes(size)])
 const imageOf = async (title: string) =>
   (await env.query<{ image_loc: string | null }>('SELECT `image_loc` FROM `blog` WHERE `title` = ?', [title]))[0]?.image_loc
@@ -101,7 +102,9 @@ describe('images in an S3 bucket', () => {
     expect(second).toMatch(/\.jpg$/)
     expect(await s3.exists(first)).toBe(false)
     expect(await s3.exists(second)).toBe(true)
-    expect((await app.inject({ method: 'POST', url: `/blogs/delete/${id}` })).statusCode).toBe(303)
+    const as = await defaultAuthor(app)
+    const del = await app.inject({ method: 'POST', url: `/blogs/delete/${id}`, headers: { cookie: as.cookie, 'content-type': 'application/x-www-form-urlencoded' }, payload: `_csrf=${encodeURIComponent(as.csrf)}` })
+    expect(del.statusCode).toBe(303)
     expect(await s3.exists(second)).toBe(false)
   })
 
