@@ -1,18 +1,22 @@
 import rateLimit from '@fastify/rate-limit'
-import type { RouteShorthandOptions } from 'fastify'
+import type { onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { AppError } from '../errors'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Route config that puts a route in the per-client write budget (empty when WRITE_RATE_LIMIT=0). */
-    writeLimit: RouteShorthandOptions['config']
+    /**
+     * Route options (spread them in) that put a route in the per-client write budget: post
+     * writes, sign-up and sign-in. Empty when WRITE_RATE_LIMIT=0.
+     */
+    writeLimit: { onRequest?: onRequestHookHandler[] }
   }
 }
 
 /**
  * Writes per client (request.ip: behind a proxy, set TRUST_PROXY or every user shares the
- * proxy's budget) per minute, shared by create, edit and delete. Checked in onRequest, before a
+ * proxy's budget) per minute, shared by create, edit, delete, sign-up and sign-in (each of the
+ * last two costs a scrypt hash). Checked in onRequest, before a
  * byte of an upload is read; the 429 carries Retry-After. Counters live in this process: each
  * replica counts for itself.
  */
@@ -29,7 +33,11 @@ export default fp<{ writesPerMinute: number }>(
           reason: `write rate limit, client ${request.ip}`
         })
     })
-    fastify.decorate('writeLimit', writesPerMinute > 0 ? { rateLimit: { max: writesPerMinute, timeWindow: 60_000, groupId: 'writes' } } : {})
+    // One limiter (one counter per client) shared by every write route. Route-level `config.rateLimit`
+    // would give each route a store of its own, even with a shared groupId (measured: three
+    // routes, three budgets).
+    const limiter = writesPerMinute > 0 ? (fastify.rateLimit({ max: writesPerMinute, timeWindow: 60_000 }) as onRequestHookHandler) : null
+    fastify.decorate('writeLimit', limiter ? { onRequest: [limiter] } : {})
   },
   { name: 'rate-limit', dependencies: ['errors'] }
 )

@@ -60,7 +60,8 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     return signUpPage(reply, 200, { email: '', display_name: '' }, {})
   })
 
-  fastify.post('/signup', { schema: { body: SignUpBody } }, async (request, reply) => {
+  // Each costs a scrypt hash (64 MiB, a good part of a core-second): in the per-client budget.
+  fastify.post('/signup', { schema: { body: SignUpBody }, ...fastify.writeLimit }, async (request, reply) => {
     const body = request.body
     request.checkCsrf(body[CSRF_FIELD])
     const email = normalEmail(body.email)
@@ -88,7 +89,7 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     return signInPage(reply, 200, { email: '' }, {})
   })
 
-  fastify.post('/signin', { schema: { body: SignInBody } }, async (request, reply) => {
+  fastify.post('/signin', { schema: { body: SignInBody }, ...fastify.writeLimit }, async (request, reply) => {
     const body = request.body
     request.checkCsrf(body[CSRF_FIELD])
     const email = normalEmail(body.email)

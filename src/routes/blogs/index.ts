@@ -76,7 +76,7 @@ const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     return reply.render('blogs/new', { pageTitle: 'New post', values: emptyValues, errors: {}, post: null })
   })
 
-  fastify.post('/new', { config: writeLimit }, async (request, reply) => {
+  fastify.post('/new', { ...writeLimit }, async (request, reply) => {
     const viewer = signedIn(request)
     const form = await readPostForm(request, imageStore, imageProcessor)
     await checkFormCsrf(request, form)
@@ -99,7 +99,7 @@ const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       method,
       url: '/modify/:id',
       schema: { params: IdParams },
-      config: writeLimit,
+      ...writeLimit,
       handler: async (request, reply) => {
         const id = request.params.id
         const viewer = signedIn(request)
@@ -119,7 +119,7 @@ const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   // For scripts: the session cookie or an API token. No CSRF token: a cross-site page cannot
   // send a DELETE with the cookie (SameSite=Lax, no CORS, and the request guard's Origin check).
-  fastify.delete('/delete/:id', { schema: { params: IdParams }, config: { json: true, apiToken: true, ...writeLimit } }, async (request, reply) => {
+  fastify.delete('/delete/:id', { schema: { params: IdParams }, config: { json: true, apiToken: true }, ...writeLimit }, async (request, reply) => {
     const id = request.params.id
     const { status } = await posts.delete(id, signedIn(request, true))
     if (status === 'not_found') return reply.notFound(`Post ${id} not found`)
@@ -128,7 +128,7 @@ const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   // The no-JavaScript delete button on the show page.
-  fastify.post('/delete/:id', { schema: { params: IdParams, body: CsrfBody }, config: writeLimit }, async (request, reply) => {
+  fastify.post('/delete/:id', { schema: { params: IdParams, body: CsrfBody }, ...writeLimit }, async (request, reply) => {
     const viewer = signedIn(request)
     request.checkCsrf(request.body[CSRF_FIELD])
     const { status } = await posts.delete(request.params.id, viewer)
