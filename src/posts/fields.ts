@@ -46,5 +46,16 @@ export const UNDECODABLE = /\uFFFD/
 export const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/
 export const INLINE_FIELDS: ReadonlySet<FieldName> = new Set(['title'])
 
+/**
+ * The character rules every text field shares (post fields, display names, token names); text
+ * shown inline beside other text also refuses the bidi controls.
+ */
+export function characterProblem(label: string, value: string, inline: boolean): string | undefined {
+  if (CONTROL_CHARS.test(value)) return `${label} cannot contain control characters.`
+  if (UNDECODABLE.test(value)) return `${label} is not valid UTF-8 text (or contains U+FFFD).`
+  if (inline && BIDI_CONTROLS.test(value)) return `${label} cannot contain text-direction override characters (U+202A–U+202E, U+2066–U+2069).`
+  return undefined
+}
+
 /** Limits of the multipart form (@fastify/multipart); a body past one gets a message naming it. */
 export const FORM_LIMITS = { files: 1, fields: 10, fieldSize: 64 * 1024, parts: 12, headerPairs: 50 } as const

@@ -7,7 +7,7 @@ import { AppError } from '../errors'
 import { ImageRejected, type ImageProcessor } from '../images/processor'
 import { ALLOWED_CLIENT_EXTENSIONS } from '../storage/sniff'
 import type { ImageStorage, StagedImage } from '../storage/storage'
-import { BIDI_CONTROLS, CONTROL_CHARS, CSRF_FIELD, FIELD_NAMES, FIELD_RULES, IMAGE_FIELD, INLINE_FIELDS, NOT_BLANK, UNDECODABLE, type FieldName } from './fields'
+import { characterProblem, CONTROL_CHARS, CSRF_FIELD, FIELD_NAMES, FIELD_RULES, IMAGE_FIELD, INLINE_FIELDS, NOT_BLANK, type FieldName } from './fields'
 
 const field = (name: FieldName) => {
   const { label, minLength, maxLength } = FIELD_RULES[name]
@@ -40,9 +40,8 @@ export interface ParsedForm {
 function fieldMessage(name: FieldName, value: string | undefined): string | undefined {
   const rule = FIELD_RULES[name]
   if (value === undefined || value.length === 0) return `${rule.label} is required.`
-  if (CONTROL_CHARS.test(value)) return `${rule.label} cannot contain control characters.`
-  if (UNDECODABLE.test(value)) return `${rule.label} is not valid UTF-8 text (or contains U+FFFD).`
-  if (INLINE_FIELDS.has(name) && BIDI_CONTROLS.test(value)) return `${rule.label} cannot contain text-direction override characters (U+202A–U+202E, U+2066–U+2069).`
+  const chars = characterProblem(rule.label, value, INLINE_FIELDS.has(name))
+  if (chars) return chars
   if (Value.Check(PostFormSchema.properties[name], value)) return undefined
   if (!new RegExp(NOT_BLANK).test(value)) return `${rule.label} cannot be only spaces.`
   return `${rule.label} must be between ${rule.minLength} and ${rule.maxLength} characters.`

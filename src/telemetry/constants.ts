@@ -26,9 +26,13 @@ export function isInspectorPath(url: string): boolean {
   return url.startsWith(INSPECTOR_PREFIX) || (url.includes('%') && routedPath(url).startsWith(INSPECTOR_PREFIX))
 }
 
-/** True for a request URL (path and query as received) that gets no trace. */
+/** True for a request URL (path and query as received) that gets no trace. Runs on every request. */
 export function isUntraced(url: string): boolean {
-  return UNTRACED_PATHS.has(url) || isInspectorPath(url) || (url.includes('%') && UNTRACED_PATHS.has(routedPath(url)))
+  if (UNTRACED_PATHS.has(url) || url.startsWith(INSPECTOR_PREFIX)) return true
+  // Only an escaped URL can route somewhere its raw text does not say: decode it once.
+  if (!url.includes('%')) return false
+  const path = routedPath(url)
+  return UNTRACED_PATHS.has(path) || path.startsWith(INSPECTOR_PREFIX)
 }
 
 /** The tracer and meter name of the app's own spans and metrics. */

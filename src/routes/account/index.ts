@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { signInRequired } from '../../accounts/plugin'
-import { BIDI_CONTROLS, CONTROL_CHARS, CSRF_FIELD, DISPLAY_NAME_RULE, NOT_BLANK, UNDECODABLE } from '../../posts/fields'
+import { characterProblem, CSRF_FIELD, DISPLAY_NAME_RULE, NOT_BLANK } from '../../posts/fields'
 
 // Lengths a browser form never exceeds; the handler gives the friendly messages. 1024 characters
 // bounds the work one password costs the server.
@@ -23,10 +23,9 @@ const normalEmail = (raw: string) => raw.trim().toLowerCase()
 
 function nameError(label: string, value: string, max: number): string | undefined {
   if (value.length === 0) return `${label} is required.`
-  if (CONTROL_CHARS.test(value)) return `${label} cannot contain control characters.`
-  if (UNDECODABLE.test(value)) return `${label} is not valid UTF-8 text (or contains U+FFFD).`
-  // A display name is the author shown next to titles: the same rule as a title.
-  if (BIDI_CONTROLS.test(value)) return `${label} cannot contain text-direction override characters (U+202A–U+202E, U+2066–U+2069).`
+  // A display name is the author shown next to titles: the same rules as a title.
+  const chars = characterProblem(label, value, true)
+  if (chars) return chars
   if (!new RegExp(NOT_BLANK).test(value)) return `${label} cannot be only spaces.`
   if (value.length > max) return `${label} must be at most ${max} characters.`
   return undefined
