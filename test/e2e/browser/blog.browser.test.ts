@@ -2,12 +2,12 @@ import { existsSync } from 'node:fs'
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import zlib from 'node:zlib'
 import { chromium, type BrowserContext, type ConsoleMessage, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ROOT } from '../../../src/paths'
 import { createTestEnv, storedFiles, type TestEnv } from '../../kit/app'
 import { assertBuilt, killAllServers, startListening, type ServerChild } from '../../kit/server'
+import { solidPng as png } from '../../fixtures/images'
 
 // The real form in a real browser (Debian's Chromium driven by playwright-core, headless):
 // create a post with an image, see it listed with the image loaded, open it, edit it with a new
@@ -25,30 +25,6 @@ let userDataDir: string
 let page: Page
 const problems: string[] = []
 let step = 0
-
-/** A PNG of the given size filled with one colour (so a loaded image has naturalWidth = width). */
-function png(width: number, height: number, [r, g, b]: [number, number, number]): Buffer {
-  const chunk = (type: string, data: Buffer) => {
-    const length = Buffer.alloc(4)
-    length.writeUInt32BE(data.length)
-    const body = Buffer.concat([Buffer.from(type, 'latin1'), data])
-    const crc = Buffer.alloc(4)
-    crc.writeUInt32BE(zlib.crc32(body))
-    return Buffer.concat([length, body, crc])
-  }
-  const ihdr = Buffer.alloc(13)
-  ihdr.writeUInt32BE(width, 0)
-  ihdr.writeUInt32BE(height, 4)
-  ihdr.set([8, 2, 0, 0, 0], 8) // 8-bit RGB
-  const row = Buffer.concat([Buffer.from([0]), Buffer.from(Array.from({ length: width }, () => [r, g, b]).flat())])
-  const pixels = Buffer.concat(Array.from({ length: height }, () => row))
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr),
-    chunk('IDAT', zlib.deflateSync(pixels)),
-    chunk('IEND', Buffer.alloc(0))
-  ])
-}
 
 async function shot(name: string): Promise<void> {
   step++
