@@ -1,7 +1,5 @@
 import { randomBytes } from 'node:crypto'
 import fs from 'node:fs/promises'
-import http from 'node:http'
-import os from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -11,6 +9,7 @@ import { loadConfig } from '../../../src/config'
 import { STORED_NAME } from '../../../src/storage/sniff'
 import { signUp, type Account } from '../../kit/accounts'
 import { multipart } from '../../kit/form'
+import { faultAppEnvs, timed, type Outcome } from '../../kit/faults'
 import { startMariaDb, type MariaDbInstance } from '../../kit/mariadb-instance'
 import { assertBuilt, killAllServers, request, startListening, startServer, waitUntilListening, type ServerChild } from '../../kit/server'
 import { startTcpProxy, type CommitCut } from '../../kit/tcp-proxy'
@@ -22,7 +21,7 @@ import { PNG_1x1 } from '../../fixtures/images'
 // the COMMIT cut, which needs the store's sweep at hand.
 
 let db: MariaDbInstance
-const tempDirs: string[] = []
+const { appEnv, cleanup } = faultAppEnvs(() => db, 'blog_fault')
 
 beforeAll(async () => {
   assertBuilt()
@@ -35,47 +34,8 @@ afterEach(async () => {
 afterAll(async () => {
   await killAllServers()
   await db?.destroy()
-  for (const d of tempDirs) await fs.rm(d, { recursive: true, force: true })
+  await cleanup()
 })
-
-/** A database name and upload dir for one app; the app creates and migrates the database. */
-async function appEnv(extra: Record<string, string> = {}): Promise<{ env: Record<string, string>; database: string; uploadDir: string }> {
-  const database = `blog_fault_${randomBytes(4).toString('hex')}`
-  const uploadDir = await fs.mkdtemp(path.join(os.tmpdir(), 'blog-fault-uploads-'))
-  tempDirs.push(uploadDir)
-  return {
-    database,
-    uploadDir,
-    env: { DATABASE_URL: db.url(database), UPLOAD_DIR: uploadDir, LOG_LEVEL: 'warn', DB_SEED_ON_START: 'false', ...extra }
-  }
-}
-
-interface Outcome {
-  op: string
-  /** HTTP status, or the error code when there was no answer ('TIMEOUT' after the client's limit). */
-  status: number | string
-  ms: number
-  body: string
-  retryAfter?: string
-}
-
-/** One request with a client-side limit, so a hung request shows up as TIMEOUT instead of hanging the test. */
-function timed(port: number, op: string, opts: { method?: string; path: string; headers?: Record<string, string>; body?: Buffer }, limitMs = 15_000): Promise<Outcome> {
-  const t0 = performance.now()
-  return new Promise((resolve) => {
-    const headers = { ...opts.headers }
-    if (opts.body) headers['content-length'] = String(opts.body.length)
-    const req = http.request({ host: '127.0.0.1', port, method: opts.method ?? 'GET', path: opts.path, headers, agent: false }, (res) => {
-      let body = ''
-      res.setEncoding('utf8').on('data', (d: string) => (body += d))
-      res.on('end', () => resolve({ op, status: res.statusCode ?? 0, ms: performance.now() - t0, body, retryAfter: res.headers['retry-after'] as string | undefined }))
-      res.on('error', (e: NodeJS.ErrnoException) => resolve({ op, status: e.code ?? e.message, ms: performance.now() - t0, body }))
-    })
-    req.setTimeout(limitMs, () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })))
-    req.on('error', (e: NodeJS.ErrnoException) => resolve({ op, status: e.code ?? e.message, ms: performance.now() - t0, body: '' }))
-    req.end(opts.body)
-  })
-}
 
 /** A new post's form as `author` sends it (session cookie, CSRF token). */
 async function createBody(title: string, author: Account): Promise<{ payload: Buffer; headers: Record<string, string> }> {

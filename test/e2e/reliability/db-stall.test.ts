@@ -1,7 +1,5 @@
 import { randomBytes } from 'node:crypto'
 import fs from 'node:fs/promises'
-import os from 'node:os'
-import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -10,6 +8,7 @@ import { loadConfig } from '../../../src/config'
 import { STORED_NAME } from '../../../src/storage/sniff'
 import { signUp, type Account } from '../../kit/accounts'
 import { multipart } from '../../kit/form'
+import { faultAppEnvs, timed } from '../../kit/faults'
 import { startMariaDb, type MariaDbInstance } from '../../kit/mariadb-instance'
 import { assertBuilt, killAllServers, request, startListening, type HttpResponse } from '../../kit/server'
 import { startTcpProxy } from '../../kit/tcp-proxy'
@@ -21,7 +20,7 @@ import { PNG_1x1 } from '../../fixtures/images'
 
 const QUERY_TIMEOUT_MS = 1500
 let db: MariaDbInstance
-const tempDirs: string[] = []
+const { appEnv, cleanup } = faultAppEnvs(() => db, 'blog_stall')
 
 beforeAll(async () => {
   assertBuilt()
@@ -34,24 +33,11 @@ afterEach(async () => {
 afterAll(async () => {
   await killAllServers()
   await db?.destroy()
-  for (const d of tempDirs) await fs.rm(d, { recursive: true, force: true })
+  await cleanup()
 })
 
-async function appEnv(): Promise<{ env: Record<string, string>; database: string; uploadDir: string }> {
-  const database = `blog_stall_${randomBytes(4).toString('hex')}`
-  const uploadDir = await fs.mkdtemp(path.join(os.tmpdir(), 'blog-stall-uploads-'))
-  tempDirs.push(uploadDir)
-  return {
-    database,
-    uploadDir,
-    env: {
-      DATABASE_URL: db.url(database), UPLOAD_DIR: uploadDir, LOG_LEVEL: 'info', DB_SEED_ON_START: 'false',
-      DB_QUERY_TIMEOUT_MS: String(QUERY_TIMEOUT_MS),
-      // The probe would refuse requests at once once it notices; here every request must meet the stall itself.
-      DB_HEALTH_CHECK_INTERVAL_MS: '0'
-    }
-  }
-}
+// Every request must meet the stall itself: the DB probe would refuse them at once once it noticed.
+const stalledAppEnv = () => appEnv({ LOG_LEVEL: 'info', DB_QUERY_TIMEOUT_MS: String(QUERY_TIMEOUT_MS), DB_HEALTH_CHECK_INTERVAL_MS: '0' })
 
 /** A post with an image, as `as` (session cookie and CSRF token). */
 const postBody = async (title: string, as: Account) => {
@@ -59,19 +45,9 @@ const postBody = async (title: string, as: Account) => {
   return { payload: body.payload, headers: { ...body.headers, cookie: as.cookie } }
 }
 
-/** A request with a client-side limit, so a hung request shows up as 'TIMEOUT' instead of hanging the test. */
-async function timed(port: number, req: Parameters<typeof request>[1], limitMs: number): Promise<{ res: HttpResponse | string; ms: number }> {
-  const t0 = performance.now()
-  const res = await Promise.race([
-    request(port, req).catch((err: NodeJS.ErrnoException) => err.code ?? err.message),
-    sleep(limitMs).then(() => 'TIMEOUT')
-  ])
-  return { res, ms: performance.now() - t0 }
-}
-
 describe('a stalled database (kill -STOP)', () => {
   it('answers every read and write with a 503 within the query timeout, logs each, and stores none of the writes', async () => {
-    const { env, database } = await appEnv()
+    const { env, database } = await stalledAppEnv()
     const server = await startListening(env)
     const writer = await signUp(server.port)
     // Warm the pool: the stalled statements are sent on connections that were fine a moment ago.
@@ -81,15 +57,15 @@ describe('a stalled database (kill -STOP)', () => {
     const titles = Array.from({ length: 3 }, (_, i) => `Stalled write ${i} ${randomBytes(3).toString('hex')}`)
     const writes = await Promise.all(titles.map(async (t) => postBody(t, writer)))
     const outcomes = await Promise.all([
-      ...Array.from({ length: 4 }, () => timed(server.port, '/blogs/', 15_000)),
-      timed(server.port, '/blogs/show/1', 15_000),
-      ...writes.map((w) => timed(server.port, { method: 'POST', path: '/blogs/new', headers: w.headers, body: w.payload }, 15_000))
+      ...Array.from({ length: 4 }, () => timed(server.port, 'list', { path: '/blogs/' })),
+      timed(server.port, 'show', { path: '/blogs/show/1' }),
+      ...writes.map((w) => timed(server.port, 'create', { method: 'POST', path: '/blogs/new', headers: w.headers, body: w.payload }))
     ])
-    for (const { res, ms } of outcomes) {
-      expect(typeof res === 'string' ? res : res.status, typeof res === 'string' ? res : res.body.slice(0, 300)).toBe(503)
+    for (const { op, status, ms, body } of outcomes) {
+      expect(status, `${op}: ${body.slice(0, 300)}`).toBe(503)
       // The query timeout, or a new connection's connect timeout (3 s), plus the work around it.
       expect(ms).toBeLessThan(QUERY_TIMEOUT_MS + 3000 + 1500)
-      expect((res as HttpResponse).body).toContain('The database is not answering right now.')
+      expect(body).toContain('The database is not answering right now.')
     }
     // One line per request (written just after its answer: give the last ones a moment).
     const failed = () => server.logs().filter((l) => l.msg === 'request failed' || l.msg === 'request shed')
@@ -120,7 +96,7 @@ describe('a COMMIT the stalled database never answers', () => {
   it('gets a 503 saying the post may have been saved (it was, after kill -CONT), and the post keeps its image', async () => {
     const proxy = await startTcpProxy({ host: '127.0.0.1', port: db.port })
     try {
-      const { env, database, uploadDir } = await appEnv()
+      const { env, database, uploadDir } = await stalledAppEnv()
       const url = new URL(env.DATABASE_URL!)
       url.port = String(proxy.port)
       fastify = Fastify({ logger: false })
