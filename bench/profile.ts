@@ -1,4 +1,4 @@
-// npm run bench:profile -- [--variant otel=off] [--seconds 10] [--connections 50]
+// npm run bench:profile -- [--variant otel=off] [--seconds 10] [--connections 50] [--traceparent sampled|none]
 // CPU profile of one variant under load (node --cpu-prof), self time grouped by package and by
 // the app's own files, in microseconds per request, with the node internals each one called
 // charged to it. Where to attack next, measured rather than guessed.
@@ -8,7 +8,7 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { startApp, startOtlpSink } from './lib/app'
 import { prepareData, dropDatabases } from './lib/data'
-import { maxLoad } from './lib/load'
+import { maxLoad, setPropagation } from './lib/load'
 import { PRESETS } from './presets'
 
 interface ProfileNode { id: number; callFrame: { url: string; functionName: string }; hitCount?: number; children?: number[] }
@@ -62,9 +62,13 @@ async function main(): Promise<void> {
       variant: { type: 'string', default: 'otel=off' },
       seconds: { type: 'string', default: '10' },
       connections: { type: 'string', default: '50' },
+      // sampled: each request carries a sampled traceparent (every request traced); none: the
+      // app's sampler decides (otel=10pct then profiles mostly unsampled requests).
+      traceparent: { type: 'string', default: 'sampled' },
       'admin-url': { type: 'string', default: process.env.BENCH_ADMIN_URL ?? 'mysql://root@127.0.0.1:3306' }
     }
   })
+  setPropagation(values.traceparent !== 'none')
   const dir = path.join(os.tmpdir(), `blog-profile-${process.pid}`)
   const database = `blog_profile_${process.pid}`
   await prepareData(values['admin-url'], database, { posts: 30, noIndex: false })
@@ -74,7 +78,9 @@ async function main(): Promise<void> {
     DATABASE_URL: `${values['admin-url'].replace(/\/$/, '')}/${database}`, DB_SEED_ON_START: 'false', WRITE_RATE_LIMIT: '0', NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${dir}`,
     OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_BSP_SCHEDULE_DELAY: '500', OTEL_METRIC_EXPORT_INTERVAL: '10000'
   }
+  const profiling = env.NODE_OPTIONS!
   for (const part of values.variant.split('+')) Object.assign(env, PRESETS[part])
+  if (env.NODE_OPTIONS !== profiling) env.NODE_OPTIONS = `${profiling} ${env.NODE_OPTIONS}` // a gc=* preset
   const app = await startApp(env)
   try {
     await maxLoad(app.url, { method: 'GET', path: '/blogs/' }, Number(values.connections), 3)

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { readFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 
 const TICKS = 100 // USER_HZ on Linux
 const PAGE_KB = 4
@@ -11,12 +11,44 @@ export interface ProcSample {
   cpuSeconds: number
   /** Peak resident set over the run. */
   rssMb: number
+  /**
+   * cpuSeconds split by thread: the main thread's user and kernel time, and every other thread
+   * (V8's workers: concurrent GC and compilers; libuv's pool). A CPU profile sees only the first.
+   */
+  split?: CpuSplit
+}
+
+export interface CpuSplit {
+  mainUser: number
+  mainSys: number
+  helpers: number
+}
+
+const fieldsOf = (stat: string) => stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+
+/** Ticks per thread group, from /proc/<pid>/task/<tid>/stat; threads that ended are lost. */
+async function threadTicks(pid: number): Promise<CpuSplit | null> {
+  try {
+    const tids = await readdir(`/proc/${pid}/task`)
+    const split: CpuSplit = { mainUser: 0, mainSys: 0, helpers: 0 }
+    await Promise.all(tids.map(async (tid) => {
+      const f = fieldsOf(await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => ''))
+      const user = Number(f[11] ?? 0), sys = Number(f[12] ?? 0)
+      if (Number(tid) === pid) {
+        split.mainUser += user
+        split.mainSys += sys
+      } else split.helpers += (user + sys) || 0
+    }))
+    return split
+  } catch {
+    return null
+  }
 }
 
 async function cpuTicks(pid: number): Promise<number | null> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    const fields = fieldsOf(stat)
     return Number(fields[11]) + Number(fields[12]) // utime + stime
   } catch {
     return null
@@ -35,6 +67,7 @@ async function rssMb(pid: number): Promise<number> {
 /** Samples CPU% (of one core) and peak RSS of a process while a run lasts. */
 export class ProcMonitor {
   private startTicks: number | null = null
+  private startSplit: CpuSplit | null = null
   private startAt = 0
   private peakRss = 0
   private timer: NodeJS.Timeout | undefined
@@ -44,6 +77,7 @@ export class ProcMonitor {
   async start(): Promise<void> {
     if (!this.pid) return
     this.startTicks = await cpuTicks(this.pid)
+    this.startSplit = await threadTicks(this.pid)
     this.startAt = performance.now()
     this.timer = setInterval(() => {
       void rssMb(this.pid!).then((r) => (this.peakRss = Math.max(this.peakRss, r)))
@@ -54,10 +88,15 @@ export class ProcMonitor {
     clearInterval(this.timer)
     if (!this.pid || this.startTicks === null) return { cpuPercent: NaN, cpuSeconds: NaN, rssMb: NaN }
     const end = await cpuTicks(this.pid)
+    const endSplit = await threadTicks(this.pid)
     const seconds = (performance.now() - this.startAt) / 1000
     this.peakRss = Math.max(this.peakRss, await rssMb(this.pid))
     const cpuSeconds = end === null ? NaN : (end - this.startTicks) / TICKS
-    return { cpuPercent: (cpuSeconds / seconds) * 100, cpuSeconds, rssMb: this.peakRss }
+    const a = this.startSplit, b = endSplit
+    const split = a && b
+      ? { mainUser: (b.mainUser - a.mainUser) / TICKS, mainSys: (b.mainSys - a.mainSys) / TICKS, helpers: (b.helpers - a.helpers) / TICKS }
+      : undefined
+    return { cpuPercent: (cpuSeconds / seconds) * 100, cpuSeconds, rssMb: this.peakRss, split }
   }
 }
 
@@ -98,7 +137,11 @@ export class ProcGroupMonitor {
 
   async stop(): Promise<ProcSample> {
     const samples = await Promise.all(this.monitors.map((m) => m.stop()))
-    const sum = (k: keyof ProcSample) => samples.reduce((a, s) => a + s[k], 0)
-    return { cpuPercent: sum('cpuPercent'), cpuSeconds: sum('cpuSeconds'), rssMb: sum('rssMb') }
+    const sum = (k: 'cpuPercent' | 'cpuSeconds' | 'rssMb') => samples.reduce((a, s) => a + s[k], 0)
+    const splits = samples.map((s) => s.split)
+    const split = splits.every((x) => x !== undefined)
+      ? splits.reduce((a, x) => ({ mainUser: a.mainUser + x.mainUser, mainSys: a.mainSys + x.mainSys, helpers: a.helpers + x.helpers }), { mainUser: 0, mainSys: 0, helpers: 0 })
+      : undefined
+    return { cpuPercent: sum('cpuPercent'), cpuSeconds: sum('cpuSeconds'), rssMb: sum('rssMb'), split }
   }
 }

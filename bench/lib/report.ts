@@ -88,6 +88,8 @@ export interface Summary {
   /** Milliseconds of app (and DB) CPU per request served, from /proc utime + stime. */
   appCpuMs: number
   cpuRatio: number
+  /** appCpuMs by thread (ms/req, medians): main thread user and kernel time, helper threads. */
+  cpuSplit?: { mainUser: number; mainSys: number; helpers: number }
   appRss: number
   dbCpu: number
   dbCpuMs: number
@@ -132,6 +134,13 @@ export function summarise(results: RunResult[], variants: string[]): Summary[] {
         appCpu: median(rs.map((r) => r.app.cpuPercent)),
         appCpuMs,
         cpuRatio: appCpuMs / first.get(target)!.cpuMs,
+        ...(rs.every((r) => r.app.split) ? {
+          cpuSplit: {
+            mainUser: median(rs.map((r) => (r.app.split!.mainUser * 1000) / Math.max(1, r.requests))),
+            mainSys: median(rs.map((r) => (r.app.split!.mainSys * 1000) / Math.max(1, r.requests))),
+            helpers: median(rs.map((r) => (r.app.split!.helpers * 1000) / Math.max(1, r.requests)))
+          }
+        } : {}),
         appRss: Math.max(...rs.map((r) => r.app.rssMb)),
         dbCpu: median(rs.map((r) => r.db.cpuPercent)),
         dbCpuMs: median(rs.map((r) => (r.db.cpuSeconds * 1000) / Math.max(1, r.requests))),
@@ -195,6 +204,16 @@ export function reportLines(summary: Summary[], heading: string): string[] {
     lines.push(
       `| ${s.variant} | ${s.path} | ${fmt(s.rps, 0)} | ${fmt(s.rpsMin, 0)}-${fmt(s.rpsMax, 0)} | ${fmt(s.ratio, 2)} | ${fmt(s.appCpuMs, 3)} | ${fmt(s.cpuRatio, 2)} | ${fmt(s.dbCpuMs, 3)} | ${fmt(s.avg)} | ${fmt(s.p99)} | ${fmt(s.failPct, 2)} | ${fmt(s.appCpu, 0)} | ${fmt(s.appRss, 0)} | ${fmt(s.dbCpu, 0)} |`
     )
+  }
+  const split = summary.filter((s) => s.cpuSplit)
+  if (split.length > 0) {
+    lines.push('', "The app's CPU by thread (ms/req, medians; a CPU profile sees only the main thread's JavaScript): main thread in user space and in the kernel (socket reads and writes, log writes), and V8's and libuv's helper threads (concurrent GC, compilers, the thread pool):", '')
+    lines.push('| variant | path | main user | main kernel | helper threads | total |')
+    lines.push('|' + ' --- |'.repeat(6))
+    for (const s of split) {
+      const c = s.cpuSplit!
+      lines.push(`| ${s.variant} | ${s.path} | ${fmt(c.mainUser, 3)} | ${fmt(c.mainSys, 3)} | ${fmt(c.helpers, 3)} | ${fmt(s.appCpuMs, 3)} |`)
+    }
   }
   const scaled = summary.filter((s) => s.replicas !== undefined)
   if (scaled.length > 0) {
