@@ -12,6 +12,8 @@ export const PRESETS: Record<string, Record<string, string>> = {
   'otel=off': { OTEL_SDK_DISABLED: 'true' },
   'otel=on': { OTEL_TRACES_SAMPLER: 'parentbased_always_on' },
   'otel=10pct': { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1' },
+  // The SDK and its instrumentations loaded, no request sampled: the price of the machinery alone.
+  'otel=nosample': { OTEL_TRACES_SAMPLER: 'always_off' },
   // Pieces, to find what tracing costs.
   'otel=httpinstr': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'http,mysql2,pino,runtime-node' },
   'otel=fastify': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'mysql2,pino,runtime-node' },
@@ -19,6 +21,8 @@ export const PRESETS: Record<string, Record<string, string>> = {
   'otel=noexport': { OTEL_EXPORTER_OTLP_ENDPOINT: '' },
   'otel=json': { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' },
   'views=nocache': { VIEW_CACHE: 'false' },
+  // One write(2) per log line, as before LOG_FLUSH_MS (default 100: buffered).
+  'log=sync': { LOG_FLUSH_MS: '0' },
   // Same code, a bigger table: the list and show pages should cost the same (growth target).
   'data=100k': { BENCH_POSTS: '100000' },
   'data=20k': { BENCH_POSTS: '20000' },

@@ -12,6 +12,9 @@ const EnvSchema = Type.Object({
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info' }
   ),
+  // Log lines are buffered and written at most this many ms apart (and at exit); 0: one write
+  // per line, as it is logged.
+  LOG_FLUSH_MS: Type.Integer({ default: 100, minimum: 0, maximum: 10_000 }),
   UPLOAD_DIR: Type.String({ default: 'uploads', minLength: 1 }),
   MAX_UPLOAD_BYTES: Type.Integer({ default: 5 * 1024 * 1024, minimum: 1 }),
   // Largest image (width x height, all frames of an animation) decoded; an image decodes to 4
@@ -140,6 +143,8 @@ export interface AppConfig {
   host: string
   port: number
   logLevel: string
+  /** 0: every log line written synchronously; else buffered, flushed this often and at exit. */
+  logFlushMs: number
   uploadDir: string
   maxUploadBytes: number
   /** Largest width x height of an uploaded image (all frames together). */
@@ -285,6 +290,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     host: e.HOST,
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
+    logFlushMs: e.LOG_FLUSH_MS,
     uploadDir: path.resolve(e.UPLOAD_DIR),
     maxUploadBytes: e.MAX_UPLOAD_BYTES,
     maxImagePixels: e.MAX_IMAGE_PIXELS,

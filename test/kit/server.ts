@@ -72,8 +72,10 @@ export async function startServer(env: Record<string, string>, opts: StartOption
   const command = opts.openFiles ? ['prlimit', `--nofile=${opts.openFiles}:${opts.openFiles}`, process.execPath] : [process.execPath]
   const proc = spawn(command[0]!, [...command.slice(1), ...args], {
     cwd: ROOT,
-    // A test posts from one address far faster than the per-client write limit allows.
-    env: { HOST: '127.0.0.1', PORT: String(port), WRITE_RATE_LIMIT: '0', ...env },
+    // A test posts from one address far faster than the per-client write limit allows, and
+    // reads the log as soon as a response arrives: lines unbuffered (test/app/lifecycle/logging
+    // covers the buffered default).
+    env: { HOST: '127.0.0.1', PORT: String(port), WRITE_RATE_LIMIT: '0', LOG_FLUSH_MS: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let out = ''

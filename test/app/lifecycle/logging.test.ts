@@ -1,0 +1,42 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { createTestEnv, type TestEnv } from '../../kit/app'
+import { assertBuilt, freePort, killAllServers, request, startServer, waitForExit, waitUntilListening } from '../../kit/server'
+
+// The buffered log (LOG_FLUSH_MS, on by default) as `npm start` runs it: the other tests of the
+// compiled server turn it off to read each line as soon as its response arrives.
+
+const envs: TestEnv[] = []
+beforeAll(() => {
+  assertBuilt()
+})
+afterEach(killAllServers)
+afterAll(async () => {
+  for (const env of envs.splice(0)) await env.cleanup()
+})
+
+const completed = (lines: Record<string, unknown>[]) => lines.filter((l) => l.msg === 'request completed')
+
+describe('buffered request log', () => {
+  it('writes each line within LOG_FLUSH_MS and loses none at a graceful exit', async () => {
+    const env = await createTestEnv()
+    envs.push(env)
+    const port = await freePort()
+    const child = await startServer({ ...env.env, LOG_LEVEL: 'info', LOG_FLUSH_MS: '300' }, { port })
+    await waitUntilListening(child)
+
+    // One line is far below the 4 KiB that forces a write: the timer flushes it.
+    expect((await request(port, '/blogs/')).status).toBe(200)
+    await expect.poll(() => completed(child.logs()).length, { timeout: 2000, interval: 50 }).toBe(1)
+
+    // Lines still in the buffer when SIGTERM comes are written before the process ends.
+    const statuses = await Promise.all(Array.from({ length: 20 }, (_, i) => request(port, `/blogs/?page=${i + 1}`).then((r) => r.status)))
+    expect(statuses.every((s) => s === 200)).toBe(true)
+    child.proc.kill('SIGTERM')
+    expect(await waitForExit(child, 15_000)).toEqual({ code: 0, signal: null })
+    const lines = child.logs()
+    expect(completed(lines)).toHaveLength(21)
+    expect(lines.some((l) => l.msg === 'shutting down' && l.signal === 'SIGTERM')).toBe(true)
+    // Whole lines: every one parsed as JSON (a torn write would not).
+    expect(child.stdout().trim().split('\n')).toHaveLength(lines.length)
+  })
+})
