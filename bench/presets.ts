@@ -34,12 +34,6 @@ export const PRESETS: Record<string, Record<string, string>> = {
   'pool=40': { DB_POOL_MAX: '40' },
   // The request inspector's span processor (an in-memory copy of every span), next to the exporter.
   'inspector=on': { INSPECTOR_ENABLED: 'true' },
-  // V8's young generation: a semi-space of 16 MiB (Node's default on 64-bit) or larger. Under
-  // load, objects of requests still in flight survive a scavenge that comes too soon and are
-  // copied, then promoted and marked by the old generation's collector.
-  'gc=semi16': { NODE_OPTIONS: '--max-semi-space-size=16' },
-  'gc=semi32': { NODE_OPTIONS: '--max-semi-space-size=32' },
-  'gc=semi64': { NODE_OPTIONS: '--max-semi-space-size=64' },
   // N app processes behind Debian's nginx (bench/lib/balancer.ts, deploy/nginx/proxy.conf);
   // app CPU is the sum over the replicas, the balancer's own CPU is reported beside it.
   'replicas=1': { BENCH_REPLICAS: '1' },
