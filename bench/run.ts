@@ -15,7 +15,7 @@ import { startBalancer } from './lib/balancer'
 import { connectionOptions, dataSetKey, dropDatabases, prepareData, type DataSet } from './lib/data'
 import { closedLoad, maxLoad, rateLoad, setPropagation, type Scenario } from './lib/load'
 import { findPid, pidByPort, ProcGroupMonitor, ProcMonitor } from './lib/proc'
-import { reportLines, summarise, summariseRun, type RunResult } from './lib/report'
+import { pairedRatioLines, pairedRatios, reportLines, summarise, summariseRun, type RunResult } from './lib/report'
 import { decodeTraces } from './lib/spans'
 import { renderSvg } from './lib/svg'
 import { PRESETS } from './presets'
@@ -57,12 +57,20 @@ async function main(): Promise<void> {
       traceparent: { type: 'string', default: 'sampled' },
       out: { type: 'string' },
       baseline: { type: 'string' },
+      // a/b pairs of variants whose CPU per request is compared round by round (default: each against the first)
+      compare: { type: 'string' },
       'admin-url': { type: 'string', default: process.env.BENCH_ADMIN_URL ?? 'mysql://root@127.0.0.1:3306' }
     }
   })
   const smoke = values.smoke
   const variants = values.variants.split(',').map((v) => v.trim()).filter(Boolean)
   for (const v of variants) for (const part of v.split('+')) if (!PRESETS[part]) throw new Error(`unknown variant ${part}; known: ${Object.keys(PRESETS).join(', ')}`)
+  const pairs = values.compare
+    ? values.compare.split(',').map((p) => p.trim().split('/') as [string, string])
+    : variants.slice(1).map((v): [string, string] => [v, variants[0]!])
+  for (const pair of pairs) {
+    if (pair.length !== 2 || !pair.every((v) => variants.includes(v))) throw new Error(`--compare ${pair.join('/')}: each pair is a/b of two --variants`)
+  }
   const repeat = smoke ? 1 : Number(values.repeat)
   const duration = smoke ? 1 : Number(values.duration)
   const warmup = smoke ? 1 : Number(values.warmup)
@@ -188,12 +196,16 @@ async function main(): Promise<void> {
 
   // Medians over rounds; spread is min-max of req/s; ratios are to the first variant's medians.
   const summary = summarise(results, variants)
-  const lines = reportLines(
-    summary,
-    `mode ${mode}${mode === 'closed' ? ` (think ${values.think} ms)` : mode === 'rate' ? ` (${values.rate} req/s)` : ''}, ${connections} connections, ${duration}s x ${repeat} rounds, ${values.posts} posts, pool max ${poolMax} per process`
-  )
+  const ratios = pairedRatios(results, pairs)
+  const lines = [
+    ...reportLines(
+      summary,
+      `mode ${mode}${mode === 'closed' ? ` (think ${values.think} ms)` : mode === 'rate' ? ` (${values.rate} req/s)` : ''}, ${connections} connections, ${duration}s x ${repeat} rounds, ${values.posts} posts, pool max ${poolMax} per process`
+    ),
+    ...pairedRatioLines(ratios)
+  ]
   const config = { mode, scenario: values.scenario, connections, think: Number(values.think), rate: Number(values.rate), poolMax: Number(poolMax), variants, repeat, duration, warmup, posts: Number(values.posts) }
-  writeFileSync(path.join(outDir, 'results.json'), JSON.stringify({ config, summary, runs: results }, null, 2))
+  writeFileSync(path.join(outDir, 'results.json'), JSON.stringify({ config, summary, ratios, runs: results }, null, 2))
   writeFileSync(path.join(outDir, 'table.md'), lines.join('\n') + '\n')
   writeFileSync(path.join(outDir, 'chart.svg'), renderSvg(summary))
   process.stdout.write(lines.join('\n') + `\n\nresults: ${path.relative(ROOT, outDir) || outDir}/{table.md,results.json,chart.svg}\n`)

@@ -242,3 +242,53 @@ export function reportLines(summary: Summary[], heading: string): string[] {
   for (const s of summary) lines.push(`verdict ${s.variant} ${s.path}: ${s.verdict}`)
   return lines
 }
+
+/** CPU per request of variant `a` over `b`, from the medians and round by round (a round runs every variant back to back). */
+export interface PairedRatio {
+  a: string
+  b: string
+  path: string
+  ofMedians: number
+  /** Median, min and max of the per-round ratios; rounds where both ran. */
+  perRound: { median: number; min: number; max: number; rounds: number }
+}
+
+const cpuMs = (r: RunResult) => (r.app.cpuSeconds * 1000) / Math.max(1, r.requests)
+
+/**
+ * Pairs `a/b` of variants (default: each variant against the first). On a shared machine the
+ * per-round ratio is the steadier one: both sides of it ran under the same neighbours.
+ */
+export function pairedRatios(results: RunResult[], pairs: [string, string][]): PairedRatio[] {
+  const out: PairedRatio[] = []
+  for (const target of [...new Set(results.map((r) => r.path))]) {
+    const at = results.filter((r) => r.path === target)
+    for (const [a, b] of pairs) {
+      const ra = at.filter((r) => r.variant === a)
+      const rb = at.filter((r) => r.variant === b)
+      if (ra.length === 0 || rb.length === 0) continue
+      const ratios = ra.flatMap((x) => {
+        const y = rb.find((r) => r.round === x.round)
+        return y ? [cpuMs(x) / cpuMs(y)] : []
+      })
+      out.push({
+        a, b, path: target,
+        ofMedians: median(ra.map(cpuMs)) / median(rb.map(cpuMs)),
+        perRound: { median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios), rounds: ratios.length }
+      })
+    }
+  }
+  return out
+}
+
+export function pairedRatioLines(ratios: PairedRatio[]): string[] {
+  if (ratios.length === 0) return []
+  const lines = ['', 'App CPU per request, variant a over variant b: ratio of the medians, and the median (min-max) of the ratios taken round by round:', '']
+  lines.push('| a | b | path | ratio of medians | per-round ratio | rounds |')
+  lines.push('|' + ' --- |'.repeat(6))
+  for (const r of ratios) {
+    lines.push(`| ${r.a} | ${r.b} | ${r.path} | ${fmt(r.ofMedians, 2)} | ${fmt(r.perRound.median, 2)} (${fmt(r.perRound.min, 2)}-${fmt(r.perRound.max, 2)}) | ${r.perRound.rounds} |`)
+  }
+  return lines
+}
+
