@@ -78,9 +78,7 @@ async function main(): Promise<void> {
     DATABASE_URL: `${values['admin-url'].replace(/\/$/, '')}/${database}`, DB_SEED_ON_START: 'false', WRITE_RATE_LIMIT: '0', NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${dir}`,
     OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_BSP_SCHEDULE_DELAY: '500', OTEL_METRIC_EXPORT_INTERVAL: '10000'
   }
-  const profiling = env.NODE_OPTIONS!
   for (const part of values.variant.split('+')) Object.assign(env, PRESETS[part])
-  if (env.NODE_OPTIONS !== profiling) env.NODE_OPTIONS = `${profiling} ${env.NODE_OPTIONS}` // a gc=* preset
   const app = await startApp(env)
   try {
     await maxLoad(app.url, { method: 'GET', path: '/blogs/' }, Number(values.connections), 3)

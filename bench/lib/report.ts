@@ -3,6 +3,10 @@ import type { LoadResult } from './load'
 import type { ProcSample } from './proc'
 import { breakdown, meanBreakdown, PHASES, type BenchSpan, type Breakdown } from './spans'
 
+/** Milliseconds of CPU per request served, of `seconds` of CPU over a run. */
+const perRequestMs = (seconds: number, r: RunResult) => (seconds * 1000) / Math.max(1, r.requests)
+const cpuMs = (r: RunResult) => perRequestMs(r.app.cpuSeconds, r)
+
 /** One load run of one variant. */
 export interface RunResult {
   variant: string
@@ -113,7 +117,7 @@ export function summarise(results: RunResult[], variants: string[]): Summary[] {
       const rs = results.filter((r) => r.variant === v && r.path === target)
       if (rs.length === 0) continue
       const rps = median(rs.map((r) => r.rps))
-      const appCpuMs = median(rs.map((r) => (r.app.cpuSeconds * 1000) / Math.max(1, r.requests)))
+      const appCpuMs = median(rs.map(cpuMs))
       if (!first.has(target)) first.set(target, { rps, cpuMs: appCpuMs })
       const phaseRuns = rs.map((r) => r.phases).filter((p): p is Breakdown => p !== null)
       const s: Omit<Summary, 'verdict'> = {
@@ -136,18 +140,18 @@ export function summarise(results: RunResult[], variants: string[]): Summary[] {
         cpuRatio: appCpuMs / first.get(target)!.cpuMs,
         ...(rs.every((r) => r.app.split) ? {
           cpuSplit: {
-            mainUser: median(rs.map((r) => (r.app.split!.mainUser * 1000) / Math.max(1, r.requests))),
-            mainSys: median(rs.map((r) => (r.app.split!.mainSys * 1000) / Math.max(1, r.requests))),
-            helpers: median(rs.map((r) => (r.app.split!.helpers * 1000) / Math.max(1, r.requests)))
+            mainUser: median(rs.map((r) => perRequestMs(r.app.split!.mainUser, r))),
+            mainSys: median(rs.map((r) => perRequestMs(r.app.split!.mainSys, r))),
+            helpers: median(rs.map((r) => perRequestMs(r.app.split!.helpers, r)))
           }
         } : {}),
         appRss: Math.max(...rs.map((r) => r.app.rssMb)),
         dbCpu: median(rs.map((r) => r.db.cpuPercent)),
-        dbCpuMs: median(rs.map((r) => (r.db.cpuSeconds * 1000) / Math.max(1, r.requests))),
+        dbCpuMs: median(rs.map((r) => perRequestMs(r.db.cpuSeconds, r))),
         dbRss: Math.max(...rs.map((r) => r.db.rssMb)),
         ...(rs[0]!.lb ? {
           replicas: rs[0]!.replicas ?? 1,
-          lbCpuMs: median(rs.map((r) => (r.lb!.cpuSeconds * 1000) / Math.max(1, r.requests))),
+          lbCpuMs: median(rs.map((r) => perRequestMs(r.lb!.cpuSeconds, r))),
           lbCpu: median(rs.map((r) => r.lb!.cpuPercent))
         } : {}),
         traced: rs.reduce((a, r) => a + r.traced, 0),
@@ -253,8 +257,6 @@ export interface PairedRatio {
   perRound: { median: number; min: number; max: number; rounds: number }
 }
 
-const cpuMs = (r: RunResult) => (r.app.cpuSeconds * 1000) / Math.max(1, r.requests)
-
 /**
  * Pairs `a/b` of variants (default: each variant against the first). On a shared machine the
  * per-round ratio is the steadier one: both sides of it ran under the same neighbours.
@@ -291,4 +293,3 @@ export function pairedRatioLines(ratios: PairedRatio[]): string[] {
   }
   return lines
 }
-
