@@ -12,7 +12,7 @@ import { maxLoad, setPropagation } from './lib/load'
 import { PRESETS } from './presets'
 
 interface ProfileNode { id: number; callFrame: { url: string; functionName: string }; hitCount?: number; children?: number[] }
-interface Profile { nodes: ProfileNode[]; startTime: number; endTime: number; samples: number[]; timeDeltas: number[] }
+export interface Profile { nodes: ProfileNode[]; startTime: number; endTime: number; samples: number[]; timeDeltas: number[] }
 
 /** The group a frame's code belongs to: a package, an app folder, node internals, or GC. */
 function groupOf(url: string, fn: string): string | null {
