@@ -1,4 +1,5 @@
-// npm run bench:spans -- [--configs off,nosample,10pct,on-noexport,on] [--repeat 7] [--pages 20000] [--page-us 900]
+// npm run bench:spans -- [--configs off,nosample,10pct,on-noexport,on-nometrics,on] [--repeat 7]
+//   [--pages 20000] [--warmup 5000] [--page-us 863] [--profile on]
 // The telemetry's own CPU cost per list page, without the page: a child process starts the SDK
 // exactly as the app does (src/telemetry/sdk.ts startTelemetry: the app's sampler, id
 // generator, timing processor, batch processor, OTLP/protobuf exporter to a sink in this
