@@ -11,7 +11,7 @@ interface WatchedConnection {
 }
 
 /**
- * Gives every statement at most `limit.ms` for its answer. A database that stops answering
+ * Gives every statement at most `ms` for its answer (setLimit). A database that stops answering
  * (stalled disk, SIGSTOP, a dead peer without a RST) would otherwise hold the request until TCP
  * gives up (~35 s seen here) and then reset it with no answer. On expiry the socket is destroyed:
  * mysql2 fails the statement (and any queued behind it) through its normal path, so the span ends
@@ -27,8 +27,17 @@ interface WatchedConnection {
 class StatementWatchdog {
   private readonly seen = new Map<WatchedConnection, { command?: WeakRef<object>; since: number }>()
   private timer: NodeJS.Timeout | undefined
+  /** The limit in ms; 0: unbounded, and no sweep runs at all. */
+  private ms = 0
 
-  constructor(private readonly limit: { ms: number }) {}
+  setLimit(ms: number): void {
+    this.ms = ms
+    if (ms <= 0) {
+      clearTimeout(this.timer)
+      this.timer = undefined
+    }
+    this.schedule()
+  }
 
   add(conn: WatchedConnection): void {
     this.seen.set(conn, { since: 0 })
@@ -37,18 +46,17 @@ class StatementWatchdog {
   }
 
   private schedule(): void {
-    if (this.timer || this.seen.size === 0) return
-    const ms = this.limit.ms
-    this.timer = setTimeout(() => this.sweep(), ms > 0 ? Math.max(10, Math.min(1000, ms / 10)) : 1000).unref()
+    if (this.timer || this.seen.size === 0 || this.ms <= 0) return
+    this.timer = setTimeout(() => this.sweep(), Math.max(10, Math.min(1000, this.ms / 10))).unref()
   }
 
   private sweep(): void {
     this.timer = undefined
-    const ms = this.limit.ms
+    const ms = this.ms
     const now = performance.now()
     for (const [conn, last] of this.seen) {
       const command = conn._command
-      if (!command || ms <= 0) continue
+      if (!command) continue
       // A weak reference: holding the command itself would keep its rows alive past a GC.
       if (last.command?.deref() !== command) {
         this.seen.set(conn, { command: new WeakRef(command), since: now })
@@ -68,8 +76,7 @@ class StatementWatchdog {
  * replaced; idle ones are evicted after idleMs.
  */
 export function createSequelize(db: DbConfig, database: string | null = db.database): Sequelize {
-  const limit = { ms: 0 }
-  const watchdog = new StatementWatchdog(limit)
+  const watchdog = new StatementWatchdog()
   const bornAt = new WeakMap<Connection, number>()
   const sequelize: Sequelize = new Sequelize({
     dialect: 'mysql',
@@ -103,17 +110,16 @@ export function createSequelize(db: DbConfig, database: string | null = db.datab
     bornAt.set(conn as Connection, Date.now())
     watchdog.add(conn as WatchedConnection)
   })
-  statementLimits.set(sequelize, limit)
+  watchdogs.set(sequelize, watchdog)
   return sequelize
 }
 
-const statementLimits = new WeakMap<Sequelize, { ms: number }>()
+const watchdogs = new WeakMap<Sequelize, StatementWatchdog>()
 
 /**
  * Bounds every statement from now on (0: unbounded). Off while migrations run: an index built on
  * a large table may rightly take minutes.
  */
 export function setStatementTimeout(sequelize: Sequelize, ms: number): void {
-  const limit = statementLimits.get(sequelize)
-  if (limit) limit.ms = ms
+  watchdogs.get(sequelize)?.setLimit(ms)
 }
