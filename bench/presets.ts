@@ -23,6 +23,10 @@ export const PRESETS: Record<string, Record<string, string>> = {
   'views=nocache': { VIEW_CACHE: 'false' },
   // One write(2) per log line, as before LOG_FLUSH_MS (default 100: buffered).
   'log=sync': { LOG_FLUSH_MS: '0' },
+  // The app with one of its own features off, to price it (the floor=* presets add them instead).
+  'log=off': { LOG_LEVEL: 'warn' },
+  'servertiming=off': { SERVER_TIMING: 'false' },
+  'watchdog=off': { DB_QUERY_TIMEOUT_MS: '0' },
   // Same code, a bigger table: the list and show pages should cost the same (growth target).
   'data=100k': { BENCH_POSTS: '100000' },
   'data=20k': { BENCH_POSTS: '20000' },
