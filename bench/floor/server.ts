@@ -14,6 +14,7 @@ import { ROOT } from '../../src/paths'
 import { FIELD_RULES } from '../../src/posts/fields'
 import { EXCERPT_CHARS, LIST_SQL, toSummary, type SummaryRow } from '../../src/repositories/blog-repository'
 import security from '../../src/plugins/security'
+import { ejsOptions } from '../../src/plugins/view'
 import telemetry from '../../src/telemetry/plugin'
 import { viewHelpers } from '../../src/views'
 
@@ -34,7 +35,8 @@ async function main(): Promise<void> {
     layout: 'layout.ejs',
     viewExt: 'ejs',
     production: true,
-    options: { cache: true },
+    // The app's own ejs options (src/plugins/view.ts): the same stack, rendering the same way.
+    options: ejsOptions(true),
     defaultContext: { ...viewHelpers, fields: FIELD_RULES, imageUrl: (name: string) => `/static/uploads/${encodeURIComponent(name)}` }
   })
   if (features.has('helmet')) await app.register(security)

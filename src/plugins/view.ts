@@ -6,7 +6,7 @@ import fp from 'fastify-plugin'
 import { ROOT } from '../paths'
 import { CSRF_FIELD, FIELD_RULES } from '../posts/fields'
 import { withSpan } from '../telemetry/tracer'
-import { viewHelpers } from '../views'
+import { templateLocals, viewHelpers } from '../views'
 
 declare module 'fastify' {
   interface FastifyReply {
@@ -21,18 +21,26 @@ export interface ViewPluginOptions {
   maxUploadBytes: number
 }
 
+const VIEWS = path.join(ROOT, 'views')
+
+/** The ejs options of every view (bench/floor renders with the same). */
+export function ejsOptions(cache: boolean): Record<string, unknown> {
+  return { cache, _with: false, destructuredLocals: templateLocals(VIEWS) }
+}
+
 /** EJS views with the helpers and facts every template may use. */
 export default fp<ViewPluginOptions>(
   async (fastify, opts) => {
     await fastify.register(view, {
       engine: { ejs },
-      root: path.join(ROOT, 'views'),
+      root: VIEWS,
       layout: 'layout.ejs',
       viewExt: 'ejs',
       production: opts.cache,
       // ejs compiles an include (the flash partial) on every render unless its own cache is on:
-      // that was ~10% of the list page's CPU (../shared/PERF-NOTES.md).
-      options: { cache: opts.cache },
+      // that was ~10% of the list page's CPU (../shared/PERF-NOTES.md). Locals as variables,
+      // not a `with` block: see templateLocals.
+      options: ejsOptions(opts.cache),
       defaultContext: {
         ...viewHelpers,
         fields: FIELD_RULES,
