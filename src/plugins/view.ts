@@ -23,9 +23,13 @@ export interface ViewPluginOptions {
 
 const VIEWS = path.join(ROOT, 'views')
 
-/** The ejs options of every view (bench/floor renders with the same). */
+/**
+ * The ejs options of every view (bench/floor renders with the same). Includes are written from
+ * `root` (`include('/partials/flash')`): ejs looks a relative include up with a stat on every
+ * render, cache or not, and a root-relative one without.
+ */
 export function ejsOptions(cache: boolean): Record<string, unknown> {
-  return { cache, _with: false, destructuredLocals: templateLocals(VIEWS) }
+  return { cache, root: VIEWS, _with: false, destructuredLocals: templateLocals(VIEWS) }
 }
 
 /** EJS views with the helpers and facts every template may use. */
