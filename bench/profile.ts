@@ -12,7 +12,7 @@ import { maxLoad, setPropagation } from './lib/load'
 import { PRESETS } from './presets'
 
 interface ProfileNode { id: number; callFrame: { url: string; functionName: string }; hitCount?: number; children?: number[] }
-export interface Profile { nodes: ProfileNode[]; startTime: number; endTime: number; samples: number[]; timeDeltas: number[] }
+interface Profile { nodes: ProfileNode[]; startTime: number; endTime: number; samples: number[]; timeDeltas: number[] }
 
 /** The group a frame's code belongs to: a package, an app folder, node internals, or GC. */
 function groupOf(url: string, fn: string): string | null {
@@ -56,6 +56,17 @@ export function groupProfile(p: Profile, fromUs = -Infinity, toUs = Infinity): M
   return out
 }
 
+/**
+ * The one CPU profile node wrote into `dir` (--cpu-prof-dir), self time by group between `fromUs`
+ * and `toUs`, busiest first, idle left out, with their sum.
+ */
+export function readProfileRows(dir: string, fromUs: number, toUs: number): { file: string; rows: [string, number][]; totalUs: number } {
+  const file = readdirSync(dir).map((f) => path.join(dir, f)).find((f) => f.endsWith('.cpuprofile'))!
+  const groups = groupProfile(JSON.parse(readFileSync(file, 'utf8')) as Profile, fromUs, toUs)
+  const rows = [...groups].filter(([g]) => g !== '(idle)').sort((a, b) => b[1] - a[1])
+  return { file, rows, totalUs: rows.reduce((a, [, us]) => a + us, 0) }
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -87,11 +98,8 @@ async function main(): Promise<void> {
     const load = await maxLoad(app.url, { method: 'GET', path: '/blogs/' }, Number(values.connections), Number(values.seconds))
     const to = Number(process.hrtime.bigint() / 1000n)
     await app.stop()
-    const file = readdirSync(dir).map((f) => path.join(dir, f)).find((f) => f.endsWith('.cpuprofile'))!
-    const groups = groupProfile(JSON.parse(readFileSync(file, 'utf8')) as Profile, from, to)
+    const { file, rows, totalUs: total } = readProfileRows(dir, from, to)
     const requests = load.samples.length
-    const rows = [...groups].filter(([g]) => g !== '(idle)').sort((a, b) => b[1] - a[1])
-    const total = rows.reduce((a, [, us]) => a + us, 0)
     process.stdout.write(`${values.variant}: ${load.samples.length} requests in ${values.seconds}s after a 3 s warm-up, µs of CPU per request by group\n`)
     for (const [g, us] of rows) process.stdout.write(`${(us / requests).toFixed(1).padStart(8)}  ${g}\n`)
     process.stdout.write(`${(total / requests).toFixed(1).padStart(8)}  total (profile: ${file})\n`)

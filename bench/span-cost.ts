@@ -10,17 +10,18 @@
 // the SDK costs a page: a floor under what the app pays, measured with no database, HTTP or
 // template work around it, so far less noisy than the load test (`npm run bench`).
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { context, metrics, propagation, ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api'
+import { median } from '../src/lib/stats'
 import { SCOPE } from '../src/telemetry/constants'
 import { startTelemetry } from '../src/telemetry/sdk'
 import { tracer, withSpan } from '../src/telemetry/tracer'
 import { startOtlpSink } from './lib/app'
 import { decodeTraces } from './lib/spans'
-import { groupProfile, type Profile } from './profile'
+import { readProfileRows } from './profile'
 
 /** Named environments for the child, as in bench/presets.ts. */
 const CONFIGS: Record<string, Record<string, string>> = {
@@ -145,20 +146,13 @@ async function profileOne(name: string, env: Record<string, string>, pages: numb
   const dir = mkdtempSync(path.join(os.tmpdir(), 'span-cost-prof-'))
   try {
     const res = await runChild(env, pages, warmup, ['--cpu-prof', `--cpu-prof-dir=${dir}`])
-    const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))!
-    const groups = groupProfile(JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as Profile, res.fromUs, res.toUs)
-    const rows = [...groups].filter(([g]) => g !== '(idle)').sort((a, b) => b[1] - a[1])
+    const { rows, totalUs } = readProfileRows(dir, res.fromUs, res.toUs)
     console.log(`\nCPU profile of ${name} (main thread, measured pages only), µs per page by package:\n`)
     for (const [g, us] of rows) if (us / pages >= 0.05) console.log(`${(us / pages).toFixed(2).padStart(8)}  ${g}`)
-    console.log(`${(rows.reduce((a, [, us]) => a + us, 0) / pages).toFixed(2).padStart(8)}  total`)
+    console.log(`${(totalUs / pages).toFixed(2).padStart(8)}  total`)
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
 }
 
 async function main(): Promise<void> {
@@ -186,9 +180,7 @@ async function main(): Promise<void> {
   })
 
   const names = values.configs.split(',').map((s) => s.trim())
-  if (values.profile) names.push(values.profile)
-  for (const n of names) if (!CONFIGS[n]) throw new Error(`unknown config ${n}; known: ${Object.keys(CONFIGS).join(', ')}`)
-  if (values.profile) names.pop()
+  for (const n of [...names, values.profile ?? 'off']) if (!CONFIGS[n]) throw new Error(`unknown config ${n}; known: ${Object.keys(CONFIGS).join(', ')}`)
   const sink = await startOtlpSink()
   const perPage = new Map<string, number[]>(names.map((n) => [n, []]))
   // What reached the sink, per page made (warm-up included): shows each config exported what it should.
