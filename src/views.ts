@@ -44,6 +44,14 @@ const ENGINE_NAMES = new Set(['include', 'locals', 'escapeFn', 'rethrow', 'clien
 const CODE_TAG = /<%[_=-]?([\s\S]*?)[_-]?%>/g
 const IDENTIFIER = /(?<![\w$.])[A-Za-z_$][\w$]*/g
 
+/** Every .ejs file under `dir`, at any depth. */
+export function templateFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const p = path.join(entry.parentPath, entry.name)
+    return entry.isDirectory() ? templateFiles(p) : entry.name.endsWith('.ejs') ? [p] : []
+  })
+}
+
 /** True for a name `var NAME` may declare (not a reserved word). */
 function bindable(name: string): boolean {
   try {
@@ -64,15 +72,8 @@ function bindable(name: string): boolean {
  */
 export function templateLocals(dir: string): string[] {
   const names = new Set<string>()
-  const walk = (d: string): void => {
-    for (const entry of readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, entry.name)
-      if (entry.isDirectory()) walk(p)
-      else if (entry.name.endsWith('.ejs')) {
-        for (const [, code] of readFileSync(p, 'utf8').matchAll(CODE_TAG)) for (const [name] of code!.matchAll(IDENTIFIER)) names.add(name)
-      }
-    }
+  for (const file of templateFiles(dir)) {
+    for (const [, code] of readFileSync(file, 'utf8').matchAll(CODE_TAG)) for (const [name] of code!.matchAll(IDENTIFIER)) names.add(name)
   }
-  walk(dir)
   return [...names].filter((n) => !ENGINE_NAMES.has(n) && !(n in globalThis) && !n.startsWith('__') && bindable(n)).sort()
 }

@@ -1,11 +1,11 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import ejs from 'ejs'
 import { afterAll, describe, expect, it } from 'vitest'
 import { ROOT } from '../../src/paths'
 import { ejsOptions } from '../../src/plugins/view'
-import { templateLocals } from '../../src/views'
+import { templateFiles, templateLocals } from '../../src/views'
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'template-locals-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -29,16 +29,9 @@ describe('the names destructured into every template', () => {
   })
 
   it('compiles every view of the app with the app own options (a top-level declaration clashing with a destructured name would not)', () => {
-    const views = path.join(ROOT, 'views')
-    const files: string[] = []
-    const walk = (d: string) => {
-      for (const e of readdirSync(d, { withFileTypes: true })) {
-        if (e.isDirectory()) walk(path.join(d, e.name))
-        else if (e.name.endsWith('.ejs')) files.push(path.join(d, e.name))
-      }
-    }
-    walk(views)
+    const files = templateFiles(path.join(ROOT, 'views'))
     expect(files.length).toBeGreaterThan(10)
-    for (const file of files) expect(() => ejs.compile(readFileSync(file, 'utf8'), { ...ejsOptions(false), filename: file }), file).not.toThrow()
+    const options = ejsOptions(false)
+    for (const file of files) expect(() => ejs.compile(readFileSync(file, 'utf8'), { ...options, filename: file }), file).not.toThrow()
   })
 })
