@@ -32,7 +32,6 @@ interface StatementEvent {
   conn: number
   /** Wall-clock milliseconds, mapped from the server's timer. */
   start: number
-  end: number
   serverMs: number
   lockMs: number
   rowsExamined: number
@@ -56,7 +55,7 @@ const MAX_EVENTS = 20_000
  * connections that have spans waiting. Events are joined to spans by connection id
  * (threads.PROCESSLIST_ID = mysql2's connection.threadId) and time: the server's timer is mapped
  * to this process's clock by a marker statement, keeping the sample with the shortest round trip
- * (as NTP does). A span gets the sum over the events that fall inside it, or nothing.
+ * (as NTP does). A span gets the sum over the events that started inside it, or nothing.
  */
 export class DbServerTimings {
   private conn: mysql.Connection | null = null
@@ -121,19 +120,23 @@ export class DbServerTimings {
     return untraced(() => this.conn!.query(sql, values))
   }
 
-  /** One marker statement: the server's timer at its middle is this process's clock at the middle of the round trip. */
+  /**
+   * One marker statement: its start on the server's timer is this process's clock at the middle
+   * of the round trip, within half the round trip. Not its end: the server closes a statement's
+   * event after sending the result, and that tail (over 1 ms seen on a busy machine) lies
+   * outside the round trip.
+   */
   private async calibrate(): Promise<void> {
     const t0 = now()
     await this.query("SELECT 'blog_app clock'")
     const t1 = now()
     const [rows] = (await this.query(
-      `SELECT h.TIMER_START AS s, h.TIMER_END AS e FROM performance_schema.${this.table} h JOIN performance_schema.threads t ON t.THREAD_ID = h.THREAD_ID ` +
+      `SELECT h.TIMER_START AS s FROM performance_schema.${this.table} h JOIN performance_schema.threads t ON t.THREAD_ID = h.THREAD_ID ` +
         "WHERE t.PROCESSLIST_ID = CONNECTION_ID() AND h.SQL_TEXT = 'SELECT ''blog_app clock''' ORDER BY h.EVENT_ID DESC LIMIT 1"
-    )) as unknown as [{ s: number | string; e: number | string }[]]
+    )) as unknown as [{ s: number | string }[]]
     const marker = rows[0]
     if (!marker) return
-    const serverMid = (Number(marker.s) + Number(marker.e)) / 2 / PS_PER_MS
-    this.clock.push({ offset: (t0 + t1) / 2 - serverMid, rtt: t1 - t0 })
+    this.clock.push({ offset: (t0 + t1) / 2 - Number(marker.s) / PS_PER_MS, rtt: t1 - t0 })
     if (this.clock.length > CLOCK_SAMPLES) this.clock.shift()
     const best = this.clock.reduce((a, b) => (b.rtt < a.rtt ? b : a))
     this.offset = best.offset
@@ -150,16 +153,15 @@ export class DbServerTimings {
     await this.calibrate()
     const ids = [...new Set(spans.map((s) => s.connectionId))]
     const [rows] = (await this.query(
-      'SELECT t.PROCESSLIST_ID AS conn, h.TIMER_START AS s, h.TIMER_END AS e, h.TIMER_WAIT AS w, h.LOCK_TIME AS l, ' +
+      'SELECT t.PROCESSLIST_ID AS conn, h.TIMER_START AS s, h.TIMER_WAIT AS w, h.LOCK_TIME AS l, ' +
         `h.ROWS_EXAMINED AS x, h.ROWS_SENT AS r FROM performance_schema.${this.table} h ` +
         'JOIN performance_schema.threads t ON t.THREAD_ID = h.THREAD_ID ' +
         `WHERE t.PROCESSLIST_ID IN (?) AND h.TIMER_END > ? AND h.TIMER_END IS NOT NULL LIMIT ${MAX_EVENTS}`,
       [ids, this.watermark]
-    )) as unknown as [{ conn: number; s: string | number; e: string | number; w: string | number; l: string | number; x: number; r: number }[]]
+    )) as unknown as [{ conn: number; s: string | number; w: string | number; l: string | number; x: number; r: number }[]]
     const events: StatementEvent[] = rows.map((r) => ({
       conn: Number(r.conn),
       start: this.offset + Number(r.s) / PS_PER_MS,
-      end: this.offset + Number(r.e) / PS_PER_MS,
       serverMs: Number(r.w) / PS_PER_MS,
       lockMs: Number(r.l) / PS_PER_MS,
       rowsExamined: Number(r.x),
@@ -178,19 +180,19 @@ export class DbServerTimings {
       else byConn.set(s.connectionId, [s])
     }
     for (const ev of events) {
-      // The span of this connection the event overlaps most (statements on one connection run
-      // one after another, so at most one span contains it).
+      // The span of this connection during which the statement started: the server starts it
+      // after the client sent it and before the client has the result (its end may come later,
+      // see calibrate). Within the clock's uncertainty, the span nearest to that start.
       let best: TimedSpan | undefined
-      let bestOverlap = 0
+      let bestDistance = slack
       for (const s of byConn.get(ev.conn) ?? []) {
-        const overlap = Math.min(ev.end, s.end + slack) - Math.max(ev.start, s.start - slack)
-        if (overlap > bestOverlap) {
+        const distance = ev.start < s.start ? s.start - ev.start : ev.start > s.end ? ev.start - s.end : 0
+        if (distance <= bestDistance) {
           best = s
-          bestOverlap = overlap
+          bestDistance = distance
         }
       }
-      // Most of the event must lie inside the span, or it is some other statement.
-      if (!best || bestOverlap < (ev.end - ev.start) * 0.5) continue
+      if (!best) continue
       const t = out.get(best) ?? { serverMs: 0, lockMs: 0, rowsExamined: 0, rowsSent: 0, statements: 0 }
       t.serverMs += ev.serverMs
       t.lockMs += ev.lockMs
