@@ -1,4 +1,4 @@
-// npm run bench:profile -- [--variant otel=off] [--seconds 10] [--connections 50] [--traceparent sampled|none]
+// npm run bench:profile -- [--variant otel=off] [--seconds 10] [--connections 50 | --rate 400] [--traceparent sampled|none]
 // CPU profile of one variant under load (node --cpu-prof), self time grouped by package and by
 // the app's own files, in microseconds per request, with the node internals each one called
 // charged to it. Where to attack next, measured rather than guessed.
@@ -8,7 +8,7 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { startApp, startOtlpSink } from './lib/app'
 import { prepareData, dropDatabases } from './lib/data'
-import { maxLoad, setPropagation } from './lib/load'
+import { maxLoad, rateLoad, setPropagation } from './lib/load'
 import { PRESETS } from './presets'
 
 interface ProfileNode { id: number; callFrame: { url: string; functionName: string }; hitCount?: number; children?: number[] }
@@ -73,6 +73,9 @@ async function main(): Promise<void> {
       variant: { type: 'string', default: 'otel=off' },
       seconds: { type: 'string', default: '10' },
       connections: { type: 'string', default: '50' },
+      // An open-model rate (req/s) instead of connections back to back: the bench's CPU-per-request
+      // runs use one, and a fixed cost per request weighs differently there than at saturation.
+      rate: { type: 'string' },
       // sampled: each request carries a sampled traceparent (every request traced); none: the
       // app's sampler decides (otel=10pct then profiles mostly unsampled requests).
       traceparent: { type: 'string', default: 'sampled' },
@@ -86,21 +89,24 @@ async function main(): Promise<void> {
   // Spans and metrics go out of the process, as users run it (the sink accepts and drops them).
   const sink = await startOtlpSink()
   const env: Record<string, string> = {
-    DATABASE_URL: `${values['admin-url'].replace(/\/$/, '')}/${database}`, DB_SEED_ON_START: 'false', WRITE_RATE_LIMIT: '0', NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${dir}`,
+    DATABASE_URL: `${values['admin-url'].replace(/\/$/, '')}/${database}`, DB_SEED_ON_START: 'false', WRITE_RATE_LIMIT: '0', NODE_OPTIONS: `--cpu-prof --cpu-prof-interval=97 --cpu-prof-dir=${dir}`,
     OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_BSP_SCHEDULE_DELAY: '500', OTEL_METRIC_EXPORT_INTERVAL: '10000'
   }
   for (const part of values.variant.split('+')) Object.assign(env, PRESETS[part])
   const app = await startApp(env)
   try {
-    await maxLoad(app.url, { method: 'GET', path: '/blogs/' }, Number(values.connections), 3)
+    const scenario = { method: 'GET', path: '/blogs/' } as const
+    const run = (seconds: number) =>
+      values.rate ? rateLoad(app.url, scenario, Number(values.rate), seconds) : maxLoad(app.url, scenario, Number(values.connections), seconds)
+    await run(3)
     // Only the samples of the measured load (V8's profile clock and hrtime are both monotonic).
     const from = Number(process.hrtime.bigint() / 1000n)
-    const load = await maxLoad(app.url, { method: 'GET', path: '/blogs/' }, Number(values.connections), Number(values.seconds))
+    const load = await run(Number(values.seconds))
     const to = Number(process.hrtime.bigint() / 1000n)
     await app.stop()
     const { file, rows, totalUs: total } = readProfileRows(dir, from, to)
     const requests = load.samples.length
-    process.stdout.write(`${values.variant}: ${load.samples.length} requests in ${values.seconds}s after a 3 s warm-up, µs of CPU per request by group\n`)
+    process.stdout.write(`${values.variant}: ${load.samples.length} requests in ${values.seconds}s (${values.rate ? `${values.rate} req/s` : `${values.connections} connections`}) after a 3 s warm-up, µs of CPU per request by group\n`)
     for (const [g, us] of rows) process.stdout.write(`${(us / requests).toFixed(1).padStart(8)}  ${g}\n`)
     process.stdout.write(`${(total / requests).toFixed(1).padStart(8)}  total (profile: ${file})\n`)
   } finally {
