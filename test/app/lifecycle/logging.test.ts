@@ -42,3 +42,35 @@ describe('buffered request log', () => {
     expect(child.stdout().trim().split('\n')).toHaveLength(lines.length)
   })
 })
+
+describe('what a request line says', () => {
+  it('names the route, method, url and status, and never a cookie, a token or a Set-Cookie value', async () => {
+    const env = await createTestEnv()
+    envs.push(env)
+    const port = await freePort()
+    const child = await startServer({ ...env.env, LOG_LEVEL: 'info', LOG_FLUSH_MS: '0' }, { port })
+    await waitUntilListening(child)
+
+    // A well-formed session cookie the server does not know (it answers with a Set-Cookie that
+    // clears it), a flash cookie, and a bearer token: on a page, and on the one API-token route,
+    // where a wrong token is a 401 the error handler logs too.
+    const session = 'S3cretSessionValue_0123456789abcdefghijklmn'
+    const token = 'T0kenThatMustNotBeLogged-42'
+    const headers = { cookie: `blog_session=${session}; flash=created`, authorization: `Bearer ${token}` }
+    const page = await request(port, { path: '/blogs/?page=1', headers })
+    expect(page.status).toBe(200)
+    expect(String(page.headers['set-cookie'])).toMatch(/blog_session=;/)
+    const api = await request(port, { method: 'DELETE', path: '/blogs/delete/1', headers })
+    expect(api.status).toBe(401)
+
+    await expect.poll(() => completed(child.logs()).length, { timeout: 2000, interval: 50 }).toBe(2)
+    const [list, remove] = completed(child.logs())
+    expect(list).toMatchObject({ route: '/blogs/', req: { method: 'GET', url: '/blogs/?page=1' }, res: { statusCode: 200 } })
+    expect(list!.responseTime).toBeTypeOf('number')
+    expect(remove).toMatchObject({ route: '/blogs/delete/:id', req: { method: 'DELETE', url: '/blogs/delete/1' }, res: { statusCode: 401 } })
+    const all = child.stdout()
+    expect(all).not.toContain(session)
+    expect(all).not.toContain(token)
+    expect(all.toLowerCase()).not.toContain('set-cookie')
+  })
+})
