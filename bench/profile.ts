@@ -1,21 +1,24 @@
-// npm run bench:profile -- [--variant otel=off] [--seconds 10] [--connections 50 | --rate 400] [--traceparent sampled|none]
-// CPU profile of one variant under load (node --cpu-prof), self time grouped by package and by
-// the app's own files, in microseconds per request, with the node internals each one called
-// charged to it. Where to attack next, measured rather than guessed.
-import { readdirSync, readFileSync } from 'node:fs'
+// npm run bench:profile -- [--variant otel=off] [--seconds 10] [--connections 50 | --rate 400] [--traceparent sampled|none] [--sampler v8|perf]
+// CPU profile of one variant under load, self time grouped by package and by the app's own
+// files, in microseconds per request, with the node internals each one called charged to it.
+// Where to attack next, measured rather than guessed. --sampler v8 (node --cpu-prof) samples the
+// main thread's wall time; --sampler perf (Linux perf, cpu-clock) samples CPU time only, of every
+// thread, and says which part was in the kernel.
+import { readdirSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { startApp, startOtlpSink } from './lib/app'
 import { prepareData, dropDatabases } from './lib/data'
 import { maxLoad, rateLoad, setPropagation } from './lib/load'
+import { PERF_PERIOD_US, PERF_NODE_OPTIONS, perfAvailable, perfGroups, recordPerf } from './lib/perf'
 import { PRESETS } from './presets'
 
 interface ProfileNode { id: number; callFrame: { url: string; functionName: string }; hitCount?: number; children?: number[] }
 interface Profile { nodes: ProfileNode[]; startTime: number; endTime: number; samples: number[]; timeDeltas: number[] }
 
 /** The group a frame's code belongs to: a package, an app folder, node internals, or GC. */
-function groupOf(url: string, fn: string): string | null {
+export function groupOf(url: string, fn: string): string | null {
   if (fn === '(garbage collector)') return 'GC'
   if (fn === '(idle)' || fn === '(program)' || fn === '(root)') return fn
   const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)
@@ -79,9 +82,13 @@ async function main(): Promise<void> {
       // sampled: each request carries a sampled traceparent (every request traced); none: the
       // app's sampler decides (otel=10pct then profiles mostly unsampled requests).
       traceparent: { type: 'string', default: 'sampled' },
+      sampler: { type: 'string', default: 'v8' },
       'admin-url': { type: 'string', default: process.env.BENCH_ADMIN_URL ?? 'mysql://root@127.0.0.1:3306' }
     }
   })
+  if (values.sampler !== 'v8' && values.sampler !== 'perf') throw new Error(`--sampler is v8 or perf, not ${values.sampler}`)
+  const perf = values.sampler === 'perf'
+  if (perf && !perfAvailable()) throw new Error('--sampler perf needs Linux perf on PATH (Debian: apt-get install linux-perf)')
   setPropagation(values.traceparent !== 'none')
   const dir = path.join(os.tmpdir(), `blog-profile-${process.pid}`)
   const database = `blog_profile_${process.pid}`
@@ -89,7 +96,8 @@ async function main(): Promise<void> {
   // Spans and metrics go out of the process, as users run it (the sink accepts and drops them).
   const sink = await startOtlpSink()
   const env: Record<string, string> = {
-    DATABASE_URL: `${values['admin-url'].replace(/\/$/, '')}/${database}`, DB_SEED_ON_START: 'false', WRITE_RATE_LIMIT: '0', NODE_OPTIONS: `--cpu-prof --cpu-prof-interval=97 --cpu-prof-dir=${dir}`,
+    DATABASE_URL: `${values['admin-url'].replace(/\/$/, '')}/${database}`, DB_SEED_ON_START: 'false', WRITE_RATE_LIMIT: '0',
+    NODE_OPTIONS: perf ? PERF_NODE_OPTIONS : `--cpu-prof --cpu-prof-interval=97 --cpu-prof-dir=${dir}`,
     OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_BSP_SCHEDULE_DELAY: '500', OTEL_METRIC_EXPORT_INTERVAL: '10000'
   }
   for (const part of values.variant.split('+')) Object.assign(env, PRESETS[part])
@@ -99,6 +107,22 @@ async function main(): Promise<void> {
     const run = (seconds: number) =>
       values.rate ? rateLoad(app.url, scenario, Number(values.rate), seconds) : maxLoad(app.url, scenario, Number(values.connections), seconds)
     await run(3)
+    const how = `${values.rate ? `${values.rate} req/s` : `${values.connections} connections`}, after a 3 s warm-up`
+    if (perf) {
+      const file = path.join(os.tmpdir(), `blog-profile-${process.pid}.perf`)
+      // perf starts with the measured load and stops with it (same duration).
+      const [load] = await Promise.all([run(Number(values.seconds)), recordPerf(app.pid, Number(values.seconds), file)])
+      const { rows, helpers } = await perfGroups(file, app.pid, groupOf)
+      await app.stop()
+      rmSync(file, { force: true })
+      rmSync(`/tmp/perf-${app.pid}.map`, { force: true })
+      const perRequest = (samples: number) => ((samples * PERF_PERIOD_US) / load.samples.length).toFixed(1).padStart(8)
+      process.stdout.write(`${values.variant}: ${load.samples.length} requests in ${values.seconds}s (${how}), µs of CPU per request (perf cpu-clock), main thread by group\n`)
+      for (const [g, n] of rows) process.stdout.write(`${perRequest(n)}  ${g}\n`)
+      const main = rows.reduce((a, [, n]) => a + n, 0)
+      process.stdout.write(`${perRequest(main)}  main thread\n${perRequest(helpers)}  helper threads (GC, compilers, libuv pool)\n${perRequest(main + helpers)}  total\n`)
+      return
+    }
     // Only the samples of the measured load (V8's profile clock and hrtime are both monotonic).
     const from = Number(process.hrtime.bigint() / 1000n)
     const load = await run(Number(values.seconds))
@@ -106,7 +130,7 @@ async function main(): Promise<void> {
     await app.stop()
     const { file, rows, totalUs: total } = readProfileRows(dir, from, to)
     const requests = load.samples.length
-    process.stdout.write(`${values.variant}: ${load.samples.length} requests in ${values.seconds}s (${values.rate ? `${values.rate} req/s` : `${values.connections} connections`}) after a 3 s warm-up, µs of CPU per request by group\n`)
+    process.stdout.write(`${values.variant}: ${load.samples.length} requests in ${values.seconds}s (${how}), µs per request by group (V8 profile: main thread, wall time)\n`)
     for (const [g, us] of rows) process.stdout.write(`${(us / requests).toFixed(1).padStart(8)}  ${g}\n`)
     process.stdout.write(`${(total / requests).toFixed(1).padStart(8)}  total (profile: ${file})\n`)
   } finally {
