@@ -7,6 +7,8 @@ export const PRESETS: Record<string, Record<string, string>> = {
   'floor=cookie': { BENCH_SERVER: 'floor', FLOOR_FEATURES: 'cookie' },
   'floor=timing': { BENCH_SERVER: 'floor', FLOOR_FEATURES: 'timing' },
   'floor=pressure': { BENCH_SERVER: 'floor', FLOOR_FEATURES: 'pressure' },
+  // All of them at once: what is left between this and the app is the rest of the app.
+  'floor=all': { BENCH_SERVER: 'floor', FLOOR_FEATURES: 'helmet,log,cookie,timing,pressure' },
   // The app built from another checkout (--baseline DIR): before/after in one run.
   baseline: { BENCH_ROOT: 'baseline' },
   'otel=off': { OTEL_SDK_DISABLED: 'true' },

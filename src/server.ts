@@ -2,11 +2,11 @@ import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import { setImmediate as nextPoll, setTimeout as sleep } from 'node:timers/promises'
 import closeWithGrace from 'close-with-grace'
-import Fastify, { LogController } from 'fastify'
-import pino from 'pino'
+import Fastify from 'fastify'
 import app, { appServerOptions } from './app'
 import { ConfigError, loadConfig } from './config'
 import { defaultMaxConnections, survivableMemoryUsage } from './lib/open-files'
+import { requestLogOptions } from './plugins/request-log'
 import { telemetryRuntime } from './telemetry/runtime'
 
 // The only file that listens. Everything else is the app plugin, which tests build directly.
@@ -26,18 +26,7 @@ async function main(): Promise<void> {
   const fastify = Fastify({
     ...appServerOptions,
     trustProxy: config.trustProxy,
-    logger: {
-      level: config.logLevel,
-      // One write(2) per log line cost ~0.04 ms of kernel time per list page (a quarter of the
-      // process's, `npm run bench` log=sync); buffered lines go out every LOG_FLUSH_MS or 4 KiB,
-      // and pino writes what is left at exit (a SIGKILL loses at most LOG_FLUSH_MS of lines).
-      ...(config.logFlushMs > 0 ? { stream: pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: config.logFlushMs }) } : {}),
-      // No `redact`: it ran on every line (~4 µs, `perf` profile at 400 req/s) and could never
-      // match, since Fastify's req/res serializers drop headers before it sees them. That no
-      // cookie or token reaches the log is tested (test/app/lifecycle/logging.test.ts).
-    },
-    // src/plugins/request-log.ts writes one line per request instead of Fastify's two.
-    logController: new LogController({ disableRequestLogging: true }),
+    ...requestLogOptions(config.logLevel, config.logFlushMs),
     // Deliberate timeouts (Node's requestTimeout default is 0 in Fastify: a slow client could
     // hold a socket forever). Keep-alive outlives a typical 60 s proxy idle timeout.
     requestTimeout: config.requestTimeoutMs,

@@ -1,20 +1,24 @@
 // The floor: the list page from the same stack with nothing else. Fastify, one Sequelize pool
 // running the app's own list query (raw rows), @fastify/view rendering the app's own templates
 // with the same helpers, and no plugins, hooks, logging or telemetry. `npm run bench -- --variants
-// floor,...` measures every other variant against it; FLOOR_FEATURES adds single features back
-// (helmet: the app's security headers, log, cookie, timing: the telemetry plugin's hooks without
-// a tracer, pressure: under-pressure) so each one's price is visible on its own.
+// floor,...` measures every other variant against it; FLOOR_FEATURES adds features back (helmet:
+// the app's security headers, log: the app's logger and request line, cookie, timing: the
+// telemetry plugin's hooks and DB timing without a tracer, pressure: under-pressure; floor=all: all five) so
+// each one's price is visible on its own.
 import path from 'node:path'
 import view from '@fastify/view'
 import ejs from 'ejs'
 import Fastify from 'fastify'
+import fp from 'fastify-plugin'
 import { QueryTypes, Sequelize } from 'sequelize'
 import { parseDatabaseUrl } from '../../src/config'
 import { ROOT } from '../../src/paths'
 import { FIELD_RULES } from '../../src/posts/fields'
 import { EXCERPT_CHARS, LIST_SQL, toSummary, type SummaryRow } from '../../src/repositories/blog-repository'
+import requestLog, { requestLogOptions } from '../../src/plugins/request-log'
 import security from '../../src/plugins/security'
 import { ejsOptions } from '../../src/plugins/view'
+import { instrumentSequelize } from '../../src/telemetry/db'
 import telemetry from '../../src/telemetry/plugin'
 import { viewHelpers } from '../../src/views'
 
@@ -28,7 +32,8 @@ async function main(): Promise<void> {
     dialect: 'mysql', host: db.host, port: db.port, username: db.user, password: db.password, database: db.database,
     logging: false, timezone: '+00:00', pool: { max: Number(env.DB_POOL_MAX ?? 40), min: 0 }
   })
-  const app = Fastify({ logger: features.has('log') ? { level: 'info' } : false })
+  // log: the app's logger and its one line per request (buffered, LOG_FLUSH_MS's default 100 ms).
+  const app = Fastify(features.has('log') ? requestLogOptions('info', 100) : { logger: false })
   await app.register(view, {
     engine: { ejs },
     root: path.join(ROOT, 'views'),
@@ -42,7 +47,20 @@ async function main(): Promise<void> {
   if (features.has('helmet')) await app.register(security)
   if (features.has('cookie')) await app.register((await import('@fastify/cookie')).default)
   // X-Process-Time, Server-Timing, traceresponse and the handler wrapper, without a tracer.
-  if (features.has('timing')) await app.register(telemetry, { runtime: null })
+  if (features.has('timing')) {
+    await app.register(telemetry, { runtime: null })
+    // The DB side of Server-Timing (query time and count, pool wait), as the app's db plugin does.
+    instrumentSequelize(sequelize)
+    // Fastify times a reply (reply.elapsedTime, X-Process-Time) only with a logger or an
+    // onResponse hook; the app always has both (its request log). Without `log`, an empty one.
+    if (!features.has('log')) app.addHook('onResponse', (_request, _reply, done) => done())
+  }
+  if (features.has('log')) {
+    // The request log names the trace ids the telemetry plugin finds, so it declares it a
+    // dependency; without `timing` an empty plugin of that name stands in (no hooks, no cost).
+    if (!features.has('timing')) await app.register(fp(async () => {}, { name: 'telemetry' }))
+    await app.register(requestLog)
+  }
   if (features.has('pressure')) await app.register((await import('@fastify/under-pressure')).default, { maxEventLoopDelay: 500, sampleInterval: 1000 })
 
   app.get('/health', async () => ({ status: 'ok' }))
