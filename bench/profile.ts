@@ -91,6 +91,7 @@ async function main(): Promise<void> {
   if (perf && !perfAvailable()) throw new Error('--sampler perf needs Linux perf on PATH (Debian: apt-get install linux-perf)')
   setPropagation(values.traceparent !== 'none')
   const dir = path.join(os.tmpdir(), `blog-profile-${process.pid}`)
+  const perfFile = `${dir}.perf`
   const database = `blog_profile_${process.pid}`
   await prepareData(values['admin-url'], database, { posts: 30, noIndex: false })
   // Spans and metrics go out of the process, as users run it (the sink accepts and drops them).
@@ -108,19 +109,21 @@ async function main(): Promise<void> {
       values.rate ? rateLoad(app.url, scenario, Number(values.rate), seconds) : maxLoad(app.url, scenario, Number(values.connections), seconds)
     await run(3)
     const how = `${values.rate ? `${values.rate} req/s` : `${values.connections} connections`}, after a 3 s warm-up`
+    const print = (requests: number, title: string, rows: [string, number][], totals: [string, number][]) => {
+      process.stdout.write(`${values.variant}: ${requests} requests in ${values.seconds}s (${how}), ${title}\n`)
+      for (const [g, us] of [...rows, ...totals]) process.stdout.write(`${(us / requests).toFixed(1).padStart(8)}  ${g}\n`)
+    }
     if (perf) {
-      const file = path.join(os.tmpdir(), `blog-profile-${process.pid}.perf`)
       // perf starts with the measured load and stops with it (same duration).
-      const [load] = await Promise.all([run(Number(values.seconds)), recordPerf(app.pid, Number(values.seconds), file)])
-      const { rows, helpers } = await perfGroups(file, app.pid, groupOf)
-      await app.stop()
-      rmSync(file, { force: true })
-      rmSync(`/tmp/perf-${app.pid}.map`, { force: true })
-      const perRequest = (samples: number) => ((samples * PERF_PERIOD_US) / load.samples.length).toFixed(1).padStart(8)
-      process.stdout.write(`${values.variant}: ${load.samples.length} requests in ${values.seconds}s (${how}), µs of CPU per request (perf cpu-clock), main thread by group\n`)
-      for (const [g, n] of rows) process.stdout.write(`${perRequest(n)}  ${g}\n`)
+      const [load] = await Promise.all([run(Number(values.seconds)), recordPerf(app.pid, Number(values.seconds), perfFile)])
+      const { rows, helpers } = await perfGroups(perfFile, app.pid, groupOf)
+      const us = (samples: number) => samples * PERF_PERIOD_US
       const main = rows.reduce((a, [, n]) => a + n, 0)
-      process.stdout.write(`${perRequest(main)}  main thread\n${perRequest(helpers)}  helper threads (GC, compilers, libuv pool)\n${perRequest(main + helpers)}  total\n`)
+      print(load.samples.length, 'µs of CPU per request (perf cpu-clock), main thread by group', rows.map(([g, n]) => [g, us(n)]), [
+        ['main thread', us(main)],
+        ['helper threads (GC, compilers, libuv pool)', us(helpers)],
+        ['total', us(main + helpers)]
+      ])
       return
     }
     // Only the samples of the measured load (V8's profile clock and hrtime are both monotonic).
@@ -128,13 +131,14 @@ async function main(): Promise<void> {
     const load = await run(Number(values.seconds))
     const to = Number(process.hrtime.bigint() / 1000n)
     await app.stop()
-    const { file, rows, totalUs: total } = readProfileRows(dir, from, to)
-    const requests = load.samples.length
-    process.stdout.write(`${values.variant}: ${load.samples.length} requests in ${values.seconds}s (${how}), µs per request by group (V8 profile: main thread, wall time)\n`)
-    for (const [g, us] of rows) process.stdout.write(`${(us / requests).toFixed(1).padStart(8)}  ${g}\n`)
-    process.stdout.write(`${(total / requests).toFixed(1).padStart(8)}  total (profile: ${file})\n`)
+    const { file, rows, totalUs } = readProfileRows(dir, from, to)
+    print(load.samples.length, 'µs per request by group (V8 profile: main thread, wall time)', rows, [[`total (profile: ${file})`, totalUs]])
   } finally {
     await app.stop()
+    if (perf) {
+      rmSync(perfFile, { force: true })
+      rmSync(`/tmp/perf-${app.pid}.map`, { force: true })
+    }
     await sink.close()
     await dropDatabases(values['admin-url'], [database])
   }
