@@ -18,13 +18,19 @@ afterAll(async () => {
 const completed = (lines: Record<string, unknown>[]) =>
   lines.filter((l) => l.msg === 'request completed' && String((l.req as { url?: string } | undefined)?.url).startsWith('/blogs/'))
 
+/** The compiled server on a database of its own, logging at info with this LOG_FLUSH_MS. */
+async function serve(logFlushMs: string) {
+  const env = await createTestEnv()
+  envs.push(env)
+  const port = await freePort()
+  const child = await startServer({ ...env.env, LOG_LEVEL: 'info', LOG_FLUSH_MS: logFlushMs }, { port })
+  await waitUntilListening(child)
+  return { port, child }
+}
+
 describe('buffered request log', () => {
   it('writes each line within LOG_FLUSH_MS and loses none at a graceful exit', async () => {
-    const env = await createTestEnv()
-    envs.push(env)
-    const port = await freePort()
-    const child = await startServer({ ...env.env, LOG_LEVEL: 'info', LOG_FLUSH_MS: '300' }, { port })
-    await waitUntilListening(child)
+    const { port, child } = await serve('300')
 
     // One line is far below the 4 KiB that forces a write: the timer flushes it.
     expect((await request(port, '/blogs/')).status).toBe(200)
@@ -45,11 +51,7 @@ describe('buffered request log', () => {
 
 describe('what a request line says', () => {
   it('names the route, method, url and status, and never a cookie, a token or a Set-Cookie value', async () => {
-    const env = await createTestEnv()
-    envs.push(env)
-    const port = await freePort()
-    const child = await startServer({ ...env.env, LOG_LEVEL: 'info', LOG_FLUSH_MS: '0' }, { port })
-    await waitUntilListening(child)
+    const { port, child } = await serve('0')
 
     // A well-formed session cookie the server does not know (it answers with a Set-Cookie that
     // clears it), a flash cookie, and a bearer token: on a page, and on the one API-token route,
