@@ -4,7 +4,7 @@
 #   jaeger: github.com/jaegertracing/jaeger/cmd/jaeger (Apache-2.0; v1.x tags carry Jaeger v2)
 #   otelcol-blog: go.opentelemetry.io/collector/cmd/builder (Apache-2.0) + otel/builder-config.yaml
 #   weed: github.com/seaweedfs/seaweedfs/weed (Apache-2.0), the S3-compatible store of the scale tests
-# and installs Debian's prometheus, chromium and nginx packages if they are missing.
+# and installs Debian's prometheus, chromium, nginx and valgrind packages if they are missing.
 # Prints the directory that holds the binaries. BLOG_APP_TOOLS overrides the cache location.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -81,6 +81,14 @@ if [ ! -x /usr/sbin/nginx ]; then
   if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && made=1; fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx >&2 || { [ -z "$made" ] || rm -f "$policy"; exit 1; }
   [ -z "$made" ] || rm -f "$policy"
+fi
+
+# valgrind from Debian: `npm run bench:instructions` counts instructions per request under
+# callgrind (test/e2e/bench/instructions.test.ts).
+if ! command -v callgrind_control >/dev/null; then
+  echo "installing valgrind (Debian package)" >&2
+  apt-get update >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends valgrind >&2
 fi
 
 echo "$cache"

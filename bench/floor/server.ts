@@ -61,7 +61,13 @@ async function main(): Promise<void> {
     if (!features.has('timing')) await app.register(fp(async () => {}, { name: 'telemetry' }))
     await app.register(requestLog)
   }
-  if (features.has('pressure')) await app.register((await import('@fastify/under-pressure')).default, { maxEventLoopDelay: 500, sampleInterval: 1000 })
+  // The app's defaults and environment variables (src/config.ts), so both shed load alike.
+  if (features.has('pressure')) {
+    await app.register((await import('@fastify/under-pressure')).default, {
+      maxEventLoopDelay: Number(env.LOAD_MAX_EVENT_LOOP_DELAY_MS ?? 500),
+      sampleInterval: Number(env.LOAD_SAMPLE_INTERVAL_MS ?? 1000)
+    })
+  }
 
   app.get('/health', async () => ({ status: 'ok' }))
   app.get('/blogs/', async (_request, reply) => {

@@ -18,11 +18,18 @@ export interface RunningApp {
  * with BENCH_SERVER=floor the bare floor server (bench/floor), or with BENCH_ROOT the same from
  * another checkout (a baseline build, for before/after in one run).
  */
-export async function startApp(env: Record<string, string>, timeoutMs = 30_000): Promise<RunningApp> {
+export async function startApp(
+  env: Record<string, string>,
+  timeoutMs = 30_000,
+  run: { wrapper?: string[]; nodeFlags?: string[] } = {}
+): Promise<RunningApp> {
   const port = await freePort()
   const root = env.BENCH_ROOT || ROOT
   const args = env.BENCH_SERVER === 'floor' ? ['dist/bench/floor/server.js'] : ['--require', './dist/otel/bootstrap.js', 'dist/src/server.js']
-  const child = spawn(process.execPath, args, {
+  // `wrapper` runs node under another program (valgrind: bench/instructions.ts) in the same
+  // process; `nodeFlags` are node's and V8's own (V8 flags cannot go through NODE_OPTIONS).
+  const [command, ...rest] = [...(run.wrapper ?? []), process.execPath, ...(run.nodeFlags ?? []), ...args]
+  const child = spawn(command!, rest, {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'info', ...env, HOST: '127.0.0.1', PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe']
