@@ -1,4 +1,5 @@
-// npm run bench:instructions -- [--variants floor,floor=all,otel=off] [--requests 1000] [--warmup 1500] [--windows 3] [--parallel 2] [--compare otel=off/floor]
+// npm run bench:instructions -- [--variants floor,floor=all,otel=off] [--requests 1000] [--warmup 1500] [--windows 3]
+//   [--parallel 2] [--compare otel=off/floor] ["--node-flags=--predictable --perf-basic-prof"] [--dumps DIR]
 // Instructions per request, counted by valgrind's callgrind, for variants whose CPU time differs
 // by less than this shared machine resolves (a few percent). Each variant runs under callgrind;
 // after a warm-up, the counters are zeroed, N list pages are fetched one after another over one

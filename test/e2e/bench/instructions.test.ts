@@ -17,8 +17,8 @@ describe('npm run bench:instructions (smoke)', () => {
     try {
       const { stdout } = await promisify(execFile)(
         process.execPath,
-        ['dist/bench/instructions.js', '--variants', 'floor,floor=cookie,floor=helmet', '--requests', '150', '--warmup', '300', '--windows', '2', '--parallel', '2', '--out', out],
-        { cwd: ROOT, timeout: 400_000, maxBuffer: 10 * 1024 * 1024 }
+        ['dist/bench/instructions.js', '--variants', 'floor,floor=cookie,floor=helmet', '--requests', '200', '--warmup', '300', '--windows', '2', '--parallel', '3', '--out', out],
+        { cwd: ROOT, timeout: 600_000, maxBuffer: 10 * 1024 * 1024 }
       )
       expect(stdout).toContain('| floor=helmet / floor |')
       const { results } = JSON.parse(await fs.readFile(path.join(out, 'results.json'), 'utf8')) as { results: Result[] }
@@ -27,13 +27,14 @@ describe('npm run bench:instructions (smoke)', () => {
       for (let i = 0; i < 2; i++) {
         // A page is 1-3 M instructions under callgrind.
         expect(floor[i]).toBeGreaterThan(500_000)
-        // @fastify/cookie with no Cookie header does almost nothing: the same count within 1%.
-        expect(Math.abs(cookie[i]! / floor[i]! - 1)).toBeLessThan(0.01)
+        // @fastify/cookie with no Cookie header does almost nothing: the same count within 2%
+        // (1000-page windows put it at +0.2%; a short window may catch one more young-generation GC).
+        expect(Math.abs(cookie[i]! / floor[i]! - 1)).toBeLessThan(0.02)
         // helmet's eleven headers on every response are more work, in every window.
         expect(helmet[i]! - floor[i]!).toBeGreaterThan(10_000)
       }
     } finally {
       await fs.rm(out, { recursive: true, force: true })
     }
-  }, 420_000)
+  }, 620_000)
 })
