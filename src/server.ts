@@ -40,7 +40,11 @@ async function main(): Promise<void> {
     // just before the signal) is served, with Connection: close, rather than bounced with a 503:
     // each socket carries at most one more request, and SHUTDOWN_GRACE_MS bounds the drain.
     return503OnClosing: false,
-    forceCloseConnections: 'idle'
+    forceCloseConnections: 'idle',
+    // Fastify gives each plugin 10 s to load, and the app plugin waits for the database: up to
+    // DB_STARTUP_TIMEOUT_MS for the server, then as long again (at least 60 s) for the migration
+    // lock. Those waits have their own bounds and messages; the 10 s cut them short.
+    pluginTimeout: 2 * config.db.startupTimeoutMs + 120_000
   })
 
   await fastify.register(app, { config, telemetry: telemetryRuntime() })
