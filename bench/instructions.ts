@@ -4,9 +4,10 @@
 // by less than this shared machine resolves (a few percent). Each variant runs under callgrind;
 // after a warm-up, the counters are zeroed, N list pages are fetched one after another over one
 // keep-alive connection, and the counters dumped, `--windows` times. An instruction count does not
-// depend on what else the machine runs, where CPU time per request swings by 10-30%; with node's --predictable (the default here), two processes doing
-// the same work count the same to ~0.2%. What it does not see: the kernel (syscalls, socket writes), cache
-// misses and stalls, so it prices code paths, and the CPU-per-request bench stays the judge.
+// depend on what else the machine runs (CPU time per request swings by 10-30% here), and with
+// node's --predictable (the default) two processes doing the same work count the same to ~0.1%.
+// It does not see the kernel (syscalls, socket writes), cache misses or stalls: it prices code
+// paths, and the CPU-per-request bench stays the judge of time.
 import { execFile } from 'node:child_process'
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
