@@ -13,8 +13,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
-import { promisify } from 'node:util'
-import { parseArgs } from 'node:util'
+import { parseArgs, promisify } from 'node:util'
 import { ROOT, startApp, startOtlpSink } from './lib/app'
 import { dropDatabases, prepareData } from './lib/data'
 import { median } from '../src/lib/stats'
@@ -29,13 +28,14 @@ const run = promisify(execFile)
 const control = (command: '-z' | '-d', pid: number) => run('callgrind_control', [command, String(pid)], { env: { ...process.env, HOST: '127.0.0.1' } })
 
 interface Window { mainIr: number; helperIr: number }
+const total = (w: Window) => w.mainIr + w.helperIr
 interface VariantResult { variant: string; requests: number; windows: Window[] }
 
 /** The counters of every thread in the dump callgrind wrote last: main thread (01) and the rest. */
-export function readDump(dir: string, base: string): Window & { dump: number } {
+export function readDump(dir: string, base: string): Window {
   const files = readdirSync(dir).filter((f) => f.startsWith(`${base}.`))
   const parts = files.map((f) => /\.(\d+)-(\d+)$/.exec(f)).filter((m): m is RegExpExecArray => m !== null)
-  if (parts.length === 0) throw new Error(`no callgrind dump named ${base}.N-T in ${dir} (${files.join(", ") || "empty"})`)
+  if (parts.length === 0) throw new Error(`no callgrind dump named ${base}.N-T in ${dir} (${files.join(', ') || 'empty'})`)
   const dump = Math.max(...parts.map((m) => Number(m[1])))
   let mainIr = 0
   let helperIr = 0
@@ -46,7 +46,7 @@ export function readDump(dir: string, base: string): Window & { dump: number } {
     if (Number(m[2]) === 1) mainIr += ir
     else helperIr += ir
   }
-  return { dump, mainIr, helperIr }
+  return { mainIr, helperIr }
 }
 
 /** `n` list pages, one after another over one keep-alive connection; throws on a non-200. */
@@ -172,7 +172,7 @@ async function main(): Promise<void> {
     '| --- | --- | --- |',
     ...variants.map((v) => {
       const w = byName.get(v)!.windows
-      return `| ${v} | ${w.map((x) => M(x.mainIr + x.helperIr)).join(', ')} | ${w.map((x) => M(x.helperIr)).join(', ')} |`
+      return `| ${v} | ${w.map((x) => M(total(x))).join(', ')} | ${w.map((x) => M(x.helperIr)).join(', ')} |`
     }),
     '',
     '| pair | ratio, median of windows | difference, K instr/page, window by window |',
@@ -184,7 +184,6 @@ async function main(): Promise<void> {
       const wa = byName.get(a)!.windows
       const wb = byName.get(b)!.windows
       const n = Math.min(wa.length, wb.length)
-      const total = (w: Window) => w.mainIr + w.helperIr
       const ratios = Array.from({ length: n }, (_, i) => total(wa[i]!) / total(wb[i]!))
       const diffs = Array.from({ length: n }, (_, i) => ((total(wa[i]!) - total(wb[i]!)) / 1e3).toFixed(0))
       return `| ${a} / ${b} | ${median(ratios).toFixed(3)} | ${diffs.join(', ')} |`
