@@ -15,9 +15,9 @@ import os from 'node:os'
 import path from 'node:path'
 import { parseArgs, promisify } from 'node:util'
 import { ROOT, startApp, startOtlpSink } from './lib/app'
-import { dropDatabases, prepareData } from './lib/data'
+import { databaseUrl, dropDatabases, prepareData } from './lib/data'
 import { median } from '../src/lib/stats'
-import { PRESETS } from './presets'
+import { variantEnv } from './presets'
 
 const run = promisify(execFile)
 
@@ -69,13 +69,8 @@ async function fetchPages(url: string, n: number): Promise<void> {
 }
 
 async function measure(variant: string, baseEnv: Record<string, string>, o: { requests: number; warmup: number; windows: number; dir: string; nodeFlags: string[] }): Promise<VariantResult> {
-  const env: Record<string, string> = { ...baseEnv }
-  for (const part of variant.split('+')) {
-    const preset = PRESETS[part]
-    if (!preset) throw new Error(`unknown variant part ${part} (bench/presets.ts)`)
-    if (preset.BENCH_ROOT || preset.BENCH_REPLICAS) throw new Error(`${part}: not supported here (one process, this checkout)`)
-    Object.assign(env, preset)
-  }
+  const env: Record<string, string> = { ...baseEnv, ...variantEnv(variant) }
+  if (env.BENCH_ROOT || env.BENCH_REPLICAS) throw new Error(`${variant}: not supported here (one process, this checkout)`)
   const base = `cg-${variant.replace(/[^a-z0-9]+/gi, '_')}`
   const wrapper = [
     'valgrind', '--tool=callgrind', '--separate-threads=yes', '--dump-instr=no', '--dump-line=no', '--collect-jumps=no',
@@ -138,7 +133,7 @@ async function main(): Promise<void> {
   // callgrind a page takes ~50x longer, so a timer firing per second would weigh 50x more per
   // page. Log lines go out by size (4 KiB), spans in full batches, metrics not inside a window.
   const env: Record<string, string> = {
-    DATABASE_URL: `${values['admin-url'].replace(/\/$/, '')}/${database}`, DB_SEED_ON_START: 'false', WRITE_RATE_LIMIT: '0',
+    DATABASE_URL: databaseUrl(values['admin-url'], database), DB_SEED_ON_START: 'false', WRITE_RATE_LIMIT: '0',
     OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_BSP_SCHEDULE_DELAY: '30000', OTEL_METRIC_EXPORT_INTERVAL: '3600000', LOG_FLUSH_MS: '10000',
     DB_HEALTH_CHECK_INTERVAL_MS: '3600000', LOAD_SAMPLE_INTERVAL_MS: '60000',
     // A callgrind GC pause or compile blocks the loop for seconds: shedding stays on, its limit up.

@@ -46,3 +46,14 @@ export const PRESETS: Record<string, Record<string, string>> = {
   'replicas=2': { BENCH_REPLICAS: '2' },
   'replicas=3': { BENCH_REPLICAS: '3' }
 }
+
+/** A variant's environment: its presets' variables, in order (`otel=10pct+pool=5`). */
+export function variantEnv(variant: string): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const part of variant.split('+')) {
+    const preset = PRESETS[part]
+    if (!preset) throw new Error(`unknown variant ${part}; known: ${Object.keys(PRESETS).join(', ')}`)
+    Object.assign(env, preset)
+  }
+  return env
+}

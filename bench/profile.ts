@@ -9,10 +9,10 @@ import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { startApp, startOtlpSink } from './lib/app'
-import { prepareData, dropDatabases } from './lib/data'
+import { databaseUrl, prepareData, dropDatabases } from './lib/data'
 import { maxLoad, rateLoad, setPropagation } from './lib/load'
 import { PERF_PERIOD_US, PERF_NODE_OPTIONS, perfAvailable, perfGroups, recordPerf } from './lib/perf'
-import { PRESETS } from './presets'
+import { variantEnv } from './presets'
 
 interface ProfileNode { id: number; callFrame: { url: string; functionName: string }; hitCount?: number; children?: number[] }
 interface Profile { nodes: ProfileNode[]; startTime: number; endTime: number; samples: number[]; timeDeltas: number[] }
@@ -97,11 +97,11 @@ async function main(): Promise<void> {
   // Spans and metrics go out of the process, as users run it (the sink accepts and drops them).
   const sink = await startOtlpSink()
   const env: Record<string, string> = {
-    DATABASE_URL: `${values['admin-url'].replace(/\/$/, '')}/${database}`, DB_SEED_ON_START: 'false', WRITE_RATE_LIMIT: '0',
+    DATABASE_URL: databaseUrl(values['admin-url'], database), DB_SEED_ON_START: 'false', WRITE_RATE_LIMIT: '0',
     NODE_OPTIONS: perf ? PERF_NODE_OPTIONS : `--cpu-prof --cpu-prof-interval=97 --cpu-prof-dir=${dir}`,
     OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_BSP_SCHEDULE_DELAY: '500', OTEL_METRIC_EXPORT_INTERVAL: '10000'
   }
-  for (const part of values.variant.split('+')) Object.assign(env, PRESETS[part])
+  Object.assign(env, variantEnv(values.variant))
   const app = await startApp(env)
   try {
     const scenario = { method: 'GET', path: '/blogs/' } as const

@@ -12,13 +12,13 @@ import mysql from 'mysql2/promise'
 import { signUp, type BenchUser } from './lib/account'
 import { ROOT, startApp, startOtlpSink } from './lib/app'
 import { startBalancer } from './lib/balancer'
-import { connectionOptions, dataSetKey, dropDatabases, prepareData, type DataSet } from './lib/data'
+import { connectionOptions, databaseUrl, dataSetKey, dropDatabases, prepareData, type DataSet } from './lib/data'
 import { closedLoad, maxLoad, rateLoad, setPropagation, type Scenario } from './lib/load'
 import { findPid, pidByPort, ProcGroupMonitor, ProcMonitor } from './lib/proc'
 import { pairedRatioLines, pairedRatios, reportLines, summarise, summariseRun, type RunResult } from './lib/report'
 import { decodeTraces } from './lib/spans'
 import { renderSvg } from './lib/svg'
-import { PRESETS } from './presets'
+import { PRESETS, variantEnv } from './presets'
 
 
 // The smallest valid PNG, as the k6 write script sends.
@@ -64,7 +64,7 @@ async function main(): Promise<void> {
   })
   const smoke = values.smoke
   const variants = values.variants.split(',').map((v) => v.trim()).filter(Boolean)
-  for (const v of variants) for (const part of v.split('+')) if (!PRESETS[part]) throw new Error(`unknown variant ${part}; known: ${Object.keys(PRESETS).join(', ')}`)
+  for (const v of variants) variantEnv(v) // throws on an unknown preset, before anything starts
   const pairs = values.compare
     ? values.compare.split(',').map((p) => p.trim().split('/') as [string, string])
     : variants.slice(1).map((v): [string, string] => [v, variants[0]!])
@@ -110,7 +110,7 @@ async function main(): Promise<void> {
   const poolMax = String(Math.min(40, Math.floor(120 / processes)))
   const baseEnv = {
     DB_POOL_MAX: poolMax,
-    DATABASE_URL: `${values['admin-url'].replace(/\/$/, '')}/${database}`,
+    DATABASE_URL: databaseUrl(values['admin-url'], database),
     DB_SEED_ON_START: 'false',
     // The load generator is one client: a per-client write limit would measure 429s.
     WRITE_RATE_LIMIT: '0',
@@ -134,13 +134,12 @@ async function main(): Promise<void> {
   try {
     // One process per variant for the whole run, so every round measures warm processes.
     for (const v of variants) {
-      const env: Record<string, string> = { ...baseEnv }
-      for (const part of v.split('+')) Object.assign(env, PRESETS[part])
+      const env: Record<string, string> = { ...baseEnv, ...variantEnv(v) }
       if (env.BENCH_ROOT === 'baseline') {
         if (!values.baseline) throw new Error(`variant ${v} needs --baseline DIR (a built checkout)`)
         env.BENCH_ROOT = path.resolve(values.baseline)
       }
-      env.DATABASE_URL = `${values['admin-url'].replace(/\/$/, '')}/${dbFor(dataOf(v))}`
+      env.DATABASE_URL = databaseUrl(values['admin-url'], dbFor(dataOf(v)))
       const n = replicasOf(v)
       if (!env.BENCH_REPLICAS) {
         const app = await startApp(env)

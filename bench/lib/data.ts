@@ -6,6 +6,9 @@ export function connectionOptions(adminUrl: string) {
   return { host: u.hostname, port: Number(u.port || 3306), user: decodeURIComponent(u.username) || 'root', password: decodeURIComponent(u.password) }
 }
 
+/** The URL of `database` on the server `adminUrl` names. */
+export const databaseUrl = (adminUrl: string, database: string) => `${adminUrl.replace(/\/$/, '')}/${database}`
+
 export interface DataSet {
   posts: number
   /** Without idx_blog_modified_dt_id: the list query sorts the whole table (a database-bound page). */
@@ -24,7 +27,7 @@ export async function prepareData(adminUrl: string, database: string, data: Data
     await conn.end()
   }
   // The app migrates and seeds the 12 sample posts; top up to `posts` with deterministic rows.
-  const app = await startApp({ DATABASE_URL: `${adminUrl.replace(/\/$/, '')}/${database}`, OTEL_SDK_DISABLED: 'true' })
+  const app = await startApp({ DATABASE_URL: databaseUrl(adminUrl, database), OTEL_SDK_DISABLED: 'true' })
   await app.stop()
   const db = await mysql.createConnection({ ...connectionOptions(adminUrl), database })
   try {
