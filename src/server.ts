@@ -5,6 +5,7 @@ import closeWithGrace from 'close-with-grace'
 import Fastify from 'fastify'
 import app, { appServerOptions } from './app'
 import { ConfigError, loadConfig } from './config'
+import { migrationLockWaitMs } from './db/bootstrap'
 import { defaultMaxConnections, survivableMemoryUsage } from './lib/open-files'
 import { requestLogOptions } from './plugins/request-log'
 import { telemetryRuntime } from './telemetry/runtime'
@@ -42,9 +43,9 @@ async function main(): Promise<void> {
     return503OnClosing: false,
     forceCloseConnections: 'idle',
     // Fastify gives each plugin 10 s to load, and the app plugin waits for the database: up to
-    // DB_STARTUP_TIMEOUT_MS for the server, then as long again (at least 60 s) for the migration
-    // lock. Those waits have their own bounds and messages; the 10 s cut them short.
-    pluginTimeout: 2 * config.db.startupTimeoutMs + 120_000
+    // DB_STARTUP_TIMEOUT_MS for the server, then for the migration lock. Those waits have their
+    // own bounds and messages, which the 10 s cut short; 90 s more for the migrations themselves.
+    pluginTimeout: config.db.startupTimeoutMs + migrationLockWaitMs(config.db) + 90_000
   })
 
   await fastify.register(app, { config, telemetry: telemetryRuntime() })

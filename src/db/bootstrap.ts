@@ -63,6 +63,12 @@ export function migrationLockName(database: string): string {
 }
 
 /**
+ * How long an instance waits for another's migrations: as long as a start-up may take, and never
+ * less than a minute (a long migration must not make the other replicas give up).
+ */
+export const migrationLockWaitMs = (db: Pick<DbConfig, 'startupTimeoutMs'>): number => Math.max(60, Math.ceil(db.startupTimeoutMs / 1000)) * 1000
+
+/**
  * Runs `work` (migrations, seeds) holding a MySQL advisory lock on the database, so replicas
  * that start together take turns: the first migrates, the others find nothing left to do.
  * The lock lives on a connection of its own and goes with it, so a replica that dies while
@@ -73,9 +79,7 @@ export async function withMigrationLock<T>(db: DbConfig, log: FastifyBaseLogger,
     host: db.host, port: db.port, user: db.user, password: db.password, database: db.database, connectTimeout: db.connectTimeoutMs
   })
   const name = migrationLockName(db.database)
-  // As long as a start-up may take, and never less than a minute: a long migration must not make
-  // the other replicas give up.
-  const waitS = Math.max(60, Math.ceil(db.startupTimeoutMs / 1000))
+  const waitS = migrationLockWaitMs(db) / 1000
   try {
     const started = Date.now()
     const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT GET_LOCK(?, ?) AS got', [name, waitS])
