@@ -65,6 +65,7 @@ export class DbServerTimings {
   private uncertainty = Infinity
   private clock: { offset: number; rtt: number }[] = []
   private watermark = 0
+  private markers = 0
   private stopped = false
   private active = false
 
@@ -89,16 +90,26 @@ export class DbServerTimings {
         return this.close()
       }
       const [consumers] = (await this.query(
-        "SELECT NAME AS name FROM performance_schema.setup_consumers WHERE ENABLED = 'YES' AND NAME IN ('events_statements_history_long', 'events_statements_history')"
+        "SELECT NAME AS name FROM performance_schema.setup_consumers WHERE ENABLED = 'YES' AND NAME IN ('events_statements_current', 'events_statements_history_long', 'events_statements_history')"
       )) as unknown as [{ name: string }[]]
       const names = new Set(consumers.map((c) => c.name))
+      if (!names.has('events_statements_current')) {
+        // The history consumers are fed from the current one: without it they stay empty.
+        log.info({ dbServerTimings: 'off', reason: 'the events_statements_current consumer is off' },
+          'db server timings off: enable events_statements_current, which the statement history consumers record from (README "Truthful timings")')
+        return this.close()
+      }
       this.table = names.has('events_statements_history_long') ? 'events_statements_history_long' : names.has('events_statements_history') ? 'events_statements_history' : null
       if (!this.table) {
         log.info({ dbServerTimings: 'off', reason: 'no statement history consumer enabled' },
           'db server timings off: enable the events_statements_history(_long) consumer (README "Truthful timings")')
         return this.close()
       }
-      await this.calibrate()
+      if (!(await this.calibrate())) {
+        log.info({ dbServerTimings: 'off', reason: 'the statement history did not record a statement of this connection' },
+          'db server timings off: the statement history skips this user or its statements (performance_schema.setup_actors, setup_instruments statement/%)')
+        return this.close()
+      }
       this.active = true
       log.info({ dbServerTimings: 'on', table: `performance_schema.${this.table}`, pollMs: this.pollMs }, 'db server timings on')
       return true
@@ -124,33 +135,41 @@ export class DbServerTimings {
    * One marker statement: its start on the server's timer is this process's clock at the middle
    * of the round trip, within half the round trip. Not its end: the server closes a statement's
    * event after sending the result, and that tail (over 1 ms seen on a busy machine) lies
-   * outside the round trip.
+   * outside the round trip. Each marker's text is unique, so an older marker still in the
+   * history (the consumer was turned off, say) is never paired with this round trip: that
+   * shifted every old event by the time between the two and joined them to new spans.
+   * Returns false when the server did not record this marker: its history is not recording.
    */
-  private async calibrate(): Promise<void> {
+  private async calibrate(): Promise<boolean> {
+    const marker = `blog_app clock ${++this.markers}`
     const t0 = now()
-    await this.query("SELECT 'blog_app clock'")
+    await this.query(`SELECT '${marker}'`)
     const t1 = now()
     const [rows] = (await this.query(
       `SELECT h.TIMER_START AS s FROM performance_schema.${this.table} h JOIN performance_schema.threads t ON t.THREAD_ID = h.THREAD_ID ` +
-        "WHERE t.PROCESSLIST_ID = CONNECTION_ID() AND h.SQL_TEXT = 'SELECT ''blog_app clock''' ORDER BY h.EVENT_ID DESC LIMIT 1"
+        'WHERE t.PROCESSLIST_ID = CONNECTION_ID() AND h.SQL_TEXT = ? LIMIT 1',
+      [`SELECT '${marker}'`]
     )) as unknown as [{ s: number | string }[]]
-    const marker = rows[0]
-    if (!marker) return
-    this.clock.push({ offset: (t0 + t1) / 2 - Number(marker.s) / PS_PER_MS, rtt: t1 - t0 })
+    const found = rows[0]
+    if (!found) return false
+    this.clock.push({ offset: (t0 + t1) / 2 - Number(found.s) / PS_PER_MS, rtt: t1 - t0 })
     if (this.clock.length > CLOCK_SAMPLES) this.clock.shift()
     const best = this.clock.reduce((a, b) => (b.rtt < a.rtt ? b : a))
     this.offset = best.offset
     this.uncertainty = best.rtt / 2
+    return true
   }
 
   /**
    * Reads the statements of these connections that ended since the last poll and gives each
-   * span the sum over the events inside it. Spans with no event inside get nothing.
+   * span the sum over the events inside it. Spans with no event inside get nothing, and so do
+   * all of them when the server did not record this poll's marker (it would not have recorded
+   * their statements either, and what it still holds is older).
    */
   async resolve(spans: TimedSpan[]): Promise<Map<TimedSpan, ServerTiming>> {
     const out = new Map<TimedSpan, ServerTiming>()
     if (!this.enabled || spans.length === 0) return out
-    await this.calibrate()
+    if (!(await this.calibrate())) return out
     const ids = [...new Set(spans.map((s) => s.connectionId))]
     const [rows] = (await this.query(
       'SELECT t.PROCESSLIST_ID AS conn, h.TIMER_START AS s, h.TIMER_WAIT AS w, h.LOCK_TIME AS l, ' +

@@ -1,6 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import mysql from 'mysql2/promise'
+import { performance } from 'node:perf_hooks'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { DbConfig } from '../../../src/config'
+import { DbServerTimings, type TimedSpan } from '../../../src/telemetry/db-server'
 import { startMariaDb, type MariaDbInstance } from '../../kit/mariadb-instance'
 import { OtlpReceiver, parseTraceHeader, type ReceivedSpan } from '../../kit/otlp-receiver'
 import { assertBuilt, request, startListening, type ServerChild } from '../../kit/server'
@@ -126,6 +129,70 @@ describe('blog.db.server_ms from performance_schema', () => {
       expect(select.attributes['blog.event_loop.active_ms']).toBeTypeOf('number')
     } finally {
       await db.query("UPDATE performance_schema.setup_consumers SET ENABLED = 'YES' WHERE NAME = 'events_statements_history'")
+    }
+  })
+})
+
+describe('the join, on the same server', () => {
+  const wall = () => performance.timeOrigin + performance.now()
+  const config = () => ({ host: '127.0.0.1', port: db.port, user: 'root', password: '', connectTimeoutMs: 5000 }) as DbConfig
+
+  it('stays off, and says why, when events_statements_current is off (the history is fed from it; MariaDB leaves it off)', async () => {
+    await db.query("UPDATE performance_schema.setup_consumers SET ENABLED = 'NO' WHERE NAME = 'events_statements_current'")
+    try {
+      const timings = new DbServerTimings(250)
+      const said: string[] = []
+      expect(await timings.start(config(), { info: (_, msg) => said.push(msg), warn: (_, msg) => said.push(msg) })).toBe(false)
+      expect(said).toEqual(['db server timings off: enable events_statements_current, which the statement history consumers record from (README "Truthful timings")'])
+      expect(timings.enabled).toBe(false)
+    } finally {
+      await db.query("UPDATE performance_schema.setup_consumers SET ENABLED = 'YES' WHERE NAME = 'events_statements_current'")
+    }
+  })
+
+  it('joins nothing while the history is not recording, even the events it still holds (consumer turned off after a slow statement)', async () => {
+    const timings = new DbServerTimings(250)
+    const said: string[] = []
+    const log = { info: (_: object, msg: string) => said.push(msg), warn: (_: object, msg: string) => said.push(msg) }
+    expect(await timings.start(config(), log)).toBe(true)
+    expect(said).toEqual(['db server timings on'])
+    const conn = await mysql.createConnection({ host: '127.0.0.1', port: db.port, user: 'root' })
+    // As the app does: a statement's spans are resolved a poll interval after they ended (the
+    // server files a statement's event a little after the client has its result).
+    const span = async (sql: string): Promise<TimedSpan> => {
+      const start = wall()
+      await conn.query(sql)
+      const end = wall()
+      await sleep(timings.pollMs)
+      return { connectionId: conn.threadId!, start, end }
+    }
+    try {
+      const slow = await span('SELECT SLEEP(0.15)')
+      const first = await timings.resolve([slow])
+      expect(first.get(slow)?.serverMs).toBeGreaterThan(140)
+      await db.query("UPDATE performance_schema.setup_consumers SET ENABLED = 'NO' WHERE NAME = 'events_statements_history'")
+      try {
+        // Each poll now finds the last recorded marker, not its own. Paired with this poll's round
+        // trip, that marker moved every old event forward by the time between the two polls, and
+        // the slow SELECT landed in a span of the last second it never ran in (CI, twice).
+        for (let poll = 0; poll < 8; poll++) {
+          const fast = await span('SELECT 1')
+          const lastSecond: TimedSpan = { connectionId: conn.threadId!, start: fast.end - 1000, end: fast.end }
+          const joined = await timings.resolve([fast, lastSecond])
+          expect([...joined.values()]).toEqual([])
+        }
+      } finally {
+        await db.query("UPDATE performance_schema.setup_consumers SET ENABLED = 'YES' WHERE NAME = 'events_statements_history'")
+      }
+      // Recording again: the next statement is joined, and only it.
+      const again = await span('SELECT SLEEP(0.05)')
+      const joined = await timings.resolve([again])
+      expect(joined.get(again)).toMatchObject({ statements: 1 })
+      expect(joined.get(again)!.serverMs).toBeGreaterThan(45)
+      expect(joined.get(again)!.serverMs).toBeLessThan(140)
+    } finally {
+      await conn.end()
+      await timings.close()
     }
   })
 })
