@@ -22,6 +22,8 @@ export const PRESETS: Record<string, Record<string, string>> = {
   'otel=sdkonly': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'runtime-node' },
   'otel=noexport': { OTEL_EXPORTER_OTLP_ENDPOINT: '' },
   'otel=json': { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' },
+  // Spans encoded by the SDK's own OTLP/protobuf serializer instead of the app's (src/telemetry/otlp-proto.ts).
+  'otel=sdkproto': { OTLP_PROTOBUF_ENCODER: 'sdk' },
   'views=nocache': { VIEW_CACHE: 'false' },
   // One write(2) per log line, as before LOG_FLUSH_MS (default 100: buffered).
   'log=sync': { LOG_FLUSH_MS: '0' },

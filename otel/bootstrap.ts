@@ -6,7 +6,7 @@ import { startTelemetry } from '../src/telemetry/sdk'
 
 try {
   const config = loadConfig()
-  startTelemetry({ inspector: config.inspector, serverTimings: config.db.serverTimings })
+  startTelemetry({ inspector: config.inspector, serverTimings: config.db.serverTimings, otlpProtobufEncoder: config.otlpProtobufEncoder })
 } catch (err) {
   // A bad variable: the server reports it (naming the variable) and exits 2 before serving.
   if (!(err instanceof ConfigError)) throw err

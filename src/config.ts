@@ -64,6 +64,9 @@ const EnvSchema = Type.Object({
   WRITE_RATE_LIMIT: Type.Integer({ default: 30, minimum: 0 }),
 
   // Request inspector (/_inspect/): off unless asked for; the buffer lives in the OTel bootstrap.
+  // Who encodes spans for OTLP/HTTP protobuf: the app's encoder (src/telemetry/otlp-proto.ts, the
+  // same bytes at a fraction of the CPU) or the SDK's own, kept as a fallback.
+  OTLP_PROTOBUF_ENCODER: Type.Union([Type.Literal('app'), Type.Literal('sdk')], { default: 'app' }),
   INSPECTOR_ENABLED: Type.Boolean({ default: false }),
   // Empty: no token asked (fine on 127.0.0.1). Otherwise 16 or more characters without spaces.
   INSPECTOR_TOKEN: Type.String({ default: '', pattern: '^(\\S{16,})?$' }),
@@ -165,6 +168,8 @@ export interface AppConfig {
   maxConnections: number
   /** Per client per minute; 0: no limit. */
   writeRateLimit: number
+  /** OTLP_PROTOBUF_ENCODER: whose encoder writes OTLP/protobuf span exports. */
+  otlpProtobufEncoder: 'app' | 'sdk'
   inspector: InspectorConfig
   load: LoadConfig
   accounts: AccountsConfig
@@ -305,6 +310,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     trustProxy: trustProxy(e.TRUST_PROXY),
     maxConnections: e.MAX_CONNECTIONS,
     writeRateLimit: e.WRITE_RATE_LIMIT,
+    otlpProtobufEncoder: e.OTLP_PROTOBUF_ENCODER,
     inspector: {
       enabled: e.INSPECTOR_ENABLED,
       token: e.INSPECTOR_TOKEN,

@@ -42,5 +42,5 @@ export const SCOPE = 'blog_app'
 // runtime-node (event loop, heap), aws-sdk (one span per object-store call with STORAGE=s3; it
 // records bucket, operation and status, never credentials). fs, dns and net spans are noise. Server spans, traceparent
 // and http.server.request.duration come from the app's Fastify hooks (./plugin.ts), measured
-// cheaper than the http instrumentation (README "Tracing overhead"); add `http` to use that.
+// cheaper than the http instrumentation (README "Performance"); add `http` to use that.
 export const DEFAULT_INSTRUMENTATIONS = 'mysql2,pino,runtime-node,aws-sdk'

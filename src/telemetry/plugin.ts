@@ -129,7 +129,7 @@ function nameHttpSpans(fastify: FastifyInstance): void {
 
 /**
  * Server spans made from Fastify hooks, instead of the http instrumentation (measured cheaper:
- * see README "Tracing overhead"). Follows the stable HTTP semantic conventions: span name
+ * see README "Performance"). Follows the stable HTTP semantic conventions: span name
  * `METHOD route`, http.* / url.* attributes, and the http.server.request.duration histogram.
  */
 function traceRequests(fastify: FastifyInstance, trusted: (ip: string) => boolean): void {

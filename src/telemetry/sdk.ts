@@ -3,7 +3,7 @@ import { diag, DiagLogLevel, type DiagLogger } from '@opentelemetry/api'
 import { getNodeAutoInstrumentations } from '@opentelemetry/auto-instrumentations-node'
 import { NodeSDK, type NodeSDKConfiguration } from '@opentelemetry/sdk-node'
 import type { SpanProcessor } from '@opentelemetry/sdk-trace'
-import type { DbConfig, InspectorConfig } from '../config'
+import type { AppConfig, DbConfig, InspectorConfig } from '../config'
 import { InspectorSpanProcessor } from '../inspector/processor'
 import { DEFAULT_INSTRUMENTATIONS, isUntraced } from './constants'
 import { DbServerTimings } from './db-server'
@@ -57,6 +57,8 @@ export function applyEnvDefaults(env: NodeJS.ProcessEnv = process.env): void {
 export interface TelemetryOptions {
   inspector: Pick<InspectorConfig, 'enabled' | 'maxTraces' | 'maxBytes'>
   serverTimings: DbConfig['serverTimings']
+  /** Whose encoder writes OTLP/protobuf span exports (./otlp-proto.ts); the app's by default. */
+  otlpProtobufEncoder?: AppConfig['otlpProtobufEncoder']
   /** Tests pass their own span processors or metric readers. */
   sdk?: Partial<NodeSDKConfiguration>
 }
@@ -81,7 +83,7 @@ export function startTelemetry(opts: TelemetryOptions): NodeSDK | null {
   // Every span passes the timing processor first (loop-busy time, the database's own time), so
   // `spanProcessors` replaces the env-configured exporters, which are built here (./exporters.ts).
   const serverTimings = opts.serverTimings.enabled ? new DbServerTimings(opts.serverTimings.pollMs) : null
-  const next: SpanProcessor[] = [...(exportTraces ? spanProcessorsFromEnv() : []), ...(inspector ? [inspector] : [])]
+  const next: SpanProcessor[] = [...(exportTraces ? spanProcessorsFromEnv(opts.otlpProtobufEncoder ?? 'app') : []), ...(inspector ? [inspector] : [])]
   const { sampler, ...sdkOverrides } = opts.sdk ?? {}
   const sdk = new NodeSDK({
     // The app marks parents sent by untrusted clients (TRUSTED_TRACE_SOURCES); see ./trust.ts.

@@ -127,6 +127,12 @@ describe('ALLOWED_HOSTS and SERVER_TIMING', () => {
   it('turns Server-Timing off with SERVER_TIMING=false', () => {
     expect(loadConfig({ SERVER_TIMING: 'false' }).serverTiming).toBe(false)
   })
+
+  it("encodes OTLP/protobuf spans with the app's encoder unless OTLP_PROTOBUF_ENCODER=sdk, and names a bad value", () => {
+    expect(loadConfig({}).otlpProtobufEncoder).toBe('app')
+    expect(loadConfig({ OTLP_PROTOBUF_ENCODER: 'sdk' }).otlpProtobufEncoder).toBe('sdk')
+    expectConfigError({ OTLP_PROTOBUF_ENCODER: 'fast' }, 'OTLP_PROTOBUF_ENCODER')
+  })
 })
 
 describe('DATABASE_URL parsing', () => {

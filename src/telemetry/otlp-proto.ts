@@ -1,0 +1,367 @@
+import type { Attributes, AttributeValue, HrTime, Link, SpanContext } from '@opentelemetry/api'
+import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base'
+import { convertLegacyHttpOptions, createOtlpHttpExportDelegate, type OTLPExporterNodeConfigBase } from '@opentelemetry/otlp-exporter-base/node-http'
+import { ProtobufTraceSerializer, TraceExporterMetricsHelper, type IExportTraceServiceResponse, type ISerializer } from '@opentelemetry/otlp-transformer'
+import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace'
+
+type Resource = ReadableSpan['resource']
+/** Newer SDKs give a scope attributes of its own; the SDK's serializer writes them when present. */
+type Scope = ReadableSpan['instrumentationScope'] & { attributes?: Attributes; droppedAttributesCount?: number }
+
+/*
+ * OTLP/protobuf encoding of spans (opentelemetry/proto trace/v1, collector/trace/v1), the same
+ * bytes as @opentelemetry/otlp-transformer's ProtobufTraceSerializer (test/unit/telemetry/
+ * otlp-proto.test.ts compares them), at a fraction of the cost. Counted with
+ * `npm run bench:instructions` (README "Performance"), the SDK's serializer was the largest
+ * single item of a traced page: it copies every string into its buffer one character at a time
+ * in JavaScript, twice (a size pass and a write pass), and decodes each hex id into a new
+ * Uint8Array. Here strings and ids go through Buffer's native UTF-8 and hex writers, in one pass
+ * over one reused buffer.
+ */
+
+// Wire types.
+const VARINT = 0
+const FIXED64 = 1
+const BYTES = 2
+const FIXED32 = 5
+
+// SpanFlags (trace.proto): the low 8 bits are the W3C trace flags.
+const HAS_IS_REMOTE = 0x100
+const IS_REMOTE = 0x200
+
+const TWO_32 = 4294967296
+/** Strings up to this length are copied in JavaScript; longer ones by Buffer's native writer (its call costs more than a short loop). */
+const SHORT_STRING = 32
+
+/**
+ * One growing buffer, reused by every call: serialising is synchronous, and what a call returns
+ * is a copy, since the transport may keep it for a retry.
+ */
+class Writer {
+  buf = Buffer.allocUnsafe(64 * 1024)
+  pos = 0
+
+  private room(n: number): void {
+    if (this.pos + n <= this.buf.length) return
+    let size = this.buf.length * 2
+    while (size < this.pos + n) size *= 2
+    const bigger = Buffer.allocUnsafe(size)
+    this.buf.copy(bigger, 0, 0, this.pos)
+    this.buf = bigger
+  }
+
+  /** An unsigned 32-bit value. */
+  varint(v: number): void {
+    this.room(5)
+    const buf = this.buf
+    let pos = this.pos
+    while (v > 127) {
+      buf[pos++] = (v & 127) | 128
+      v >>>= 7
+    }
+    buf[pos++] = v
+    this.pos = pos
+  }
+
+  /** An int64 field's value: a safe integer of any sign (negative ones take ten bytes). */
+  int64(v: number): void {
+    if (v >= 0 && v < TWO_32) return this.varint(v >>> 0)
+    this.room(10)
+    let u = BigInt.asUintN(64, BigInt(v))
+    while (u > 127n) {
+      this.buf[this.pos++] = Number(u & 127n) | 128
+      u >>= 7n
+    }
+    this.buf[this.pos++] = Number(u)
+  }
+
+  tag(field: number, wire: number): void {
+    this.varint((field << 3) | wire)
+  }
+
+  fixed32(v: number): void {
+    this.room(4)
+    this.pos = this.buf.writeUInt32LE(v >>> 0, this.pos)
+  }
+
+  double(v: number): void {
+    this.room(8)
+    this.pos = this.buf.writeDoubleLE(v, this.pos)
+  }
+
+  /** [seconds, nanoseconds] as fixed64 nanoseconds since the epoch, without a BigInt. */
+  time(t: HrTime): void {
+    this.room(8)
+    // seconds * 1e9 exceeds 2^53: split the seconds at 2^16 so each product is exact.
+    const hiSec = Math.floor(t[0] / 65536)
+    const loSec = t[0] - hiSec * 65536
+    const a = hiSec * 1e9 // < 2^46, to be shifted left by 16 bits
+    const aHi = Math.floor(a / 65536) // a * 2^16 = aHi * 2^32 + aLo * 2^16
+    const aLo = a - aHi * 65536
+    const low = aLo * 65536 + loSec * 1e9 + t[1] // < 2^48, exact
+    const carry = Math.floor(low / TWO_32)
+    this.buf.writeUInt32LE((low - carry * TWO_32) >>> 0, this.pos)
+    this.buf.writeUInt32LE((aHi + carry) >>> 0, this.pos + 4)
+    this.pos += 8
+  }
+
+  /** A length-delimited field's tag and a one-byte placeholder for its length: end() fills it. */
+  begin(field: number): number {
+    this.tag(field, BYTES)
+    this.room(1)
+    return this.pos++
+  }
+
+  /** Writes the length of what followed begin(); one that needs more than a byte moves it along. */
+  end(at: number): void {
+    const length = this.pos - at - 1
+    if (length < 128) {
+      this.buf[at] = length
+      return
+    }
+    let size = 2
+    while (length >= 2 ** (7 * size)) size++
+    this.room(size - 1)
+    this.buf.copy(this.buf, at + size, at + 1, this.pos)
+    this.pos += size - 1
+    let v = length
+    for (let i = 0; i < size - 1; i++) {
+      this.buf[at + i] = (v & 127) | 128
+      v >>>= 7
+    }
+    this.buf[at + size - 1] = v
+  }
+
+  string(field: number, s: string): void {
+    this.tag(field, BYTES)
+    const n = s.length
+    // Three bytes per UTF-16 unit at most, and a length of up to five.
+    this.room(n * 3 + 5)
+    if (n <= SHORT_STRING) {
+      const buf = this.buf
+      let pos = this.pos + 1
+      let i = 0
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i)
+        if (c > 127) break
+        buf[pos++] = c
+      }
+      if (i === n) {
+        buf[this.pos] = n
+        this.pos = pos
+        return
+      }
+    }
+    const at = this.pos++
+    this.pos += this.buf.write(s, this.pos, 'utf8')
+    this.end(at)
+  }
+
+  /** A trace or span id: `size` bytes from its hex form (zeros past an invalid character). */
+  hexId(field: number, hex: string, size: number): void {
+    this.tag(field, BYTES)
+    this.room(size + 1)
+    this.buf[this.pos++] = size
+    const written = this.buf.write(hex, this.pos, size, 'hex')
+    if (written < size) this.buf.fill(0, this.pos + written, this.pos + size)
+    this.pos += size
+  }
+
+  bytes(field: number, b: Uint8Array): void {
+    this.tag(field, BYTES)
+    this.varint(b.length)
+    this.room(b.length)
+    this.buf.set(b, this.pos)
+    this.pos += b.length
+  }
+
+  take(): Uint8Array {
+    const out = Buffer.allocUnsafe(this.pos)
+    this.buf.copy(out, 0, 0, this.pos)
+    this.pos = 0
+    return out
+  }
+}
+
+function writeValue(w: Writer, value: unknown): void {
+  switch (typeof value) {
+    case 'string':
+      return w.string(1, value)
+    case 'boolean':
+      w.tag(2, VARINT)
+      return w.varint(value ? 1 : 0)
+    case 'number':
+      if (Number.isInteger(value) && value >= -(2 ** 63) && value < 2 ** 63) {
+        w.tag(3, VARINT)
+        return w.int64(value)
+      }
+      w.tag(4, FIXED64)
+      return w.double(value)
+  }
+  if (value instanceof Uint8Array) return w.bytes(7, value)
+  if (Array.isArray(value)) {
+    const array = w.begin(5)
+    for (const item of value) {
+      const at = w.begin(1)
+      writeValue(w, item)
+      w.end(at)
+    }
+    return w.end(array)
+  }
+  if (typeof value === 'object' && value !== null) {
+    const list = w.begin(6)
+    writeAttributes(w, value as Record<string, unknown>, 1)
+    w.end(list)
+  }
+  // null, undefined: an empty AnyValue, as the SDK's serializer writes it.
+}
+
+function writeAttributes(w: Writer, attributes: Attributes | Record<string, unknown>, field: number): void {
+  for (const key in attributes) {
+    if (!Object.hasOwn(attributes, key)) continue
+    const kv = w.begin(field)
+    w.string(1, key)
+    const value = w.begin(2)
+    writeValue(w, (attributes as Record<string, AttributeValue | undefined>)[key])
+    w.end(value)
+    w.end(kv)
+  }
+}
+
+function flags(context: SpanContext, isRemote: boolean | undefined): number {
+  return (context.traceFlags & 0xff) | HAS_IS_REMOTE | (isRemote ? IS_REMOTE : 0)
+}
+
+function writeEvent(w: Writer, event: TimedEvent): void {
+  const at = w.begin(11)
+  w.tag(1, FIXED64)
+  w.time(event.time)
+  w.string(2, event.name)
+  if (event.attributes) writeAttributes(w, event.attributes, 3)
+  w.tag(4, VARINT)
+  w.varint(event.droppedAttributesCount ?? 0)
+  w.end(at)
+}
+
+function writeLink(w: Writer, link: Link): void {
+  const at = w.begin(13)
+  const ctx = link.context
+  w.hexId(1, ctx.traceId, 16)
+  w.hexId(2, ctx.spanId, 8)
+  const state = ctx.traceState?.serialize()
+  if (state) w.string(3, state)
+  if (link.attributes) writeAttributes(w, link.attributes, 4)
+  w.tag(5, VARINT)
+  w.varint(link.droppedAttributesCount ?? 0)
+  w.tag(6, FIXED32)
+  w.fixed32(flags(ctx, ctx.isRemote))
+  w.end(at)
+}
+
+function writeSpan(w: Writer, span: ReadableSpan): void {
+  const at = w.begin(2)
+  const ctx = span.spanContext()
+  w.hexId(1, ctx.traceId, 16)
+  w.hexId(2, ctx.spanId, 8)
+  const state = ctx.traceState?.serialize()
+  if (state) w.string(3, state)
+  const parent = span.parentSpanContext
+  if (parent?.spanId) w.hexId(4, parent.spanId, 8)
+  w.string(5, span.name)
+  // OTLP's SpanKind is the API's plus one (0 is UNSPECIFIED).
+  if (span.kind != null) {
+    w.tag(6, VARINT)
+    w.varint(span.kind + 1)
+  }
+  w.tag(7, FIXED64)
+  w.time(span.startTime)
+  w.tag(8, FIXED64)
+  w.time(span.endTime)
+  if (span.attributes) writeAttributes(w, span.attributes, 9)
+  w.tag(10, VARINT)
+  w.varint(span.droppedAttributesCount)
+  for (const event of span.events) writeEvent(w, event)
+  w.tag(12, VARINT)
+  w.varint(span.droppedEventsCount)
+  for (const link of span.links) writeLink(w, link)
+  w.tag(14, VARINT)
+  w.varint(span.droppedLinksCount)
+  const status = w.begin(15)
+  if (span.status.message) w.string(2, span.status.message)
+  w.tag(3, VARINT)
+  w.varint(span.status.code)
+  w.end(status)
+  w.tag(16, FIXED32)
+  w.fixed32(flags(ctx, parent?.isRemote))
+  w.end(at)
+}
+
+function writeResourceSpans(w: Writer, resource: Resource, byScope: Map<Scope, ReadableSpan[]>): void {
+  const at = w.begin(1)
+  const res = w.begin(1)
+  if (resource.attributes) writeAttributes(w, resource.attributes, 1)
+  w.tag(2, VARINT)
+  w.varint(0)
+  w.end(res)
+  for (const [scope, spans] of byScope) {
+    const scopeSpans = w.begin(2)
+    const s = w.begin(1)
+    w.string(1, scope.name)
+    if (scope.version) w.string(2, scope.version)
+    if (scope.attributes) writeAttributes(w, scope.attributes, 3)
+    if (scope.droppedAttributesCount) {
+      w.tag(4, VARINT)
+      w.varint(scope.droppedAttributesCount)
+    }
+    w.end(s)
+    for (const span of spans) writeSpan(w, span)
+    if (scope.schemaUrl) w.string(3, scope.schemaUrl)
+    w.end(scopeSpans)
+  }
+  if (resource.schemaUrl) w.string(3, resource.schemaUrl)
+  w.end(at)
+}
+
+const writer = new Writer()
+
+/** An ExportTraceServiceRequest of these spans, grouped by resource and scope in order of appearance. */
+export function encodeSpans(spans: ReadableSpan[]): Uint8Array {
+  const byResource = new Map<Resource, Map<Scope, ReadableSpan[]>>()
+  for (const span of spans) {
+    let byScope = byResource.get(span.resource)
+    if (!byScope) byResource.set(span.resource, (byScope = new Map()))
+    const list = byScope.get(span.instrumentationScope)
+    if (list) list.push(span)
+    else byScope.set(span.instrumentationScope, [span])
+  }
+  try {
+    for (const [resource, byScope] of byResource) writeResourceSpans(writer, resource, byScope)
+    return writer.take()
+  } finally {
+    writer.pos = 0
+  }
+}
+
+export const FastProtobufTraceSerializer: ISerializer<ReadableSpan[], IExportTraceServiceResponse> = {
+  serializeRequest: encodeSpans,
+  deserializeResponse: (data) => ProtobufTraceSerializer.deserializeResponse(data)
+}
+
+/**
+ * The OTLP/HTTP protobuf span exporter of @opentelemetry/exporter-trace-otlp-proto (the same
+ * endpoint, headers, compression, timeout and retry settings from OTEL_EXPORTER_OTLP_*), with
+ * the serializer above.
+ */
+export class OtlpProtoTraceExporter extends OTLPExporterBase<ReadableSpan[]> {
+  constructor(config: OTLPExporterNodeConfigBase = {}) {
+    super(
+      createOtlpHttpExportDelegate(
+        convertLegacyHttpOptions(config, 'TRACES', 'v1/traces', { 'Content-Type': 'application/x-protobuf' }),
+        FastProtobufTraceSerializer,
+        'otlp_http_span_exporter',
+        TraceExporterMetricsHelper,
+        undefined
+      )
+    )
+  }
+}
