@@ -360,7 +360,7 @@ export class OtlpProtoTraceExporter extends OTLPExporterBase<ReadableSpan[]> {
         FastProtobufTraceSerializer,
         'otlp_http_span_exporter',
         TraceExporterMetricsHelper,
-        undefined
+        config.selfObsMeterProvider
       )
     )
   }
