@@ -141,14 +141,14 @@ export class DbServerTimings {
    * Returns false when the server did not record this marker: its history is not recording.
    */
   private async calibrate(): Promise<boolean> {
-    const marker = `blog_app clock ${++this.markers}`
+    const marker = `SELECT 'blog_app clock ${++this.markers}'`
     const t0 = now()
-    await this.query(`SELECT '${marker}'`)
+    await this.query(marker)
     const t1 = now()
     const [rows] = (await this.query(
       `SELECT h.TIMER_START AS s FROM performance_schema.${this.table} h JOIN performance_schema.threads t ON t.THREAD_ID = h.THREAD_ID ` +
         'WHERE t.PROCESSLIST_ID = CONNECTION_ID() AND h.SQL_TEXT = ? LIMIT 1',
-      [`SELECT '${marker}'`]
+      [marker]
     )) as unknown as [{ s: number | string }[]]
     const found = rows[0]
     if (!found) return false

@@ -5,6 +5,7 @@ import { OTLPTraceExporter as OTLPJsonTraceExporter } from '@opentelemetry/expor
 import { OTLPTraceExporter as OTLPProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto'
 import { ZipkinExporter } from '@opentelemetry/exporter-zipkin'
 import { BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace'
+import type { AppConfig } from '../config'
 import { OtlpProtoTraceExporter } from './otlp-proto'
 
 /**
@@ -13,7 +14,7 @@ import { OtlpProtoTraceExporter } from './otlp-proto'
  * the function (sdk-node 0.301 dist/utils.cjs getSpanProcessorsFromEnv): to add a processor of
  * our own alongside, we build the same list here. Keep in step with that function on upgrades.
  */
-export function spanProcessorsFromEnv(protobufEncoder: 'app' | 'sdk' = 'app'): SpanProcessor[] {
+export function spanProcessorsFromEnv(protobufEncoder: AppConfig['otlpProtobufEncoder']): SpanProcessor[] {
   let names = [...new Set(getStringListFromEnv('OTEL_TRACES_EXPORTER') ?? [])].filter((n) => n !== 'null')
   if (names[0] === 'none') return []
   if (names.length === 0 || names.includes('none')) names = ['otlp']
@@ -28,7 +29,7 @@ export function spanProcessorsFromEnv(protobufEncoder: 'app' | 'sdk' = 'app'): S
   return processors
 }
 
-function exporterFor(name: string, protobufEncoder: 'app' | 'sdk'): SpanExporter | undefined {
+function exporterFor(name: string, protobufEncoder: AppConfig['otlpProtobufEncoder']): SpanExporter | undefined {
   if (name === 'zipkin') return new ZipkinExporter()
   if (name === 'console') return new ConsoleSpanExporter()
   if (name !== 'otlp') return undefined
