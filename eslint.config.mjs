@@ -15,5 +15,29 @@ export default tseslint.config(
   {
     files: ['test/**', 'bench/**', 'scripts/**', '*.mjs', '*.mts'],
     rules: { 'no-console': 'off' }
+  },
+  {
+    // Dependencies point one way: the inspector reads telemetry (its names, its timings);
+    // telemetry never reads the inspector. The composition roots (src/observability.ts,
+    // src/app.ts) wire the two together.
+    files: ['src/telemetry/**'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [
+        { group: ['**/inspector', '**/inspector/**'], message: 'telemetry must not depend on the inspector: wire them in src/observability.ts or src/app.ts' },
+        { group: ['**/observability', '**/untraced', '**/app'], message: 'telemetry must not depend on the composition roots' }
+      ] }]
+    }
+  },
+  {
+    // One name per signal: span and attribute names come from src/telemetry/names.ts.
+    files: ['src/**/*.ts'],
+    ignores: ['src/telemetry/names.ts'],
+    rules: {
+      'no-restricted-syntax': ['error',
+        { selector: "CallExpression[callee.name='withSpan'] > Literal.arguments:first-child", message: 'span names come from SPAN in src/telemetry/names.ts' },
+        { selector: "CallExpression[callee.property.name='startSpan'] > Literal.arguments:first-child", message: 'span names come from src/telemetry/names.ts' },
+        { selector: 'Literal[value=/^(blog|db|http|url|server|client|error|user_agent|network)\\.[a-z_.]+$/]', message: 'attribute and metric names come from ATTR / METRIC in src/telemetry/names.ts' }
+      ]
+    }
   }
 )

@@ -17,8 +17,8 @@ export const PRESETS: Record<string, Record<string, string>> = {
   // The SDK and its instrumentations loaded, no request sampled: the price of the machinery alone.
   'otel=nosample': { OTEL_TRACES_SAMPLER: 'always_off' },
   // Pieces, to find what tracing costs.
-  'otel=httpinstr': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'http,mysql2,pino,runtime-node' },
-  'otel=fastify': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'mysql2,pino,runtime-node' },
+  'otel=httpinstr': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'http,pino,runtime-node' },
+  'otel=fastify': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'pino,runtime-node' },
   'otel=sdkonly': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'runtime-node' },
   'otel=noexport': { OTEL_EXPORTER_OTLP_ENDPOINT: '' },
   'otel=json': { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' },

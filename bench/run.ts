@@ -4,7 +4,7 @@
 //   [--rate 500] [--posts 30] [--trivial] [--smoke]
 // Starts one app per variant against the same fixed data set, runs the same load on each,
 // interleaved (A B C, A B C, ...), and reports medians and spread side by side, with a per-phase
-// breakdown of the traced requests (pool wait, SQL, render, image write, other).
+// breakdown of the traced requests (pool wait, SQL, render, image processing and writes, other).
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { parseArgs } from 'node:util'

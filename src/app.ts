@@ -26,7 +26,9 @@ import healthRoutes from './routes/health'
 import imageProcessor from './images/plugin'
 import storage from './storage/plugin'
 import telemetry from './telemetry/plugin'
+import type { TraceSource } from './inspector/trace-buffer'
 import type { TelemetryRuntime } from './telemetry/runtime'
+import { isUntraced } from './untraced'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -38,6 +40,8 @@ export interface AppOptions {
   config: AppConfig
   /** What the OpenTelemetry bootstrap started (server.ts passes it); null or absent: untraced. */
   telemetry?: TelemetryRuntime | null
+  /** The inspector's trace buffer the bootstrap fills (src/observability.ts); null or absent: none. */
+  traces?: TraceSource | null
 }
 
 /**
@@ -58,11 +62,17 @@ function parseUrlEncoded(body: string): Record<string, string | string[]> {
 export const appServerOptions = serverOptions
 
 /** The whole blog as one plugin: tests register it on a bare Fastify, server.ts adds listen. */
-const app: FastifyPluginAsync<AppOptions> = async (fastify, { config, telemetry: runtime = null }) => {
+const app: FastifyPluginAsync<AppOptions> = async (fastify, { config, telemetry: runtime = null, traces = null }) => {
   fastify.decorate('appConfig', config)
 
   // Hooks and handlers before any route: a route keeps the ones present when it is added.
-  await fastify.register(telemetry, { runtime, serverTiming: config.serverTiming, trustedTraceSource: config.trustedTraceSource })
+  await fastify.register(telemetry, {
+    runtime,
+    serverTiming: config.serverTiming,
+    trustedTraceSource: config.trustedTraceSource,
+    isUntraced,
+    poolAcquireMs: config.db.pool.acquireMs
+  })
   await fastify.register(viewPlugin, { cache: config.viewCache, maxUploadBytes: config.maxUploadBytes })
   await fastify.register(errors, { maxUploadBytes: config.maxUploadBytes })
   await fastify.register(security)
@@ -89,7 +99,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config, telemetry:
   await fastify.register(requestLog)
   await fastify.register(loadShedding, { load: config.load, db: config.db })
 
-  await fastify.register(inspector, { config: config.inspector, traces: runtime?.traces ?? null })
+  await fastify.register(inspector, { config: config.inspector, traces })
 
   fastify.get('/', async (_request, reply) => reply.redirect('/blogs/', 302))
   await fastify.register(healthRoutes)

@@ -8,7 +8,7 @@ import { ConfigError, loadConfig } from './config'
 import { migrationLockWaitMs } from './db/bootstrap'
 import { defaultMaxConnections, survivableMemoryUsage } from './lib/open-files'
 import { requestLogOptions } from './plugins/request-log'
-import { telemetryRuntime } from './telemetry/runtime'
+import { startedObservability } from './observability'
 
 // The only file that listens. Everything else is the app plugin, which tests build directly.
 async function main(): Promise<void> {
@@ -48,7 +48,8 @@ async function main(): Promise<void> {
     pluginTimeout: config.db.startupTimeoutMs + migrationLockWaitMs(config.db) + 90_000
   })
 
-  await fastify.register(app, { config, telemetry: telemetryRuntime() })
+  const { telemetry, traces } = startedObservability()
+  await fastify.register(app, { config, telemetry, traces })
 
   // Past the cap Node closes a new connection at once: descriptors for the pool, uploads and
   // logs stay available however many sockets a client opens.

@@ -1,4 +1,5 @@
 import protobuf from 'protobufjs'
+import { ATTR, spanCategory, type SpanCategory } from '../../src/telemetry/names'
 
 // Just the fields of OTLP's ExportTraceServiceRequest the breakdown needs; protobuf skips the
 // rest. Lets the harness read the app's default (protobuf) exports without a collector.
@@ -21,6 +22,8 @@ export interface BenchSpan {
   spanId: string
   parentSpanId: string
   name: string
+  /** SpanKind as the API numbers it (OTLP's is one more). */
+  kind: number
   durationMs: number
   attributes: Record<string, unknown>
 }
@@ -48,6 +51,7 @@ export function decodeTraces(bodies: Buffer[]): BenchSpan[] {
             spanId: (s.spanId as Buffer).toString('hex'),
             parentSpanId: s.parentSpanId ? (s.parentSpanId as Buffer).toString('hex') : '',
             name: s.name as string,
+            kind: Math.max(0, Number(s.kind ?? 1) - 1),
             durationMs: (num(s.endTimeUnixNano as number) - num(s.startTimeUnixNano as number)) / 1e6,
             attributes: attrs
           })
@@ -58,8 +62,10 @@ export function decodeTraces(bodies: Buffer[]): BenchSpan[] {
   return out
 }
 
-export const PHASES = ['pool wait', 'SQL', 'render', 'image write', 'other'] as const
+export const PHASES = ['pool wait', 'SQL', 'render', 'image', 'image write', 'other'] as const
 export type Phase = (typeof PHASES)[number]
+/** Each kind of work (telemetry/names.ts) as the phase it is counted in. */
+const PHASE_OF: Partial<Record<SpanCategory, Phase>> = { pool: 'pool wait', sql: 'SQL', render: 'render', image: 'image', store: 'image write' }
 /**
  * A request's server time by phase, and its SQL time split (README "Truthful timings"):
  * sqlServer is the database's own time where performance_schema could be joined (sqlJoined is
@@ -67,7 +73,7 @@ export type Phase = (typeof PHASES)[number]
  */
 export type Breakdown = Record<Phase, number> & { total: number; queries: number; sqlServer: number; sqlJoined: number; sqlLoop: number; loop: number }
 
-const empty = (total = 0): Breakdown => ({ 'pool wait': 0, SQL: 0, render: 0, 'image write': 0, other: 0, total, queries: 0, sqlServer: 0, sqlJoined: 0, sqlLoop: 0, loop: 0 })
+const empty = (total = 0): Breakdown => ({ 'pool wait': 0, SQL: 0, render: 0, image: 0, 'image write': 0, other: 0, total, queries: 0, sqlServer: 0, sqlJoined: 0, sqlLoop: 0, loop: 0 })
 const numberOr0 = (v: unknown) => (typeof v === 'number' ? v : 0)
 
 /** Splits one trace's server time into phases (the app's spans under the server span are sequential). */
@@ -75,25 +81,25 @@ export function breakdown(spans: BenchSpan[]): Breakdown | null {
   const server = spans.find((s) => !s.parentSpanId || !spans.some((p) => p.spanId === s.parentSpanId))
   if (!server) return null
   const b = empty(server.durationMs)
-  b.loop = numberOr0(server.attributes['blog.event_loop.active_ms'])
+  b.loop = numberOr0(server.attributes[ATTR.loopActiveMs])
   for (const s of spans) {
     if (s === server) continue
-    if (s.name === 'pool.acquire') b['pool wait'] += s.durationMs
-    else if (s.attributes['db.system.name']) {
-      b.SQL += s.durationMs
-      b.queries++
-      // The database's time first; loop-busy time counts only for what is left of the span
-      // (the loop working while the database works delays nothing), as the inspector splits it.
-      const server = typeof s.attributes['blog.db.server_ms'] === 'number' ? Math.min(s.durationMs, s.attributes['blog.db.server_ms']) : undefined
-      b.sqlLoop += Math.min(s.durationMs - (server ?? 0), numberOr0(s.attributes['blog.event_loop.active_ms']))
-      if (server !== undefined) {
-        b.sqlServer += server
-        b.sqlJoined += s.durationMs
-      }
-    } else if (s.name === 'view.render') b.render += s.durationMs
-    else if (s.name === 'blog.image.write') b['image write'] += s.durationMs
+    const phase = PHASE_OF[spanCategory(s)]
+    if (!phase) continue
+    b[phase] += s.durationMs
+    if (phase !== 'SQL') continue
+    b.queries++
+    // The database's time first; loop-busy time counts only for what is left of the span
+    // (the loop working while the database works delays nothing), as the inspector splits it.
+    const serverMs = s.attributes[ATTR.dbServerMs]
+    const dbServer = typeof serverMs === 'number' ? Math.min(s.durationMs, serverMs) : undefined
+    b.sqlLoop += Math.min(s.durationMs - (dbServer ?? 0), numberOr0(s.attributes[ATTR.loopActiveMs]))
+    if (dbServer !== undefined) {
+      b.sqlServer += dbServer
+      b.sqlJoined += s.durationMs
+    }
   }
-  b.other = Math.max(0, b.total - b['pool wait'] - b.SQL - b.render - b['image write'])
+  b.other = Math.max(0, b.total - b['pool wait'] - b.SQL - b.render - b.image - b['image write'])
   return b
 }
 

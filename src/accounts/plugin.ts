@@ -4,6 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { AccountsConfig } from '../config'
 import { AppError } from '../errors'
+import { ATTR, SPAN } from '../telemetry/names'
 import { withSpan } from '../telemetry/tracer'
 import { AccountRepository } from './repository'
 import { sameSecret } from './secrets'
@@ -67,9 +68,9 @@ export default fp<{ config: AccountsConfig }>(
     fastify.decorate('loadViewer', async (request: FastifyRequest, reply: FastifyReply) => {
       const auth = request.headers.authorization
       if (request.routeOptions.config?.apiToken && auth !== undefined && /^bearer /i.test(auth)) {
-        const viewer = await withSpan('blog.session', { 'blog.session.source': 'api_token' }, async (span) => {
+        const viewer = await withSpan(SPAN.session, { [ATTR.sessionSource]: 'api_token' }, async (span) => {
           const found = await accounts.viewerForApiToken(auth.slice(7).trim())
-          span?.setAttribute('blog.session.state', found ? 'user' : 'none')
+          span?.setAttribute(ATTR.sessionState, found ? 'user' : 'none')
           return found
         })
         // A wrong token is an error, not anonymity: the client meant to authenticate.
@@ -79,10 +80,10 @@ export default fp<{ config: AccountsConfig }>(
       }
       const token = request.cookies[SESSION_COOKIE]
       if (token === undefined) return
-      const session = await withSpan('blog.session', { 'blog.session.source': 'cookie' }, async (span) => {
+      const session = await withSpan(SPAN.session, { [ATTR.sessionSource]: 'cookie' }, async (span) => {
         // A malformed cookie is not worth a query.
         const found = /^[A-Za-z0-9_-]{43}$/.test(token) ? await accounts.findSession(token) : null
-        span?.setAttribute('blog.session.state', found ? (found.viewer ? 'user' : 'anonymous') : 'none')
+        span?.setAttribute(ATTR.sessionState, found ? (found.viewer ? 'user' : 'anonymous') : 'none')
         return found
       })
       if (!session) {

@@ -1,4 +1,5 @@
 import sharp, { type Sharp } from 'sharp'
+import { ATTR, SPAN } from '../telemetry/names'
 import { withSpan } from '../telemetry/tracer'
 import { sniffImageType, type ImageType } from '../storage/sniff'
 
@@ -56,16 +57,16 @@ export class ImageProcessor {
   constructor(private readonly opts: ImageProcessorOptions) {}
 
   process(input: Buffer): Promise<ProcessedImage> {
-    return withSpan('blog.image.process', { 'blog.image.input_bytes': input.length }, async (span) => {
+    return withSpan(SPAN.imageProcess, { [ATTR.imageInputBytes]: input.length }, async (span) => {
       const type = sniffImageType(input.subarray(0, 12))
-      span?.setAttribute('blog.image.input_type', type ?? 'unknown')
+      span?.setAttribute(ATTR.imageInputType, type ?? 'unknown')
       if (!type) throw new ImageRejected(415, 'NOT_AN_IMAGE', NOT_AN_IMAGE)
       const out = await this.limited(() => this.encode(input, type))
       span?.setAttributes({
-        'blog.image.width': out.width,
-        'blog.image.height': out.height,
-        'blog.image.bytes': out.data.length,
-        'blog.image.thumb_bytes': out.thumb?.data.length ?? 0
+        [ATTR.imageWidth]: out.width,
+        [ATTR.imageHeight]: out.height,
+        [ATTR.imageBytes]: out.data.length,
+        [ATTR.imageThumbBytes]: out.thumb?.data.length ?? 0
       })
       return out
     })

@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { INSPECTOR_PREFIX } from '../telemetry/constants'
+import { INSPECTOR_PREFIX } from './prefix'
 
 export const COOKIE_NAME = 'blog_inspector'
 export const COOKIE_PATH = INSPECTOR_PREFIX

@@ -2,8 +2,9 @@ import { isSpanContextValid, TraceFlags } from '@opentelemetry/api'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { InspectorConfig } from '../config'
+import { elapsedMs } from '../telemetry/timing'
 import inspectorRoutes from './routes'
-import { INSPECTOR_PREFIX, isInspectorPath } from '../telemetry/constants'
+import { INSPECTOR_PREFIX, isInspectorPath } from './prefix'
 import { formatMs } from './format'
 import type { TraceSource } from './trace-buffer'
 
@@ -15,11 +16,11 @@ import type { TraceSource } from './trace-buffer'
 export class Badge {
   constructor(
     private readonly request: FastifyRequest,
-    private readonly reply: FastifyReply
+    _reply?: FastifyReply
   ) {}
 
   get total(): string {
-    return formatMs(this.reply.elapsedTime)
+    return formatMs(elapsedMs(this.request.timings))
   }
 
   get db(): string {

@@ -1,41 +1,17 @@
 import { SpanKind, SpanStatusCode, type HrTime } from '@opentelemetry/api'
-import { performance } from 'node:perf_hooks'
-import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace'
-import { isInspectorPath } from '../telemetry/constants'
+import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace'
+import { ATTR, type AttributeName } from '../telemetry/names'
+import { isInspectorPath } from './prefix'
 import { TraceBuffer, type SpanRecord } from './trace-buffer'
 
 /**
- * The only attributes the inspector keeps. Everything else (user agent, client address, any
- * attribute added later) stays out, so nothing a user typed or a secret header can reach the
- * buffer by accident. db.query.text is masked by the mysql2 instrumentation (maskStatement).
+ * The only attributes the inspector keeps: every attribute the app defines (telemetry/names.ts)
+ * but the client's address and user agent. Anything else (another instrumentation's attributes,
+ * any added later elsewhere) stays out, so nothing a user typed or a secret header can reach the
+ * buffer by accident. db.query.text has every literal masked (telemetry/sql.ts).
  */
-export const KEPT_ATTRIBUTES = [
-  'http.request.method',
-  'http.route',
-  'http.response.status_code',
-  'url.path',
-  'error.type',
-  'db.system.name',
-  'db.namespace',
-  'db.operation.name',
-  'db.query.text',
-  'db.client.connection.pool.name',
-  'server.address',
-  'server.port',
-  'blog.view.name',
-  'blog.image.bytes',
-  'blog.image.type',
-  'blog.image.input_type',
-  'blog.image.input_bytes',
-  'blog.image.width',
-  'blog.image.height',
-  'blog.image.thumb_bytes',
-  'blog.event_loop.active_ms',
-  'blog.db.server_ms',
-  'blog.db.lock_ms',
-  'blog.db.rows_examined',
-  'blog.db.rows_sent'
-] as const
+const LEFT_OUT: ReadonlySet<AttributeName> = new Set([ATTR.clientAddress, ATTR.userAgent, ATTR.urlScheme, ATTR.networkProtocolVersion])
+export const KEPT_ATTRIBUTES: readonly AttributeName[] = Object.values(ATTR).filter((a) => !LEFT_OUT.has(a))
 
 /** Long enough for any statement this app makes; a runaway IN (?, ?, ...) list is cut. */
 const MAX_TEXT = 2000
@@ -43,13 +19,9 @@ const MAX_TEXT = 2000
 const RECORD_OVERHEAD = 240
 const ATTRIBUTE_OVERHEAD = 40
 
+// The app's spans take both instants from one monotonic clock (telemetry/clock.ts), so a
+// child never seems to start before its parent.
 const toMs = (t: HrTime) => t[0] * 1e3 + t[1] / 1e6
-
-// The SDK stamps a span's start with Date.now(), whole milliseconds (sdk-trace 3.1 Span.cjs),
-// while durations come from performance.now(): in a 5 ms request a child could start up to
-// 1 ms "before" its parent. The waterfall uses a monotonic start taken here instead.
-const kStart = Symbol('blog_app.inspector.start')
-type Stamped = { [kStart]?: number }
 
 /**
  * Keeps compact copies of the most recent request traces in memory for the /_inspect pages.
@@ -63,9 +35,7 @@ export class InspectorSpanProcessor implements SpanProcessor {
     this.buffer = new TraceBuffer(maxTraces, maxBytes)
   }
 
-  onStart(span: Span): void {
-    ;(span as unknown as Stamped)[kStart] = performance.timeOrigin + performance.now()
-  }
+  onStart(): void {}
 
   onEnd(span: ReadableSpan): void {
     const traceId = span.spanContext().traceId
@@ -73,7 +43,7 @@ export class InspectorSpanProcessor implements SpanProcessor {
     const localRoot = parent === undefined || parent.isRemote === true
     const source = span.attributes
     if (span.kind === SpanKind.SERVER) {
-      const path = source['url.path'] ?? source['http.route']
+      const path = source[ATTR.urlPath] ?? source[ATTR.httpRoute]
       // The inspector's own pages are not requests worth keeping (their children went in first).
       if (typeof path === 'string' && isInspectorPath(path)) return this.buffer.drop(traceId)
     } else if (localRoot) {
@@ -87,7 +57,7 @@ export class InspectorSpanProcessor implements SpanProcessor {
       const value: unknown = source[key]
       if (typeof value === 'string') {
         let text = value
-        if (key === 'url.path') {
+        if (key === ATTR.urlPath) {
           const q = text.indexOf('?')
           if (q !== -1) text = text.slice(0, q)
         }
@@ -105,7 +75,7 @@ export class InspectorSpanProcessor implements SpanProcessor {
       parentId: parent?.spanId,
       name: span.name,
       kind: span.kind,
-      start: (span as unknown as Stamped)[kStart] ?? toMs(span.startTime),
+      start: toMs(span.startTime),
       duration: toMs(span.duration),
       // The status message is left out: a driver's error text can quote the offending value.
       error: span.status.code === SpanStatusCode.ERROR,

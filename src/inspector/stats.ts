@@ -1,24 +1,16 @@
 import { percentile } from '../lib/stats'
-import { INSPECTOR_PREFIX } from '../telemetry/constants'
+import { ATTR, spanCategory, type SpanCategory } from '../telemetry/names'
+import { INSPECTOR_PREFIX } from './prefix'
 import { age, clockTime, formatMs } from './format'
 import type { SpanRecord, TraceEntry } from './trace-buffer'
 
 // Read side of the inspector: plain objects for the templates, computed when a page is asked
 // for (never on the span path).
 
-const SERVER = 1
-const CLIENT = 2
+export type Category = SpanCategory
 
-export type Category = 'server' | 'pool' | 'sql' | 'render' | 'image' | 'other'
-
-export function categoryOf(span: SpanRecord): Category {
-  if (span.kind === SERVER) return 'server'
-  if (span.name === 'pool.acquire') return 'pool'
-  if (span.kind === CLIENT && span.attrs['db.system.name'] !== undefined) return 'sql'
-  if (span.name === 'view.render') return 'render'
-  if (span.name === 'blog.image.write' || span.name === 'blog.image.process') return 'image'
-  return 'other'
-}
+/** The span's kind of work, as telemetry/names.ts classifies every reader's spans. */
+export const categoryOf = (span: SpanRecord): Category => spanCategory({ name: span.name, kind: span.kind, attributes: span.attrs })
 
 export interface RequestRow {
   traceId: string
@@ -55,9 +47,9 @@ export interface SqlSplit {
 }
 
 export function sqlSplit(span: SpanRecord): SqlSplit | null {
-  const loop = span.attrs['blog.event_loop.active_ms']
+  const loop = span.attrs[ATTR.loopActiveMs]
   if (typeof loop !== 'number') return null
-  const server = span.attrs['blog.db.server_ms']
+  const server = span.attrs[ATTR.dbServerMs]
   const serverMs = typeof server === 'number' ? Math.min(server, span.duration) : undefined
   const loopMs = Math.min(loop, span.duration - (serverMs ?? 0))
   return { serverMs, loopMs, restMs: Math.max(0, span.duration - (serverMs ?? 0) - loopMs) }
@@ -86,15 +78,15 @@ export function summarize(entry: TraceEntry, now = Date.now()): RequestRow {
       }
     }
   }
-  const status = Number(root.attrs['http.response.status_code'] ?? 0)
+  const status = Number(root.attrs[ATTR.httpResponseStatusCode] ?? 0)
   const row = {
     traceId: entry.traceId,
     start: root.start,
     iso: new Date(root.start).toISOString(),
     time: clockTime(root.start),
-    method: String(root.attrs['http.request.method'] ?? root.name.split(' ')[0]),
-    route: String(root.attrs['http.route'] ?? '(no route)'),
-    path: String(root.attrs['url.path'] ?? ''),
+    method: String(root.attrs[ATTR.httpRequestMethod] ?? root.name.split(' ')[0]),
+    route: String(root.attrs[ATTR.httpRoute] ?? '(no route)'),
+    path: String(root.attrs[ATTR.urlPath] ?? ''),
     status,
     durationMs: root.duration,
     duration: formatMs(root.duration),
@@ -208,11 +200,11 @@ export function topSql(entries: TraceEntry[], limit = 20): SqlStats[] {
   type Acc = { text: string; calls: number; totalMs: number; maxMs: number; requests: number; maxPerRequest: number; routes: Set<string> }
   const all = new Map<string, Acc>()
   for (const entry of entries) {
-    const route = entry.root ? `${entry.root.attrs['http.request.method'] ?? ''} ${entry.root.attrs['http.route'] ?? '(no route)'}` : ''
+    const route = entry.root ? `${entry.root.attrs[ATTR.httpRequestMethod] ?? ''} ${entry.root.attrs[ATTR.httpRoute] ?? '(no route)'}` : ''
     const inThis = new Map<string, number>()
     for (const s of entry.spans) {
       if (categoryOf(s) !== 'sql') continue
-      const text = String(s.attrs['db.query.text'] ?? s.name)
+      const text = String(s.attrs[ATTR.dbQueryText] ?? s.name)
       let acc = all.get(text)
       if (!acc) all.set(text, (acc = { text, calls: 0, totalMs: 0, maxMs: 0, requests: 0, maxPerRequest: 0, routes: new Set() }))
       acc.calls++

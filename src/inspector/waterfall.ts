@@ -1,3 +1,4 @@
+import { ATTR } from '../telemetry/names'
 import { formatBytes, formatMs } from './format'
 import { categoryOf, sqlSplit, summarize, type Category } from './stats'
 import type { SpanRecord, TraceEntry } from './trace-buffer'
@@ -48,11 +49,12 @@ function tickStep(totalMs: number): number {
 
 function detailOf(span: SpanRecord, category: Category): string {
   const a = span.attrs
-  if (category === 'sql') return String(a['db.query.text'] ?? '')
-  if (category === 'render') return String(a['blog.view.name'] ?? '')
-  if (category === 'image' && typeof a['blog.image.bytes'] === 'number') return formatBytes(a['blog.image.bytes'])
-  if (category === 'pool') return String(a['db.client.connection.pool.name'] ?? '')
-  if (category === 'server' && a['url.path'] !== a['http.route']) return String(a['url.path'] ?? '')
+  if (category === 'sql') return String(a[ATTR.dbQueryText] ?? '')
+  if (category === 'render') return String(a[ATTR.viewName] ?? '')
+  const bytes = a[ATTR.imageBytes]
+  if ((category === 'image' || category === 'store') && typeof bytes === 'number') return formatBytes(bytes)
+  if (category === 'pool') return String(a[ATTR.dbPoolName] ?? '')
+  if (category === 'server' && a[ATTR.urlPath] !== a[ATTR.httpRoute]) return String(a[ATTR.urlPath] ?? '')
   return ''
 }
 
@@ -149,7 +151,10 @@ export interface TraceSummary {
   queries: number
   pool: string
   render: string
+  /** Decoding and re-encoding the upload; undefined when the request had none. */
   image: string | undefined
+  /** Writing its files (or object-store calls). */
+  store: string | undefined
   /** Of the SQL time: the database itself and the loop busy with other work ('–' if unknown). */
   sqlServer: string
   sqlLoop: string
@@ -166,6 +171,7 @@ export function traceSummary(entry: TraceEntry): TraceSummary | undefined {
     return spans.length > 0 ? formatMs(spans.reduce((acc, s) => acc + s.duration, 0)) : '–'
   }
   const image = sumOf('image')
+  const store = sumOf('store')
   const splits = entry.spans.filter((s) => categoryOf(s) === 'sql').map(sqlSplit)
   const server = splits.filter((x) => x?.serverMs !== undefined)
   const loops = splits.filter((x) => x !== null)
@@ -181,6 +187,7 @@ export function traceSummary(entry: TraceEntry): TraceSummary | undefined {
     pool: sumOf('pool'),
     render: sumOf('render'),
     image: image === '–' ? undefined : image,
+    store: store === '–' ? undefined : store,
     sqlServer: server.length > 0 ? formatMs(server.reduce((a, x) => a + x!.serverMs!, 0)) : '–',
     sqlLoop: loops.length > 0 ? formatMs(loops.reduce((a, x) => a + x!.loopMs, 0)) : '–',
     error: row.error

@@ -6,7 +6,7 @@ import fp from 'fastify-plugin'
 import mysql from 'mysql2/promise'
 import type { DbConfig, LoadConfig } from '../config'
 import { AppError, DB_DOWN_MESSAGE } from '../errors'
-import { INSPECTOR_PREFIX } from '../telemetry/constants'
+import { INSPECTOR_PREFIX } from '../inspector/prefix'
 
 /** A 503 the app chose to give: logged as one warning line, no stack. */
 const shed = (code: string, message: string, reason: string) => new AppError(503, code, message, { expected: true, reason })

@@ -2,7 +2,7 @@ import { trace } from '@opentelemetry/api'
 import { LogController, type FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import pino from 'pino'
-import { routeOf } from '../telemetry/plugin'
+import { processTimeMs, routeOf } from '../telemetry/plugin'
 
 /** The logger options on the Fastify() call that go with this plugin (server.ts, bench/floor). */
 export function requestLogOptions(level: string, flushMs: number): Pick<FastifyServerOptions, 'logger' | 'logController'> {
@@ -38,7 +38,8 @@ export default fp(
         // As the server span and the duration metric name it.
         route: routeOf(request),
         res: { statusCode: reply.statusCode },
-        responseTime: reply.elapsedTime
+        // The X-Process-Time header's number (the server span has it too: one clock).
+        responseTime: processTimeMs(request.timings)
       }
       // The pino instrumentation adds ids from the active context; add them here when the
       // server span is not the active one at this point.

@@ -1,10 +1,10 @@
 import path from 'node:path'
-import { performance } from 'node:perf_hooks'
 import view from '@fastify/view'
 import ejs from 'ejs'
 import fp from 'fastify-plugin'
 import { ROOT } from '../paths'
 import { CSRF_FIELD, FIELD_RULES } from '../posts/fields'
+import { ATTR, SPAN } from '../telemetry/names'
 import { withSpan } from '../telemetry/tracer'
 import { templateLocals, viewHelpers } from '../views'
 
@@ -56,14 +56,12 @@ export default fp<ViewPluginOptions>(
     })
 
     fastify.decorateReply('render', async function (name: string, data: Record<string, unknown>) {
-      const start = performance.now()
-      try {
-        // Every page's header shows who is signed in; its forms carry the session's CSRF token.
-        const page = { viewer: this.request.viewer ?? null, csrfToken: this.request.session?.csrfToken ?? '', ...data }
-        return await withSpan('view.render', { 'blog.view.name': name }, async () => (await this.viewAsync(name, page)) as string)
-      } finally {
-        if (this.request.timings) this.request.timings.renderMs += performance.now() - start
-      }
+      // Every page's header shows who is signed in; its forms carry the session's CSRF token.
+      const page = { viewer: this.request.viewer ?? null, csrfToken: this.request.session?.csrfToken ?? '', ...data }
+      const timings = this.request.timings
+      return withSpan(SPAN.viewRender, { [ATTR.viewName]: name }, async () => (await this.viewAsync(name, page)) as string, (ms) => {
+        if (timings) timings.renderMs += ms
+      })
     })
   },
   { name: 'view' }

@@ -4,6 +4,7 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
+import { ATTR, SPAN } from '../telemetry/names'
 import { withSpan } from '../telemetry/tracer'
 import { EXTENSIONS, Sniffer, STORED_NAME } from './sniff'
 import type { ImageStorage, StagedImage } from './storage'
@@ -46,7 +47,7 @@ export class LocalImageStorage implements ImageStorage {
     const file = path.join(this.dir, key)
     const sniffer = new Sniffer()
     this.staged.add(key)
-    return withSpan('blog.image.write', {}, async (span) => {
+    return withSpan(SPAN.imageWrite, {}, async (span) => {
       try {
         await pipeline(source, sniffer, createWriteStream(file, { flags: 'wx' }))
       } catch (err) {
@@ -54,7 +55,7 @@ export class LocalImageStorage implements ImageStorage {
         this.staged.delete(key)
         throw err
       } finally {
-        span?.setAttributes({ 'blog.image.bytes': sniffer.bytes, 'blog.image.type': sniffer.type ?? 'rejected' })
+        span?.setAttributes({ [ATTR.imageBytes]: sniffer.bytes, [ATTR.imageType]: sniffer.type ?? 'rejected' })
       }
       return { key, bytes: sniffer.bytes, type: sniffer.rejected ? null : sniffer.type }
     })

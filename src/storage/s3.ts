@@ -13,6 +13,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage'
 import type { S3Config } from '../config'
 import { AppError } from '../errors'
+import { ATTR, SPAN } from '../telemetry/names'
 import { withSpan } from '../telemetry/tracer'
 import { EXTENSIONS, Sniffer, STORED_NAME, type ImageType } from './sniff'
 import type { ImageStorage, StagedImage } from './storage'
@@ -81,7 +82,7 @@ export class S3ImageStorage implements ImageStorage {
     const sniffer = new Sniffer()
     const body = new PassThrough()
     this.staged.add(key)
-    return withSpan('blog.image.write', {}, async (span) => {
+    return withSpan(SPAN.imageWrite, {}, async (span) => {
       const upload = new Upload({
         client: this.client,
         params: { Bucket: this.bucket, Key: this.key(key), Body: body, ContentType: 'application/octet-stream' },
@@ -106,7 +107,7 @@ export class S3ImageStorage implements ImageStorage {
         if (err === storeFailed) throw new AppError(503, 'IMAGE_STORE_UNAVAILABLE', 'Images cannot be stored right now. Please try again in a moment.', { cause: err })
         throw err
       } finally {
-        span?.setAttributes({ 'blog.image.bytes': sniffer.bytes, 'blog.image.type': sniffer.type ?? 'rejected' })
+        span?.setAttributes({ [ATTR.imageBytes]: sniffer.bytes, [ATTR.imageType]: sniffer.type ?? 'rejected' })
       }
       return { key, bytes: sniffer.bytes, type: sniffer.rejected ? null : sniffer.type }
     })

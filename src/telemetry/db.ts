@@ -1,125 +1,134 @@
-import { performance } from 'node:perf_hooks'
-import { context, metrics, trace, type Attributes } from '@opentelemetry/api'
+import { metrics, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api'
 import type { Sequelize } from 'sequelize'
-import { SCOPE } from './constants'
-import { CONNECTION_ID } from './db-server'
-import { timingStore } from './timing'
-import { withSpan } from './tracer'
+import { hrTime, now } from './clock'
+import { ATTR, DB_SYSTEM, METRIC, SCOPE, SPAN } from './names'
+import { measureStatements, statementSink } from './sql'
+import { timingStore, type RequestTimings } from './timing'
+import { tracer } from './tracer'
 
-const kQueryStart = Symbol('blog.queryStart')
-const kWrapped = Symbol('blog.connectionWrapped')
+/** One wait for a pooled connection, from beforePoolAcquire to afterPoolAcquire. */
+interface PoolWait {
+  start: number
+  span: Span | undefined
+  timings: RequestTimings | undefined
+  record: (ms: number) => void
+}
 
-type Method = ((...args: unknown[]) => unknown) & { __original?: (...args: unknown[]) => unknown }
-type MysqlConnection = { threadId: number | null; query: Method; execute: Method; [kWrapped]?: true }
+const kWait = Symbol('blog_app.poolWait')
+/** Waits of a request that have not ended: a wait that fails never reaches afterPoolAcquire. */
+const openWaits = new WeakMap<RequestTimings, Set<PoolWait>>()
 
-/**
- * Wraps a connection's query and execute (which the mysql2 instrumentation patches), once:
- * - inside a request that is not sampled, the unpatched method runs (shimmer keeps it as
- *   `__original`): no attributes, no masked SQL, no span objects for a trace nobody keeps;
- * - with `connectionIds`, the statement runs in a context carrying the connection's server-side
- *   id, where its span starts, so the server's own timing can be joined (./db-server.ts).
- */
-function wrapConnection(conn: MysqlConnection, connectionIds: boolean): void {
-  if (conn[kWrapped]) return
-  conn[kWrapped] = true
-  for (const method of ['query', 'execute'] as const) {
-    const traced = conn[method]
-    const plain = traced.__original ?? traced
-    conn[method] = function (this: unknown, ...args: unknown[]) {
-      const active = trace.getActiveSpan()
-      if (active && !active.isRecording()) return plain.apply(this, args)
-      if (!connectionIds || typeof conn.threadId !== 'number') return traced.apply(this, args)
-      return context.with(context.active().setValue(CONNECTION_ID, conn.threadId), () => traced.apply(this, args))
+function endWait(w: PoolWait, end: number, err?: { name: string }): void {
+  const waited = end - w.start
+  if (w.span) {
+    if (err) {
+      w.span.setStatus({ code: SpanStatusCode.ERROR, message: 'no connection within DB_POOL_ACQUIRE_MS' })
+      w.span.setAttribute(ATTR.errorType, err.name)
     }
+    w.span.end(hrTime(end))
+  }
+  w.record(waited)
+  if (w.timings) {
+    w.timings.poolWaitMs += waited
+    openWaits.get(w.timings)?.delete(w)
   }
 }
 
 /**
- * Pool wait spans, per-request DB time, and the DB client metrics of the semantic conventions.
- * Statements of unsampled requests skip the mysql2 instrumentation; with `connectionIds`, each
- * statement runs in a context naming its connection (see wrapConnection).
+ * Ends the waits of a request that never got their connection (the telemetry plugin calls this
+ * before it answers). Sequelize's hooks see a wait start and succeed, not fail: a wait still open
+ * when the request answers was refused (DB_POOL_ACQUIRE_MS, or the pool closing), at most
+ * `acquireMs` after it began.
  */
-export function instrumentSequelize(sequelize: Sequelize, opts: { connectionIds?: boolean } = {}): void {
+export function endFailedPoolWaits(t: RequestTimings, acquireMs: number): void {
+  const open = openWaits.get(t)
+  if (!open || open.size === 0) return
+  const at = now()
+  for (const w of [...open]) endWait(w, Math.min(at, w.start + acquireMs), { name: 'ConnectionAcquireTimeoutError' })
+}
+
+export interface InstrumentOptions {
+  /** Give SQL spans their connection's server-side id, for the performance_schema join. */
+  connectionIds?: boolean
+}
+
+/**
+ * Pool-wait spans, per-statement measurement (./sql.ts), and the DB client metrics of the
+ * semantic conventions, all through public hooks: Sequelize's before/afterPoolAcquire and
+ * mysql2's diagnostics channels. The pool's size and queue are read from Sequelize's pool
+ * object, which has no public accessor (test/app/internals-canary.test.ts guards it).
+ */
+export function instrumentSequelize(sequelize: Sequelize, opts: InstrumentOptions = {}): void {
   const meter = metrics.getMeter(SCOPE)
   const database = sequelize.getDatabaseName()
-  const base = { 'db.system.name': 'mysql', 'db.namespace': database }
-  const poolName = { 'db.client.connection.pool.name': database }
+  const config = sequelize.config as { host?: string; port?: string | number }
+  const poolName = { [ATTR.dbPoolName]: database }
+  // Made once: an unsampled request builds no attributes (the SDK copies them into each span).
+  const poolSpanAttributes: Attributes = { [ATTR.dbSystemName]: DB_SYSTEM, [ATTR.dbNamespace]: database, ...poolName }
 
-  const operationDuration = meter.createHistogram('db.client.operation.duration', {
-    unit: 's',
-    description: 'Duration of database client operations',
-    advice: { explicitBucketBoundaries: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10] }
+  const sink = statementSink({
+    database,
+    host: config.host ?? 'localhost',
+    port: Number(config.port ?? 3306),
+    connectionIds: opts.connectionIds === true,
+    duration: meter.createHistogram(METRIC.dbOperationDuration, {
+      unit: 's',
+      description: 'Duration of database client operations',
+      advice: { explicitBucketBoundaries: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10] }
+    })
   })
-  const waitTime = meter.createHistogram('db.client.connection.wait_time', {
+  const waitTime = meter.createHistogram(METRIC.dbConnectionWaitTime, {
     unit: 's',
     description: 'The time it took to obtain an open connection from the pool',
     advice: { explicitBucketBoundaries: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5] }
   })
+  const recordWait = (ms: number) => waitTime.record(ms / 1000, poolName)
 
   type PoolStats = { size: number; available: number; using: number; waiting: number; maxSize: number }
   const pool = () => (sequelize.connectionManager as unknown as { pool?: PoolStats }).pool
   meter
-    .createObservableUpDownCounter('db.client.connection.count', { unit: '{connection}', description: 'Connections by state' })
+    .createObservableUpDownCounter(METRIC.dbConnectionCount, { unit: '{connection}', description: 'Connections by state' })
     .addCallback((r) => {
       const p = pool()
       if (!p) return
-      r.observe(p.using, { ...poolName, 'db.client.connection.state': 'used' })
-      r.observe(p.available, { ...poolName, 'db.client.connection.state': 'idle' })
+      r.observe(p.using, { ...poolName, [ATTR.dbConnectionState]: 'used' })
+      r.observe(p.available, { ...poolName, [ATTR.dbConnectionState]: 'idle' })
     })
   meter
-    .createObservableUpDownCounter('db.client.connection.pending_requests', { unit: '{request}', description: 'Requests waiting for a connection' })
+    .createObservableUpDownCounter(METRIC.dbConnectionPending, { unit: '{request}', description: 'Requests waiting for a connection' })
     .addCallback((r) => {
       const p = pool()
       if (p) r.observe(p.waiting, poolName)
     })
   meter
-    .createObservableUpDownCounter('db.client.connection.max', { unit: '{connection}', description: 'Largest pool size allowed' })
+    .createObservableUpDownCounter(METRIC.dbConnectionMax, { unit: '{connection}', description: 'Largest pool size allowed' })
     .addCallback((r) => {
       const p = pool()
       if (p) r.observe(p.maxSize, poolName)
     })
 
-  // Wrapping getConnection (rather than the before/afterPoolAcquire hooks) also sees the waits
-  // that fail: an acquire timeout shows up as an ERROR span, which is the case worth seeing.
-  const manager = sequelize.connectionManager as unknown as { getConnection(options?: object): Promise<unknown> }
-  // Made once: an unsampled request builds no attributes (the SDK copies them into each span).
-  const poolSpanAttributes = { ...base, ...poolName }
-  const getConnection = manager.getConnection.bind(manager)
-  manager.getConnection = async (options) => {
-    const start = performance.now()
-    try {
-      const connection = await withSpan('pool.acquire', poolSpanAttributes, () => getConnection(options))
-      wrapConnection(connection as MysqlConnection, opts.connectionIds === true)
-      return connection
-    } finally {
-      const waited = performance.now() - start
-      waitTime.record(waited / 1000, poolName)
-      const t = timingStore.getStore()
-      if (t) t.poolWaitMs += waited
+  // Sequelize hands both hooks the same options object of one getConnection call.
+  type AcquireOptions = { [kWait]?: PoolWait } | undefined
+  sequelize.addHook('beforePoolAcquire', (config) => {
+    const options = config as AcquireOptions
+    if (!options || typeof options !== 'object') return
+    const start = now()
+    const timings = timingStore.getStore()
+    const span = trace.getActiveSpan()?.isRecording() ? tracer.startSpan(SPAN.poolAcquire, { attributes: poolSpanAttributes, startTime: hrTime(start) }) : undefined
+    const wait: PoolWait = { start, span, timings, record: recordWait }
+    options[kWait] = wait
+    if (timings) {
+      let open = openWaits.get(timings)
+      if (!open) openWaits.set(timings, (open = new Set()))
+      open.add(wait)
     }
-  }
-
-  sequelize.addHook('beforeQuery', (_options, query) => {
-    ;(query as unknown as Record<symbol, number>)[kQueryStart] = performance.now()
   })
-  // One attribute set per operation, made once: this runs after every statement.
-  const opAttributes = new Map<string, Attributes>()
-  sequelize.addHook('afterQuery', (_options, query) => {
-    const start = (query as unknown as Record<symbol, number>)[kQueryStart]
-    if (start === undefined) return
-    const took = performance.now() - start
-    const sql = (query as unknown as { sql?: string }).sql ?? ''
-    const operation = OPERATION.exec(sql)?.[1]?.toUpperCase() ?? 'UNKNOWN'
-    let attributes = opAttributes.get(operation)
-    if (!attributes) opAttributes.set(operation, (attributes = { ...base, 'db.operation.name': operation }))
-    operationDuration.record(took / 1000, attributes)
-    const t = timingStore.getStore()
-    if (t) {
-      t.dbMs += took
-      t.queries += 1
-    }
+  sequelize.addHook('afterPoolAcquire', (connection, config) => {
+    const options = config as AcquireOptions
+    measureStatements(connection as Parameters<typeof measureStatements>[0], sink)
+    const wait = options?.[kWait]
+    if (!wait) return
+    options![kWait] = undefined
+    endWait(wait, now())
   })
 }
-
-/** The statement's first word: SELECT, INSERT, START (TRANSACTION), COMMIT, ... */
-const OPERATION = /^\s*([A-Za-z]+)/

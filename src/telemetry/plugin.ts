@@ -5,7 +5,9 @@ import {
 import { getRPCMetadata, RPCType } from '@opentelemetry/core'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { isUntraced, SCOPE } from './constants'
+import { hrTime, ms2, now } from './clock'
+import { endFailedPoolWaits } from './db'
+import { ATTR, METRIC, SCOPE } from './names'
 import { UNTRUSTED_PARENT } from './trust'
 import type { TelemetryRuntime } from './runtime'
 import { newTimings, timingStore, type RequestTimings } from './timing'
@@ -27,19 +29,27 @@ export interface TelemetryPluginOptions {
   serverTiming?: boolean
   /** Whose `traceparent` sampled flag is obeyed (TRUSTED_TRACE_SOURCES); everyone's when absent. */
   trustedTraceSource?: (ip: string) => boolean
+  /** Requests that get no server span (health probes, the inspector's pages); none when absent. */
+  isUntraced?: (url: string) => boolean
+  /** DB_POOL_ACQUIRE_MS: a pool wait still open when the request answers failed at most this long after it began. */
+  poolAcquireMs?: number
 }
 
 const kContext = Symbol('blog.otelContext')
 type Traced = FastifyRequest & { [kContext]?: Context }
-const ms = (n: number) => n.toFixed(2)
+
+/** The request's duration as X-Process-Time prints it, the server span records it and the log line says it. */
+export const processTimeMs = (t: RequestTimings): number => Number(ms2((t.end ?? now()) - t.start))
 
 /**
  * A request's telemetry in one place: its server span (made here, or named here when the http
  * instrumentation made it), the timing store its handler runs in, and the three response
- * headers: X-Process-Time, Server-Timing and W3C traceresponse.
+ * headers: X-Process-Time, Server-Timing and W3C traceresponse. One clock (./clock.ts): the
+ * request starts at its first hook and ends when its response is handed over (onSend); the
+ * span, the headers, the duration histogram and the log line all use those two instants.
  */
 export default fp<TelemetryPluginOptions>(
-  async (fastify, { runtime, serverTiming = true, trustedTraceSource = () => true }) => {
+  async (fastify, { runtime, serverTiming = true, trustedTraceSource = () => true, isUntraced = () => false, poolAcquireMs = Infinity }) => {
     fastify.decorateRequest('otelSpan', undefined)
     fastify.decorateRequest('timings', null as unknown as RequestTimings)
 
@@ -47,7 +57,7 @@ export default fp<TelemetryPluginOptions>(
       request.timings = newTimings()
       done()
     })
-    if (runtime?.serverSpans === 'app') traceRequests(fastify, trustedTraceSource)
+    if (runtime?.serverSpans === 'app') traceRequests(fastify, trustedTraceSource, isUntraced)
     else if (runtime?.serverSpans === 'http') nameHttpSpans(fastify)
 
     // Every handler runs in the request's timing store and, when traced, in its span's context
@@ -63,17 +73,23 @@ export default fp<TelemetryPluginOptions>(
 
     // Callback style: this runs on every response, an async hook would add a promise per request.
     fastify.addHook('onSend', (request, reply, payload, done) => {
-      const total = reply.elapsedTime
-      reply.header('X-Process-Time', `${ms(total)}ms`)
-      const t = request.timings
-      if (t && serverTiming) {
-        reply.header(
-          'Server-Timing',
-          `db;dur=${ms(t.dbMs)};desc="${t.queries} queries", pool;dur=${ms(t.poolWaitMs)}, render;dur=${ms(t.renderMs)}, total;dur=${ms(total)}`
-        )
+      // A request that failed before onRequest ran (a parser error) still gets the headers.
+      const t = (request.timings ??= newTimings())
+      endFailedPoolWaits(t, poolAcquireMs)
+      t.end = now()
+      const total = processTimeMs(t)
+      const text = ms2(total)
+      reply.header('X-Process-Time', `${text}ms`)
+      if (serverTiming) {
+        const queries = t.queries === 1 ? '1 query' : `${t.queries} queries`
+        reply.header('Server-Timing', `db;dur=${ms2(t.dbMs)};desc="${queries}", pool;dur=${ms2(t.poolWaitMs)}, render;dur=${ms2(t.renderMs)}, total;dur=${text}`)
       }
-      const sc = request.otelSpan?.spanContext()
-      if (sc && isSpanContextValid(sc)) reply.header('traceresponse', `00-${sc.traceId}-${sc.spanId}-0${sc.traceFlags & 1}`)
+      const span = request.otelSpan
+      if (span) {
+        span.setAttribute(ATTR.processTimeMs, total)
+        const sc = span.spanContext()
+        if (isSpanContextValid(sc)) reply.header('traceresponse', `00-${sc.traceId}-${sc.spanId}-0${sc.traceFlags & 1}`)
+      }
       done(null, payload)
     })
 
@@ -132,8 +148,8 @@ function nameHttpSpans(fastify: FastifyInstance): void {
  * see README "Performance"). Follows the stable HTTP semantic conventions: span name
  * `METHOD route`, http.* / url.* attributes, and the http.server.request.duration histogram.
  */
-function traceRequests(fastify: FastifyInstance, trusted: (ip: string) => boolean): void {
-  const requestDuration = metrics.getMeter(SCOPE).createHistogram('http.server.request.duration', {
+function traceRequests(fastify: FastifyInstance, trusted: (ip: string) => boolean, isUntraced: (url: string) => boolean): void {
+  const requestDuration = metrics.getMeter(SCOPE).createHistogram(METRIC.httpServerDuration, {
     unit: 's',
     description: 'Duration of HTTP server requests',
     advice: { explicitBucketBoundaries: [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10] }
@@ -146,22 +162,23 @@ function traceRequests(fastify: FastifyInstance, trusted: (ip: string) => boolea
     if (parent !== ROOT_CONTEXT && !trusted(request.ip)) parent = parent.setValue(UNTRUSTED_PARENT, true)
     const route = routeOf(request)
     const method = request.method
-    const span = tracer.startSpan(route ? `${method} ${route}` : method, { kind: SpanKind.SERVER }, parent)
+    const startTime = hrTime(request.timings.start)
+    const span = tracer.startSpan(route ? `${method} ${route}` : method, { kind: SpanKind.SERVER, startTime }, parent)
     if (span.isRecording()) {
       const host = request.host
       const colon = host.lastIndexOf(':')
       span.setAttributes({
-        'http.request.method': method,
-        'url.path': request.url.split('?', 1)[0],
-        'url.scheme': request.protocol,
-        'server.address': colon > 0 ? host.slice(0, colon) : host,
-        'network.protocol.version': request.raw.httpVersion,
-        'client.address': request.ip
+        [ATTR.httpRequestMethod]: method,
+        [ATTR.urlPath]: request.url.split('?', 1)[0],
+        [ATTR.urlScheme]: request.protocol,
+        [ATTR.serverAddress]: colon > 0 ? host.slice(0, colon) : host,
+        [ATTR.networkProtocolVersion]: request.raw.httpVersion,
+        [ATTR.clientAddress]: request.ip
       })
-      if (colon > 0) span.setAttribute('server.port', Number(host.slice(colon + 1)))
-      if (route) span.setAttribute('http.route', route)
+      if (colon > 0) span.setAttribute(ATTR.serverPort, Number(host.slice(colon + 1)))
+      if (route) span.setAttribute(ATTR.httpRoute, route)
       const ua = request.headers['user-agent']
-      if (ua) span.setAttribute('user_agent.original', ua)
+      if (ua) span.setAttribute(ATTR.userAgent, ua)
     }
     request.otelSpan = span
     const ctx = trace.setSpan(parent, span)
@@ -174,16 +191,19 @@ function traceRequests(fastify: FastifyInstance, trusted: (ip: string) => boolea
     const span = request.otelSpan
     if (!span) return done()
     const status = reply.statusCode
-    const attributes: Attributes = { 'http.request.method': request.method, 'url.scheme': request.protocol, 'http.response.status_code': status }
+    const attributes: Attributes = { [ATTR.httpRequestMethod]: request.method, [ATTR.urlScheme]: request.protocol, [ATTR.httpResponseStatusCode]: status }
     const route = routeOf(request)
-    if (route) attributes['http.route'] = route
+    if (route) attributes[ATTR.httpRoute] = route
     if (status >= 500) {
-      attributes['error.type'] = String(status)
+      attributes[ATTR.errorType] = String(status)
       span.setStatus({ code: SpanStatusCode.ERROR })
     }
     span.setAttributes(attributes)
-    span.end()
-    requestDuration.record(reply.elapsedTime / 1000, attributes)
+    // The instant onSend took (a request answered without one, e.g. aborted, ends here).
+    const t = request.timings
+    t.end ??= now()
+    span.end(hrTime(t.end))
+    requestDuration.record((t.end - t.start) / 1000, attributes)
     done()
   })
 }

@@ -3,13 +3,12 @@ import { diag, DiagLogLevel, type DiagLogger } from '@opentelemetry/api'
 import { getNodeAutoInstrumentations } from '@opentelemetry/auto-instrumentations-node'
 import { NodeSDK, type NodeSDKConfiguration } from '@opentelemetry/sdk-node'
 import type { SpanProcessor } from '@opentelemetry/sdk-trace'
-import type { AppConfig, DbConfig, InspectorConfig } from '../config'
-import { InspectorSpanProcessor } from '../inspector/processor'
-import { DEFAULT_INSTRUMENTATIONS, isUntraced } from './constants'
+import type { AppConfig, DbConfig } from '../config'
+import { DEFAULT_INSTRUMENTATIONS } from './constants'
 import { DbServerTimings } from './db-server'
 import { PooledIdGenerator } from './ids'
 import { spanProcessorsFromEnv } from './exporters'
-import { setTelemetryRuntime, type TelemetryRuntime } from './runtime'
+import type { TelemetryRuntime } from './runtime'
 import { TimingSpanProcessor } from './timing-processor'
 import { samplerFromEnv, TrustAwareSampler } from './trust'
 
@@ -55,8 +54,11 @@ export function applyEnvDefaults(env: NodeJS.ProcessEnv = process.env): void {
 }
 
 export interface TelemetryOptions {
-  inspector: Pick<InspectorConfig, 'enabled' | 'maxTraces' | 'maxBytes'>
   serverTimings: DbConfig['serverTimings']
+  /** Span consumers besides the exporters (the inspector's buffer): they see spans after the timing processor. */
+  processors?: SpanProcessor[]
+  /** Requests that get no server span (the http instrumentation's ignore hook; the app's hooks get the same from app.ts). */
+  isUntraced?: (url: string) => boolean
   /** Whose encoder writes OTLP/protobuf span exports (./otlp-proto.ts); the app's by default. */
   otlpProtobufEncoder?: AppConfig['otlpProtobufEncoder']
   /** Tests pass their own span processors or metric readers. */
@@ -64,11 +66,11 @@ export interface TelemetryOptions {
 }
 
 /**
- * Starts the SDK (unless OTEL_SDK_DISABLED=true) and publishes what the app needs from it
- * (./runtime.ts). Exporters, sampler and batching come from the standard OTEL_* variables.
+ * Starts the SDK (unless OTEL_SDK_DISABLED=true) and returns what the app needs from it
+ * (./runtime.ts); the composition root (otel/bootstrap.ts) hands that on. Exporters, sampler and
+ * batching come from the standard OTEL_* variables.
  */
-export function startTelemetry(opts: TelemetryOptions): NodeSDK | null {
-  setTelemetryRuntime(null)
+export function startTelemetry(opts: TelemetryOptions): (TelemetryRuntime & { sdk: NodeSDK }) | null {
   if ((process.env.OTEL_SDK_DISABLED ?? '').toLowerCase() === 'true') return null
   applyEnvDefaults()
   diag.setLogger(rateLimitedDiagLogger(), { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true })
@@ -78,12 +80,11 @@ export function startTelemetry(opts: TelemetryOptions): NodeSDK | null {
   // send spans nowhere rather than to a localhost:4318 that is probably not there.
   const env = process.env
   const exportTraces = Boolean(env.OTEL_TRACES_EXPORTER || env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
-  // The request inspector keeps recent traces in memory alongside the exporter.
-  const inspector = opts.inspector.enabled ? new InspectorSpanProcessor(opts.inspector.maxTraces, opts.inspector.maxBytes) : null
   // Every span passes the timing processor first (loop-busy time, the database's own time), so
   // `spanProcessors` replaces the env-configured exporters, which are built here (./exporters.ts).
   const serverTimings = opts.serverTimings.enabled ? new DbServerTimings(opts.serverTimings.pollMs) : null
-  const next: SpanProcessor[] = [...(exportTraces ? spanProcessorsFromEnv(opts.otlpProtobufEncoder ?? 'app') : []), ...(inspector ? [inspector] : [])]
+  const next: SpanProcessor[] = [...(exportTraces ? spanProcessorsFromEnv(opts.otlpProtobufEncoder ?? 'app') : []), ...(opts.processors ?? [])]
+  const isUntraced = opts.isUntraced ?? (() => false)
   const { sampler, ...sdkOverrides } = opts.sdk ?? {}
   const sdk = new NodeSDK({
     // The app marks parents sent by untrusted clients (TRUSTED_TRACE_SOURCES); see ./trust.ts.
@@ -97,10 +98,9 @@ export function startTelemetry(opts: TelemetryOptions): NodeSDK | null {
           // The app makes no outgoing HTTP calls of its own; exporters' calls are not traced.
           disableOutgoingRequestInstrumentation: true
         },
-        '@opentelemetry/instrumentation-mysql2': {
-          // Never put parameter values (user content) into spans.
-          maskStatement: true
-        },
+        // The app measures every statement itself, one clock for span, metric and Server-Timing
+        // (./sql.ts): the instrumentation's spans would duplicate them.
+        '@opentelemetry/instrumentation-mysql2': { enabled: false },
         '@opentelemetry/instrumentation-pino': {
           // Trace ids in every log line, yes; a copy of every line parsed back into an OTel log
           // record, only when logs are exported (it cost more than the log line itself).
@@ -110,13 +110,12 @@ export function startTelemetry(opts: TelemetryOptions): NodeSDK | null {
     ],
     ...sdkOverrides
   })
+  if (enabled.includes('mysql2')) diag.warn('OTEL_NODE_ENABLED_INSTRUMENTATIONS names mysql2: ignored, the app makes the SQL spans itself')
   sdk.start()
-  const runtime: TelemetryRuntime = { serverSpans: enabled.includes('http') ? 'http' : 'app', traces: inspector?.buffer ?? null, serverTimings }
-  setTelemetryRuntime(runtime)
 
   // Flush spans on the way out; the app's own SIGTERM handler closes the server first.
   process.once('beforeExit', () => {
     sdk.shutdown().catch((err: unknown) => diag.warn('shutdown failed', err))
   })
-  return sdk
+  return { sdk, serverSpans: enabled.includes('http') ? 'http' : 'app', serverTimings }
 }

@@ -1,16 +1,8 @@
 import { performance, type EventLoopUtilization } from 'node:perf_hooks'
-import { SpanKind, type Context } from '@opentelemetry/api'
+import type { Context } from '@opentelemetry/api'
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace'
 import { connectionIdIn, type DbServerTimings, type ServerTiming, type TimedSpan } from './db-server'
-
-/** The attributes this processor adds (README "Truthful timings"). */
-export const TIMING_ATTRIBUTES = {
-  loopActive: 'blog.event_loop.active_ms',
-  serverMs: 'blog.db.server_ms',
-  lockMs: 'blog.db.lock_ms',
-  rowsExamined: 'blog.db.rows_examined',
-  rowsSent: 'blog.db.rows_sent'
-} as const
+import { ATTR, spanCategory } from './names'
 
 /** Spans held for their server timings: past this many, the oldest go out without them. */
 const MAX_HELD = 20_000
@@ -23,8 +15,8 @@ interface Timing {
 }
 type Tracked = Span & { [kTiming]?: Timing }
 
-const isSql = (span: Span) => span.kind === SpanKind.CLIENT && span.attributes['db.system.name'] !== undefined
-const isTimed = (span: Span) => span.kind === SpanKind.SERVER || span.name === 'pool.acquire' || isSql(span)
+/** Spans whose time is split (docs/telemetry.md "Truthful timings"): requests, pool waits, SQL. */
+const TIMED = new Set(['server', 'pool', 'sql'])
 
 /**
  * Makes each SQL, pool-wait and server span say how much of its time was the event loop busy
@@ -44,9 +36,10 @@ export class TimingSpanProcessor implements SpanProcessor {
   ) {}
 
   onStart(span: Span, parentContext: Context): void {
-    if (isTimed(span)) {
+    const category = spanCategory(span)
+    if (TIMED.has(category)) {
       const timing: Timing = { elu: performance.eventLoopUtilization() }
-      if (this.db?.enabled && isSql(span)) {
+      if (this.db?.enabled && category === 'sql') {
         const connectionId = connectionIdIn(parentContext)
         if (connectionId !== undefined) {
           const t = performance.timeOrigin + performance.now()
@@ -62,7 +55,7 @@ export class TimingSpanProcessor implements SpanProcessor {
     const timing = (span as Tracked)[kTiming]
     if (timing) {
       // Loop time spent while this span was open: its own callbacks and everyone else's.
-      span.setAttribute(TIMING_ATTRIBUTES.loopActive, round(performance.eventLoopUtilization(timing.elu).active))
+      span.setAttribute(ATTR.loopActiveMs, round(performance.eventLoopUtilization(timing.elu).active))
       if (timing.sql) timing.sql.end = performance.timeOrigin + performance.now()
     }
     for (const p of this.next) p.onEnding?.(span)
@@ -99,10 +92,10 @@ export class TimingSpanProcessor implements SpanProcessor {
       const t = timed && timings.get(timed)
       const out = t
         ? withAttributes(span, {
-            [TIMING_ATTRIBUTES.serverMs]: round(t.serverMs),
-            [TIMING_ATTRIBUTES.lockMs]: round(t.lockMs),
-            [TIMING_ATTRIBUTES.rowsExamined]: t.rowsExamined,
-            [TIMING_ATTRIBUTES.rowsSent]: t.rowsSent
+            [ATTR.dbServerMs]: round(t.serverMs),
+            [ATTR.dbLockMs]: round(t.lockMs),
+            [ATTR.dbRowsExamined]: t.rowsExamined,
+            [ATTR.dbRowsSent]: t.rowsSent
           })
         : span
       for (const p of this.next) p.onEnd(out)

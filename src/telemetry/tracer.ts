@@ -1,5 +1,6 @@
 import { SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api'
-import { SCOPE } from './constants'
+import { hrTime, now } from './clock'
+import { ATTR, SCOPE, type SpanName } from './names'
 
 export const tracer = trace.getTracer(SCOPE)
 
@@ -8,24 +9,32 @@ export function recordError(span: Span, err: unknown): void {
   const e = err as Error & { code?: string | number }
   span.recordException(e)
   span.setStatus({ code: SpanStatusCode.ERROR, message: e.message })
-  span.setAttribute('error.type', typeof e.code === 'string' ? e.code : e.name)
+  span.setAttribute(ATTR.errorType, typeof e.code === 'string' ? e.code : e.name)
 }
 
 /**
- * Times `work` as a child span of the active one (pool wait, render, image write). Outside a
- * recorded trace (tracing off, an unsampled request, work outside any request) no span is made
- * at all: the cheap path. The span is a leaf: it is not made active, so a statement the work
- * happens to run (a new connection's set-up during a pool wait) stays a child of the request.
+ * Times `work` as a child span of the active one (pool wait, render, image write), on the
+ * request's clock; `took` (if given) receives the span's duration from the same two instants,
+ * traced or not. Outside a recorded trace (tracing off, an unsampled request, work outside any
+ * request) no span is made at all: the cheap path. The span is a leaf: it is not made active, so
+ * a statement the work happens to run stays a child of the request.
  */
-export async function withSpan<T>(name: string, attributes: Attributes, work: (span: Span | undefined) => Promise<T>): Promise<T> {
-  if (!trace.getActiveSpan()?.isRecording()) return work(undefined)
-  const span = tracer.startSpan(name, { attributes })
+export async function withSpan<T>(
+  name: SpanName,
+  attributes: Attributes,
+  work: (span: Span | undefined) => Promise<T>,
+  took?: (ms: number) => void
+): Promise<T> {
+  const start = now()
+  const span = trace.getActiveSpan()?.isRecording() ? tracer.startSpan(name, { attributes, startTime: hrTime(start) }) : undefined
   try {
     return await work(span)
   } catch (err) {
-    recordError(span, err)
+    if (span) recordError(span, err)
     throw err
   } finally {
-    span.end()
+    const end = now()
+    span?.end(hrTime(end))
+    took?.(end - start)
   }
 }

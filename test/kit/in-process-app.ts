@@ -1,5 +1,5 @@
 // The SDK first (nothing above it may load mysql2), then the app.
-import { runtime, sdk } from './in-process-sdk'
+import { runtime, sdk, traces } from './in-process-sdk'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { afterAll, beforeAll } from 'vitest'
 import blogApp, { appServerOptions } from '../../src/app'
@@ -14,7 +14,7 @@ export function useInProcessApp(extra: (app: FastifyInstance) => void = () => un
   beforeAll(async () => {
     t.env = await createTestEnv()
     t.app = Fastify({ ...appServerOptions, logger: false })
-    await t.app.register(blogApp, { config: t.env.config, telemetry: runtime })
+    await t.app.register(blogApp, { config: t.env.config, telemetry: runtime, traces })
     extra(t.app)
     await t.app.ready()
   })

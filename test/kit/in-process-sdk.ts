@@ -1,11 +1,10 @@
 import type { Attributes, Context, Link, SpanKind } from '@opentelemetry/api'
 import { AlwaysOnSampler, ParentBasedSampler, type Sampler, type SamplingResult } from '@opentelemetry/sdk-trace'
-import { startTelemetry } from '../../src/telemetry/sdk'
-import { telemetryRuntime } from '../../src/telemetry/runtime'
+import { startObservability } from '../../src/observability'
 
 // Import this FIRST in a test file: it starts the OpenTelemetry SDK in the test's own process (as
-// otel/bootstrap does with --require), before anything loads mysql2, so the instrumentation patches
-// it. Spans go to the inspector's in-memory buffer (`runtime.traces`).
+// otel/bootstrap does with --require), before anything loads mysql2. Spans go to the inspector's
+// in-memory buffer (`traces`).
 
 /** Every span name the sampler was asked about, sampled or not: a span object was made for each. */
 export const askedToSample: string[] = []
@@ -19,9 +18,10 @@ const counting: Sampler = {
   toString: () => 'counting(parentbased_always_on)'
 }
 
-export const sdk = startTelemetry({
-  inspector: { enabled: true, maxTraces: 100, maxBytes: 4 << 20 },
-  serverTimings: { enabled: false, pollMs: 250 },
-  sdk: { sampler: counting }
-})
-export const runtime = telemetryRuntime()!
+const started = startObservability(
+  { inspector: { enabled: true, token: '', badge: false, maxTraces: 100, maxBytes: 4 << 20, sessionTtlMs: 0, jaegerUrl: '' }, otlpProtobufEncoder: 'app', db: { serverTimings: { enabled: false, pollMs: 250 } } },
+  { sampler: counting }
+)
+export const runtime = started.telemetry!
+export const traces = started.traces!
+export const sdk = { shutdown: () => runtime.shutdown() }

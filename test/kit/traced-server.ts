@@ -8,7 +8,7 @@ import { fromOtlp, type ContractSpan } from './trace'
 
 /** The two ways server spans are made: the app's Fastify hooks (default) or the http instrumentation. */
 export const SERVER_SPAN_MODES: { name: string; scope: string; env: Record<string, string> }[] = [
-  { name: 'the http instrumentation', scope: '@opentelemetry/instrumentation-http', env: { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'http,mysql2,pino,runtime-node' } },
+  { name: 'the http instrumentation', scope: '@opentelemetry/instrumentation-http', env: { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'http,pino,runtime-node' } },
   { name: 'the Fastify hooks (the default: http instrumentation off)', scope: 'blog_app', env: {} }
 ]
 

@@ -6,7 +6,7 @@ import type { Breakdown } from '../../bench/lib/spans'
 // e2e bench test produces them from real loads.
 
 const phases = (total: number, SQL: number, sqlLoop: number, sqlServer: number, sqlJoined = SQL): Breakdown =>
-  ({ 'pool wait': 0, SQL, render: 0.3, 'image write': 0, other: 0, total, queries: 1, sqlServer, sqlJoined, sqlLoop, loop: 0 })
+  ({ 'pool wait': 0, SQL, render: 0.3, image: 0, 'image write': 0, other: 0, total, queries: 1, sqlServer, sqlJoined, sqlLoop, loop: 0 })
 
 describe('the bench verdict', () => {
   it('says app CPU at saturation: the loop busy nearly all the SQL time, the database a sliver', () => {

@@ -1,5 +1,5 @@
 // First: starts the SDK before anything below loads mysql2.
-import { runtime } from '../../kit/in-process-sdk'
+import { traces } from '../../kit/in-process-sdk'
 import { useInProcessApp } from '../../kit/in-process-app'
 import { setTimeout as sleep } from 'node:timers/promises'
 import mysql from 'mysql2/promise'
@@ -20,7 +20,7 @@ const t = useInProcessApp((app) => {
 
 function traceOf(res: { headers: Record<string, unknown> }): TraceEntry {
   const traceId = String(res.headers.traceresponse).split('-')[1]!
-  const entry = runtime.traces!.get(traceId)
+  const entry = traces.get(traceId)
   expect(entry?.root, `trace ${traceId} in the buffer`).toBeDefined()
   return entry!
 }

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { DbConfig } from '../../../src/config'
 import { DbServerTimings, type TimedSpan } from '../../../src/telemetry/db-server'
 import { startMariaDb, type MariaDbInstance } from '../../kit/mariadb-instance'
-import { OtlpReceiver, parseTraceHeader, type ReceivedSpan } from '../../kit/otlp-receiver'
+import { OtlpReceiver, parseTraceHeader, SpanKind, type ReceivedSpan } from '../../kit/otlp-receiver'
 import { assertBuilt, request, startListening, type ServerChild } from '../../kit/server'
 import { expectRequestTrace, fromOtlp } from '../../kit/trace'
 
@@ -16,7 +16,7 @@ let db: MariaDbInstance
 let receiver: OtlpReceiver
 let app: ServerChild
 
-const sqlSpans = (spans: ReceivedSpan[]) => spans.filter((s) => s.scope === '@opentelemetry/instrumentation-mysql2')
+const sqlSpans = (spans: ReceivedSpan[]) => spans.filter((s) => s.kind === SpanKind.CLIENT && s.attributes['db.system.name'] === 'mysql')
 
 beforeAll(async () => {
   assertBuilt()
