@@ -1,4 +1,5 @@
 import { expect } from 'vitest'
+import { ATTRIBUTE_DOCS, isKnownSpanName } from '../../src/telemetry/names'
 import type { ReceivedSpan } from './otlp-receiver'
 
 /**
@@ -98,9 +99,26 @@ export function formatContractTree(spans: ContractSpan[]): string {
     .join('\n')
 }
 
+/** App-namespaced attributes (`blog.*`) must be ones src/telemetry/names.ts defines and documents. */
+const APP_ATTRIBUTE = /^blog\./
+
+/**
+ * One name per signal: every span is named as src/telemetry/names.ts says spans are named, and
+ * every app attribute on it is defined there (so docs/telemetry-reference.md lists it).
+ */
+export function expectNamedSignals(spans: ContractSpan[]): void {
+  for (const s of spans) {
+    expect(isKnownSpanName(s.name), `span name "${s.name}" is not defined in src/telemetry/names.ts`).toBe(true)
+    for (const key of Object.keys(s.attributes)) {
+      if (APP_ATTRIBUTE.test(key)) expect(key in ATTRIBUTE_DOCS, `attribute "${key}" on ${s.name} is not defined in src/telemetry/names.ts`).toBe(true)
+    }
+  }
+}
+
 /** Asserts the contract; returns the server span and its children for further checks. */
 export function expectRequestTrace(spans: ContractSpan[], c: RequestContract): { server: ContractSpan; children: ContractSpan[]; sql: ContractSpan[] } {
   const tree = formatContractTree(spans)
+  expectNamedSignals(spans)
   const servers = spans.filter((s) => s.kind === 'server')
   expect(servers.map((s) => s.name), tree).toEqual([c.name])
   const server = servers[0]!
@@ -113,7 +131,7 @@ export function expectRequestTrace(spans: ContractSpan[], c: RequestContract): {
   expect(server.error, tree).toBe(c.error ?? false)
 
   // Flat: nothing hangs off anything but the server span, and all of it happens inside it
-  // (1 ms of slack on starts: the SDK stamps a span's start with Date.now()).
+  // (1 ms of slack: spans of the http and AWS SDK instrumentations stamp their start with Date.now()).
   const children = spans.filter((s) => s !== server)
   for (const s of children) {
     expect(s.parentId, `${s.name}\n${tree}`).toBe(server.spanId)
