@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import { diag, DiagLogLevel, type DiagLogger } from '@opentelemetry/api'
-import { getNodeAutoInstrumentations } from '@opentelemetry/auto-instrumentations-node'
+import type { Instrumentation } from '@opentelemetry/instrumentation'
 import { NodeSDK, type NodeSDKConfiguration } from '@opentelemetry/sdk-node'
 import type { SpanProcessor } from '@opentelemetry/sdk-trace'
 import type { AppConfig, DbConfig } from '../config'
@@ -41,6 +41,55 @@ export function rateLimitedDiagLogger(write: (line: string) => void = (l) => pro
   return { error: emit('error'), warn: emit('warn'), info: ignore, debug: ignore, verbose: ignore }
 }
 
+/**
+ * The instrumentations the app can load, each required only when enabled: the
+ * auto-instrumentations bundle loaded ~40 packages (~36 MB RSS) for the few used. SQL spans are
+ * the app's own (./sql.ts), server spans too unless `http` is enabled (./plugin.ts).
+ */
+/* eslint-disable @typescript-eslint/no-require-imports -- each package is loaded only when enabled */
+const INSTRUMENTATIONS: Record<string, (o: { isUntraced: (url: string) => boolean }) => Instrumentation> = {
+  http: ({ isUntraced }) => {
+    const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http') as typeof import('@opentelemetry/instrumentation-http')
+    return new HttpInstrumentation({
+      ignoreIncomingRequestHook: (req: IncomingMessage) => isUntraced(req.url ?? ''),
+      // The app makes no outgoing HTTP calls of its own; exporters' calls are not traced.
+      disableOutgoingRequestInstrumentation: true
+    })
+  },
+  pino: () => {
+    const { PinoInstrumentation } = require('@opentelemetry/instrumentation-pino') as typeof import('@opentelemetry/instrumentation-pino')
+    // Trace ids in every log line, yes; a copy of every line parsed back into an OTel log record,
+    // only when logs are exported (it cost more than the log line itself).
+    return new PinoInstrumentation({ disableLogSending: (process.env.OTEL_LOGS_EXPORTER ?? 'none') === 'none' })
+  },
+  'runtime-node': () => {
+    const { RuntimeNodeInstrumentation } = require('@opentelemetry/instrumentation-runtime-node') as typeof import('@opentelemetry/instrumentation-runtime-node')
+    return new RuntimeNodeInstrumentation()
+  },
+  'aws-sdk': () => {
+    const { AwsInstrumentation } = require('@opentelemetry/instrumentation-aws-sdk') as typeof import('@opentelemetry/instrumentation-aws-sdk')
+    return new AwsInstrumentation()
+  }
+}
+/* eslint-enable @typescript-eslint/no-require-imports */
+
+/**
+ * OTEL_NODE_ENABLED_INSTRUMENTATIONS less OTEL_NODE_DISABLED_INSTRUMENTATIONS, as the standard
+ * short names (`http`, `pino`, ...); a name the app does not offer is ignored with a warning.
+ */
+export function enabledInstrumentations(env: NodeJS.ProcessEnv): string[] {
+  const list = (v: string | undefined) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean)
+  const disabled = new Set(list(env.OTEL_NODE_DISABLED_INSTRUMENTATIONS))
+  const out: string[] = []
+  for (const name of list(env.OTEL_NODE_ENABLED_INSTRUMENTATIONS)) {
+    if (disabled.has(name) || out.includes(name)) continue
+    if (INSTRUMENTATIONS[name]) out.push(name)
+    else if (name === 'mysql2') diag.warn('OTEL_NODE_ENABLED_INSTRUMENTATIONS: mysql2 is ignored, the app makes the SQL spans itself (src/telemetry/sql.ts)')
+    else diag.warn(`OTEL_NODE_ENABLED_INSTRUMENTATIONS: ${name} is not available (the app offers ${Object.keys(INSTRUMENTATIONS).join(', ')})`)
+  }
+  return out
+}
+
 /** Fills in this project's defaults for OTEL_* variables the user did not set. */
 export function applyEnvDefaults(env: NodeJS.ProcessEnv = process.env): void {
   env.OTEL_SERVICE_NAME ??= 'blog-app'
@@ -74,7 +123,7 @@ export function startTelemetry(opts: TelemetryOptions): (TelemetryRuntime & { sd
   if ((process.env.OTEL_SDK_DISABLED ?? '').toLowerCase() === 'true') return null
   applyEnvDefaults()
   diag.setLogger(rateLimitedDiagLogger(), { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true })
-  const enabled = (process.env.OTEL_NODE_ENABLED_INSTRUMENTATIONS ?? '').split(',').map((s) => s.trim())
+  const enabled = enabledInstrumentations(process.env)
 
   // No endpoint and no exporter chosen: still trace (traceresponse, logs with trace ids), but
   // send spans nowhere rather than to a localhost:4318 that is probably not there.
@@ -91,26 +140,9 @@ export function startTelemetry(opts: TelemetryOptions): (TelemetryRuntime & { sd
     sampler: new TrustAwareSampler(sampler ?? samplerFromEnv()),
     spanProcessors: [new TimingSpanProcessor(next, serverTimings)],
     idGenerator: new PooledIdGenerator(),
-    instrumentations: [
-      getNodeAutoInstrumentations({
-        '@opentelemetry/instrumentation-http': {
-          ignoreIncomingRequestHook: (req: IncomingMessage) => isUntraced(req.url ?? ''),
-          // The app makes no outgoing HTTP calls of its own; exporters' calls are not traced.
-          disableOutgoingRequestInstrumentation: true
-        },
-        // The app measures every statement itself, one clock for span, metric and Server-Timing
-        // (./sql.ts): the instrumentation's spans would duplicate them.
-        '@opentelemetry/instrumentation-mysql2': { enabled: false },
-        '@opentelemetry/instrumentation-pino': {
-          // Trace ids in every log line, yes; a copy of every line parsed back into an OTel log
-          // record, only when logs are exported (it cost more than the log line itself).
-          disableLogSending: (process.env.OTEL_LOGS_EXPORTER ?? 'none') === 'none'
-        }
-      })
-    ],
+    instrumentations: enabled.map((name) => INSTRUMENTATIONS[name]!({ isUntraced })),
     ...sdkOverrides
   })
-  if (enabled.includes('mysql2')) diag.warn('OTEL_NODE_ENABLED_INSTRUMENTATIONS names mysql2: ignored, the app makes the SQL spans itself')
   sdk.start()
 
   // Flush spans on the way out; the app's own SIGTERM handler closes the server first.
