@@ -21,7 +21,7 @@ export interface Observability {
 const NOTHING: Observability = { telemetry: null, traces: null }
 
 export function startObservability(
-  config: Pick<AppConfig, 'inspector' | 'otlpProtobufEncoder'> & { db: Pick<AppConfig['db'], 'serverTimings'> },
+  config: Pick<AppConfig, 'inspector' | 'otlpProtobufEncoder'> & { db: Pick<AppConfig['db'], 'serverTimings'>; traceKeep?: { slowestPercent: number; slowerThanMs: number } },
   sdk?: Partial<NodeSDKConfiguration>
 ): Observability {
   const inspector = config.inspector.enabled ? new InspectorSpanProcessor(config.inspector.maxTraces, config.inspector.maxBytes) : null
@@ -30,6 +30,7 @@ export function startObservability(
     otlpProtobufEncoder: config.otlpProtobufEncoder,
     processors: inspector ? [inspector] : [],
     isUntraced,
+    keep: config.traceKeep,
     sdk
   })
   if (!started) return NOTHING

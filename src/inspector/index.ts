@@ -1,7 +1,7 @@
-import { isSpanContextValid, TraceFlags } from '@opentelemetry/api'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { InspectorConfig } from '../config'
+import { traceIdsOf } from '../telemetry/plugin'
 import { elapsedMs } from '../telemetry/timing'
 import inspectorRoutes from './routes'
 import { INSPECTOR_PREFIX, isInspectorPath } from './prefix'
@@ -31,11 +31,13 @@ export class Badge {
     return this.request.timings?.queries ?? 0
   }
 
-  /** The trace page, when this request is traced and sampled (else the buffer will not have it). */
+  /**
+   * The trace page, when this request is traced. The page renders before its request ends, so
+   * before the keep decision: a trace that was not kept shows as such there.
+   */
   get href(): string | undefined {
-    const sc = this.request.otelSpan?.spanContext()
-    if (!sc || !isSpanContextValid(sc) || (sc.traceFlags & TraceFlags.SAMPLED) === 0) return undefined
-    return `${INSPECTOR_PREFIX}/traces/${sc.traceId}`
+    const ids = traceIdsOf(this.request)
+    return ids ? `${INSPECTOR_PREFIX}/traces/${ids.traceId}` : undefined
   }
 }
 

@@ -1,8 +1,7 @@
-import { trace } from '@opentelemetry/api'
 import { LogController, type FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import pino from 'pino'
-import { processTimeMs, routeOf } from '../telemetry/plugin'
+import { processTimeMs, routeOf, traceIdsOf } from '../telemetry/plugin'
 
 /** The logger options on the Fastify() call that go with this plugin (server.ts, bench/floor). */
 export function requestLogOptions(level: string, flushMs: number): Pick<FastifyServerOptions, 'logger' | 'logController'> {
@@ -41,13 +40,13 @@ export default fp(
         // The X-Process-Time header's number (the server span has it too: one clock).
         responseTime: processTimeMs(request.timings)
       }
-      // The pino instrumentation adds ids from the active context; add them here when the
-      // server span is not the active one at this point.
-      const sc = request.otelSpan?.spanContext()
-      if (sc && !trace.getActiveSpan()) {
-        entry.trace_id = sc.traceId
-        entry.span_id = sc.spanId
-        entry.trace_flags = `0${sc.traceFlags.toString(16)}`
+      // The trace as traceresponse named it, with the final keep decision in its flags (these
+      // override what the pino instrumentation takes from the active context).
+      const ids = traceIdsOf(request)
+      if (ids) {
+        entry.trace_id = ids.traceId
+        entry.span_id = ids.spanId
+        entry.trace_flags = ids.sampled ? '01' : '00'
       }
       request.log.info(entry, 'request completed')
       done()

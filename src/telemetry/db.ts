@@ -1,8 +1,9 @@
-import { metrics, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api'
+import { metrics, SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api'
 import type { Sequelize } from 'sequelize'
 import { hrTime, now } from './clock'
 import { ATTR, DB_SYSTEM, METRIC, SCOPE, SPAN } from './names'
 import { measureStatements, statementSink } from './sql'
+import type { Work } from './request-trace'
 import { timingStore, type RequestTimings } from './timing'
 import { tracer } from './tracer'
 
@@ -10,6 +11,8 @@ import { tracer } from './tracer'
 interface PoolWait {
   start: number
   span: Span | undefined
+  /** The wait as deferred work of its request (./request-trace.ts). */
+  work: Work | undefined
   timings: RequestTimings | undefined
   record: (ms: number) => void
 }
@@ -20,6 +23,7 @@ const openWaits = new WeakMap<RequestTimings, Set<PoolWait>>()
 
 function endWait(w: PoolWait, end: number, err?: { name: string }): void {
   const waited = end - w.start
+  if (w.work) w.timings!.trace!.finish(w.work, end, err?.name)
   if (w.span) {
     if (err) {
       w.span.setStatus({ code: SpanStatusCode.ERROR, message: 'no connection within DB_POOL_ACQUIRE_MS' })
@@ -114,8 +118,10 @@ export function instrumentSequelize(sequelize: Sequelize, opts: InstrumentOption
     if (!options || typeof options !== 'object') return
     const start = now()
     const timings = timingStore.getStore()
-    const span = trace.getActiveSpan()?.isRecording() ? tracer.startSpan(SPAN.poolAcquire, { attributes: poolSpanAttributes, startTime: hrTime(start) }) : undefined
-    const wait: PoolWait = { start, span, timings, record: recordWait }
+    const deferred = timings?.trace
+    const work = deferred?.begin(SPAN.poolAcquire, SpanKind.INTERNAL, start, poolSpanAttributes, true)
+    const span = !work && trace.getActiveSpan()?.isRecording() ? tracer.startSpan(SPAN.poolAcquire, { attributes: poolSpanAttributes, startTime: hrTime(start) }) : undefined
+    const wait: PoolWait = { start, span, work, timings, record: recordWait }
     options[kWait] = wait
     if (timings) {
       let open = openWaits.get(timings)

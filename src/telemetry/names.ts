@@ -36,6 +36,7 @@ export const ATTR = {
   dbPoolName: 'db.client.connection.pool.name',
   dbConnectionState: 'db.client.connection.state',
   processTimeMs: 'blog.http.process_time_ms',
+  traceKept: 'blog.trace.kept',
   loopActiveMs: 'blog.event_loop.active_ms',
   dbServerMs: 'blog.db.server_ms',
   dbLockMs: 'blog.db.lock_ms',
@@ -160,6 +161,10 @@ export const ATTRIBUTE_DOCS: Record<AttributeName, AttributeDoc> = {
     type: 'double', stability: 'app',
     brief: 'the `X-Process-Time` header of the response, in ms: the same number the client saw, and the span\'s own duration'
   },
+  [ATTR.traceKept]: {
+    type: 'string', stability: 'app',
+    brief: 'why this request\'s trace was kept: `error` (5xx), `slow` (among its route\'s slowest, or over `TRACE_KEEP_SLOWER_THAN_MS`), `warmup` (its route\'s first requests), `parent` (a trusted caller sent a sampled traceparent) or `sampler` (the configured sampler\'s baseline)'
+  },
   [ATTR.loopActiveMs]: { type: 'double', stability: 'app', brief: 'how long the event loop was busy (with any work) while the span was open' },
   [ATTR.dbServerMs]: { type: 'double', stability: 'app', brief: "the database's own execution time for the statement (performance_schema `TIMER_WAIT`), when it could be joined" },
   [ATTR.dbLockMs]: { type: 'double', stability: 'app', brief: 'the lock time performance_schema recorded for the statement' },
@@ -194,7 +199,7 @@ export const SPAN_DOCS: readonly SpanDoc[] = [
     name: '{METHOD} {route}', kind: 'server', madeBy: 'the app (src/telemetry/plugin.ts)',
     brief: 'one per request (`GET /blogs/show/:id`; the method alone when no route matched); its start and end are the same instants as the response headers and the log line',
     attributes: [ATTR.httpRequestMethod, ATTR.httpRoute, ATTR.httpResponseStatusCode, ATTR.urlPath, ATTR.urlScheme, ATTR.serverAddress,
-      ATTR.serverPort, ATTR.clientAddress, ATTR.networkProtocolVersion, ATTR.userAgent, ATTR.errorType, ATTR.processTimeMs, ...TIMING]
+      ATTR.serverPort, ATTR.clientAddress, ATTR.networkProtocolVersion, ATTR.userAgent, ATTR.errorType, ATTR.processTimeMs, ATTR.traceKept, ...TIMING]
   },
   {
     name: SPAN.poolAcquire, kind: 'internal', madeBy: 'the app (Sequelize pool hooks, src/telemetry/db.ts)',

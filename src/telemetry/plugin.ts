@@ -1,21 +1,23 @@
 import {
-  context, isSpanContextValid, metrics, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace,
+  context, isSpanContextValid, metrics, propagation, ROOT_CONTEXT, trace, TraceFlags,
   type Attributes, type Context, type Span, type TracerProvider
 } from '@opentelemetry/api'
 import { getRPCMetadata, RPCType } from '@opentelemetry/core'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { hrTime, ms2, now } from './clock'
+import { ms2, now } from './clock'
 import { endFailedPoolWaits } from './db'
 import { ATTR, METRIC, SCOPE } from './names'
-import { UNTRUSTED_PARENT } from './trust'
+import { materialize, RequestTrace } from './request-trace'
 import type { TelemetryRuntime } from './runtime'
+import { maskSql } from './sql'
 import { newTimings, timingStore, type RequestTimings } from './timing'
 import { recordError, tracer } from './tracer'
+import { UNTRUSTED_PARENT } from './trust'
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** The HTTP server span of this request (undefined when tracing is off or not traced). */
+    /** The http instrumentation's server span of this request (only when it makes them). */
     otelSpan: Span | undefined
     /** Where this request's time went so far (Server-Timing, the inspector badge). */
     timings: RequestTimings
@@ -57,19 +59,18 @@ export default fp<TelemetryPluginOptions>(
       request.timings = newTimings()
       done()
     })
-    if (runtime?.serverSpans === 'app') traceRequests(fastify, trustedTraceSource, isUntraced)
+    if (runtime?.serverSpans === 'app') traceRequests(fastify, runtime, trustedTraceSource, isUntraced)
     else if (runtime?.serverSpans === 'http') nameHttpSpans(fastify)
 
-    // Every handler runs in the request's timing store and, when traced, in its span's context
-    // (also when it starts after an asynchronous body read, where the hook's context is lost).
-    fastify.addHook('onRoute', (route) => {
-      const handler = route.handler
-      route.handler = function (request: Traced, reply) {
-        const ctx = request[kContext]
-        const run = () => handler.call(this, request, reply)
-        return timingStore.run(request.timings, ctx ? () => context.with(ctx, run) : run)
-      }
-    })
+    // The rest of the lifecycle (hooks, handler, render) runs in the request's timing store and,
+    // when traced, its trace's context: entered here, and again before validation, since an
+    // asynchronous body read loses it.
+    const enter = (request: Traced, _reply: unknown, done: () => void) => {
+      const ctx = request[kContext]
+      timingStore.run(request.timings, ctx ? () => context.with(ctx, done) : done)
+    }
+    fastify.addHook('onRequest', enter)
+    fastify.addHook('preValidation', enter)
 
     // Callback style: this runs on every response, an async hook would add a promise per request.
     fastify.addHook('onSend', (request, reply, payload, done) => {
@@ -84,19 +85,21 @@ export default fp<TelemetryPluginOptions>(
         const queries = t.queries === 1 ? '1 query' : `${t.queries} queries`
         reply.header('Server-Timing', `db;dur=${ms2(t.dbMs)};desc="${queries}", pool;dur=${ms2(t.poolWaitMs)}, render;dur=${ms2(t.renderMs)}, total;dur=${text}`)
       }
-      const span = request.otelSpan
-      if (span) {
-        span.setAttribute(ATTR.processTimeMs, total)
-        const sc = span.spanContext()
-        if (isSpanContextValid(sc)) reply.header('traceresponse', `00-${sc.traceId}-${sc.spanId}-0${sc.traceFlags & 1}`)
-      }
+      // The app's own server span: decide now whether the trace is kept (the header says so).
+      if (t.trace && runtime) decide(request, reply.statusCode, runtime)
+      request.otelSpan?.setAttribute(ATTR.processTimeMs, total)
+      const ids = traceIdsOf(request)
+      if (ids) reply.header('traceresponse', `00-${ids.traceId}-${ids.spanId}-${ids.sampled ? '01' : '00'}`)
       done(null, payload)
     })
 
     fastify.addHook('onError', (request, reply, err, done) => {
-      const span = request.otelSpan
       // Client errors (4xx) are the client's, not the server's: only 5xx mark the span.
-      if (span && (reply.statusCode >= 500 || !(err as { statusCode?: number }).statusCode)) recordError(span, err)
+      if (reply.statusCode >= 500 || !(err as { statusCode?: number }).statusCode) {
+        if (request.otelSpan) recordError(request.otelSpan, err)
+        const rt = request.timings?.trace
+        if (rt) rt.exception = err
+      }
       done()
     })
 
@@ -135,6 +138,7 @@ function nameHttpSpans(fastify: FastifyInstance): void {
     const span = trace.getSpan(active)
     if (span) {
       request.otelSpan = span
+      ;(request as Traced)[kContext] = active
       const rpc = getRPCMetadata(active)
       const route = routeOf(request)
       if (rpc?.type === RPCType.HTTP && route !== undefined) rpc.route = route
@@ -143,67 +147,98 @@ function nameHttpSpans(fastify: FastifyInstance): void {
   })
 }
 
+export interface TraceIds {
+  traceId: string
+  spanId: string
+  /** Kept (exported) or not: the traceresponse flag. Undecided until the response is sent. */
+  sampled: boolean
+}
+
+/** The ids of the request's trace as traceresponse and the log line give them; undefined when untraced. */
+export function traceIdsOf(request: FastifyRequest): TraceIds | undefined {
+  const rt = request.timings?.trace
+  if (rt) return { traceId: rt.traceId, spanId: rt.spanId, sampled: rt.kept !== null && rt.kept !== undefined }
+  const sc = request.otelSpan?.spanContext()
+  if (sc && isSpanContextValid(sc)) return { traceId: sc.traceId, spanId: sc.spanId, sampled: (sc.traceFlags & TraceFlags.SAMPLED) !== 0 }
+  return undefined
+}
+
+const serverSpanName = (request: FastifyRequest, route = routeOf(request)) => (route ? `${request.method} ${route}` : request.method)
+
+/** The keep decision of a request traced by the app, once (at onSend, or at onResponse without one). */
+function decide(request: FastifyRequest, status: number, runtime: TelemetryRuntime): void {
+  const t = request.timings
+  const rt = t.trace!
+  if (rt.kept !== undefined) return
+  const name = serverSpanName(request)
+  rt.kept = runtime.keep.decide(name, (t.end ?? now()) - t.start, status, rt.parent, rt.trustedSampledParent, rt.traceId, name)
+  runtime.tail.decide(rt.traceId, rt.kept !== null)
+}
+
 /**
  * Server spans made from Fastify hooks, instead of the http instrumentation (measured cheaper:
- * see README "Performance"). Follows the stable HTTP semantic conventions: span name
- * `METHOD route`, http.* / url.* attributes, and the http.server.request.duration histogram.
+ * docs/decisions/0002). Every request is timed as plain data (./request-trace.ts) with ids given
+ * out at once; at its end KeepPolicy decides whether its trace is kept (./keep.ts), and only then
+ * are its spans made, with the instants recorded. Follows the stable HTTP semantic conventions:
+ * span name `METHOD route`, http.* / url.* attributes, and the http.server.request.duration
+ * histogram (every request, kept or not).
  */
-function traceRequests(fastify: FastifyInstance, trusted: (ip: string) => boolean, isUntraced: (url: string) => boolean): void {
+function traceRequests(fastify: FastifyInstance, runtime: TelemetryRuntime, trusted: (ip: string) => boolean, isUntraced: (url: string) => boolean): void {
   const requestDuration = metrics.getMeter(SCOPE).createHistogram(METRIC.httpServerDuration, {
     unit: 's',
     description: 'Duration of HTTP server requests',
     advice: { explicitBucketBoundaries: [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10] }
   })
+  const { ids, tail } = runtime
 
   fastify.addHook('onRequest', (request: Traced, _reply, done) => {
     if (isUntraced(request.url)) return done()
     let parent = propagation.extract(ROOT_CONTEXT, request.headers)
+    const remote = trace.getSpanContext(parent)
     // request.ip: the client's address, through proxies only as far as TRUST_PROXY allows.
-    if (parent !== ROOT_CONTEXT && !trusted(request.ip)) parent = parent.setValue(UNTRUSTED_PARENT, true)
-    const route = routeOf(request)
-    const method = request.method
-    const startTime = hrTime(request.timings.start)
-    const span = tracer.startSpan(route ? `${method} ${route}` : method, { kind: SpanKind.SERVER, startTime }, parent)
-    if (span.isRecording()) {
-      const host = request.host
-      const colon = host.lastIndexOf(':')
-      span.setAttributes({
-        [ATTR.httpRequestMethod]: method,
-        [ATTR.urlPath]: request.url.split('?', 1)[0],
-        [ATTR.urlScheme]: request.protocol,
-        [ATTR.serverAddress]: colon > 0 ? host.slice(0, colon) : host,
-        [ATTR.networkProtocolVersion]: request.raw.httpVersion,
-        [ATTR.clientAddress]: request.ip
-      })
-      if (colon > 0) span.setAttribute(ATTR.serverPort, Number(host.slice(colon + 1)))
-      if (route) span.setAttribute(ATTR.httpRoute, route)
-      const ua = request.headers['user-agent']
-      if (ua) span.setAttribute(ATTR.userAgent, ua)
-    }
-    request.otelSpan = span
-    const ctx = trace.setSpan(parent, span)
+    const trustedParent = remote !== undefined && trusted(request.ip)
+    if (remote && !trustedParent) parent = parent.setValue(UNTRUSTED_PARENT, true)
+    const traceId = remote?.traceId ?? ids.generateTraceId()
+    const spanId = ids.generateSpanId()
+    const rt = new RequestTrace(traceId, spanId, parent, trustedParent && (remote!.traceFlags & TraceFlags.SAMPLED) !== 0)
+    request.timings.trace = rt
+    tail.open(traceId)
+    // Log lines and other instrumentations' spans (S3 calls) see the request as their parent;
+    // those spans wait in the tail processor for the keep decision.
+    const ctx = trace.setSpanContext(parent, { traceId, spanId, traceFlags: TraceFlags.SAMPLED, isRemote: false })
     request[kContext] = ctx
-    // The synchronous rest of the lifecycle runs in the span's context (handlers: onRoute above).
-    context.with(ctx, done)
+    done()
   })
 
   fastify.addHook('onResponse', (request, reply, done) => {
-    const span = request.otelSpan
-    if (!span) return done()
-    const status = reply.statusCode
-    const attributes: Attributes = { [ATTR.httpRequestMethod]: request.method, [ATTR.urlScheme]: request.protocol, [ATTR.httpResponseStatusCode]: status }
-    const route = routeOf(request)
-    if (route) attributes[ATTR.httpRoute] = route
-    if (status >= 500) {
-      attributes[ATTR.errorType] = String(status)
-      span.setStatus({ code: SpanStatusCode.ERROR })
-    }
-    span.setAttributes(attributes)
-    // The instant onSend took (a request answered without one, e.g. aborted, ends here).
     const t = request.timings
+    const rt = t?.trace
+    if (!rt) return done()
+    const status = reply.statusCode
+    // The instant onSend took (a request answered without one, e.g. aborted, ends here).
     t.end ??= now()
-    span.end(hrTime(t.end))
+    decide(request, status, runtime)
+    const route = routeOf(request)
+    const attributes: Attributes = { [ATTR.httpRequestMethod]: request.method, [ATTR.urlScheme]: request.protocol, [ATTR.httpResponseStatusCode]: status }
+    if (route) attributes[ATTR.httpRoute] = route
+    if (status >= 500) attributes[ATTR.errorType] = String(status)
     requestDuration.record((t.end - t.start) / 1000, attributes)
+    if (rt.kept) {
+      const host = request.host
+      const colon = host.lastIndexOf(':')
+      const server: Attributes = {
+        ...attributes,
+        [ATTR.urlPath]: request.url.split('?', 1)[0],
+        [ATTR.serverAddress]: colon > 0 ? host.slice(0, colon) : host,
+        [ATTR.networkProtocolVersion]: request.raw.httpVersion,
+        [ATTR.clientAddress]: request.ip,
+        [ATTR.processTimeMs]: processTimeMs(t)
+      }
+      if (colon > 0) server[ATTR.serverPort] = Number(host.slice(colon + 1))
+      const ua = request.headers['user-agent']
+      if (ua) server[ATTR.userAgent] = ua
+      materialize(rt, { name: serverSpanName(request, route), start: t.start, end: t.end, attributes: server, error: status >= 500 }, tracer, ids, maskSql)
+    }
     done()
   })
 }

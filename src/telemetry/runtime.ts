@@ -1,4 +1,7 @@
 import type { DbServerTimings } from './db-server'
+import type { PooledIdGenerator } from './ids'
+import type { KeepPolicy } from './keep'
+import type { TailSpanProcessor } from './tail'
 
 /** What the SDK start hands to the app (through the composition root, src/observability.ts). */
 export interface TelemetryRuntime {
@@ -6,4 +9,10 @@ export interface TelemetryRuntime {
   serverSpans: 'app' | 'http'
   /** The performance_schema reader when DB_SERVER_TIMINGS=true; the app starts it on its database. */
   serverTimings: DbServerTimings | null
+  /** Decides at each request's end whether its trace is kept (app server spans only). */
+  keep: KeepPolicy
+  /** Holds other instrumentations' spans until that decision. */
+  tail: TailSpanProcessor
+  /** The SDK's id generator: a kept request's spans get the ids it gave out. */
+  ids: PooledIdGenerator
 }

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http'
 import { diag, DiagLogLevel, type DiagLogger } from '@opentelemetry/api'
 import type { Instrumentation } from '@opentelemetry/instrumentation'
 import { NodeSDK, type NodeSDKConfiguration } from '@opentelemetry/sdk-node'
-import type { SpanProcessor } from '@opentelemetry/sdk-trace'
+import { AlwaysOffSampler, type SpanProcessor } from '@opentelemetry/sdk-trace'
 import type { AppConfig, DbConfig } from '../config'
 import { DEFAULT_INSTRUMENTATIONS } from './constants'
 import { DbServerTimings } from './db-server'
@@ -10,6 +10,8 @@ import { PooledIdGenerator } from './ids'
 import { spanProcessorsFromEnv } from './exporters'
 import type { TelemetryRuntime } from './runtime'
 import { TimingSpanProcessor } from './timing-processor'
+import { KeepPolicy } from './keep'
+import { TailSpanProcessor } from './tail'
 import { samplerFromEnv, TrustAwareSampler } from './trust'
 
 /** Export errors arrive as a whole serialised error, stack and all: keep its message. */
@@ -110,6 +112,8 @@ export interface TelemetryOptions {
   isUntraced?: (url: string) => boolean
   /** Whose encoder writes OTLP/protobuf span exports (./otlp-proto.ts); the app's by default. */
   otlpProtobufEncoder?: AppConfig['otlpProtobufEncoder']
+  /** Which requests' traces are kept besides the sampler's (./keep.ts); defaults: the slowest 1% per route. */
+  keep?: { slowestPercent: number; slowerThanMs: number }
   /** Tests pass their own span processors or metric readers. */
   sdk?: Partial<NodeSDKConfiguration>
 }
@@ -135,11 +139,22 @@ export function startTelemetry(opts: TelemetryOptions): (TelemetryRuntime & { sd
   const next: SpanProcessor[] = [...(exportTraces ? spanProcessorsFromEnv(opts.otlpProtobufEncoder ?? 'app') : []), ...(opts.processors ?? [])]
   const isUntraced = opts.isUntraced ?? (() => false)
   const { sampler, ...sdkOverrides } = opts.sdk ?? {}
+  const inner = sampler ?? samplerFromEnv()
+  // The app marks parents sent by untrusted clients (TRUSTED_TRACE_SOURCES); see ./trust.ts.
+  const trustAware = new TrustAwareSampler(inner)
+  const keep = new KeepPolicy({
+    slowestPercent: opts.keep?.slowestPercent ?? 1,
+    slowerThanMs: opts.keep?.slowerThanMs ?? 0,
+    sampler: trustAware,
+    off: inner instanceof AlwaysOffSampler
+  })
+  // Spans of other instrumentations wait for their request's keep decision (./tail.ts).
+  const tail = new TailSpanProcessor(new TimingSpanProcessor(next, serverTimings))
+  const ids = new PooledIdGenerator()
   const sdk = new NodeSDK({
-    // The app marks parents sent by untrusted clients (TRUSTED_TRACE_SOURCES); see ./trust.ts.
-    sampler: new TrustAwareSampler(sampler ?? samplerFromEnv()),
-    spanProcessors: [new TimingSpanProcessor(next, serverTimings)],
-    idGenerator: new PooledIdGenerator(),
+    sampler: trustAware,
+    spanProcessors: [tail],
+    idGenerator: ids,
     instrumentations: enabled.map((name) => INSTRUMENTATIONS[name]!({ isUntraced })),
     ...sdkOverrides
   })
@@ -149,5 +164,5 @@ export function startTelemetry(opts: TelemetryOptions): (TelemetryRuntime & { sd
   process.once('beforeExit', () => {
     sdk.shutdown().catch((err: unknown) => diag.warn('shutdown failed', err))
   })
-  return { sdk, serverSpans: enabled.includes('http') ? 'http' : 'app', serverTimings }
+  return { sdk, serverSpans: enabled.includes('http') ? 'http' : 'app', serverTimings, keep, tail, ids }
 }

@@ -3,6 +3,7 @@ import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Histogr
 import { hrTime, now } from './clock'
 import { CONNECTION_ID } from './db-server'
 import { ATTR, DB_SYSTEM } from './names'
+import type { Work } from './request-trace'
 import { timingStore, type RequestTimings } from './timing'
 import { tracer } from './tracer'
 
@@ -31,6 +32,8 @@ export interface StatementSink {
   connectionIds: boolean
   /** Metric attributes by operation, made once each. */
   readonly byOperation: Map<string, Attributes>
+  /** Span attributes (without the text) by operation, made once each. */
+  byOperationSpan(operation: string): Attributes
 }
 
 interface Caller {
@@ -47,6 +50,8 @@ interface Statement {
   start: number
   timings: RequestTimings | undefined
   span: Span | undefined
+  /** The statement as deferred work of its request (./request-trace.ts). */
+  work: Work | undefined
 }
 
 /** Where the channel's context object carries our record of its statement. */
@@ -79,8 +84,17 @@ function onStart(message: unknown): void {
   const sql = typeof ctx.query === 'string' ? ctx.query : ''
   const operation = operationOf(sql)
   const start = now()
+  const timings = timingStore.getStore()
   let span: Span | undefined
-  if (trace.getActiveSpan()?.isRecording()) {
+  let work: Work | undefined
+  const deferred = timings?.trace
+  if (deferred) {
+    const { sink, conn } = caller
+    // Attributes stay the shared constant; the text is masked only if the trace is kept.
+    work = deferred.begin(operation, SpanKind.CLIENT, start, sink.byOperationSpan(operation), true)
+    work.sql = sql
+    if (sink.connectionIds && typeof conn.threadId === 'number') work.connectionId = conn.threadId
+  } else if (trace.getActiveSpan()?.isRecording()) {
     const { sink, conn } = caller
     const parent = sink.connectionIds && typeof conn.threadId === 'number' ? context.active().setValue(CONNECTION_ID, conn.threadId) : context.active()
     span = tracer.startSpan(
@@ -89,7 +103,7 @@ function onStart(message: unknown): void {
       parent
     )
   }
-  ctx[kStatement] = { sink: caller.sink, operation, start, timings: timingStore.getStore(), span }
+  ctx[kStatement] = { sink: caller.sink, operation, start, timings, span, work }
 }
 
 /** The callback got the answer (or the error): the statement's end, once. */
@@ -100,6 +114,10 @@ function onAnswer(message: unknown): void {
   ctx[kStatement] = undefined
   const end = now()
   const took = end - s.start
+  if (s.work) {
+    const code = ctx.error === undefined ? undefined : (ctx.error as { code?: unknown }).code
+    s.timings!.trace!.finish(s.work, end, ctx.error === undefined ? undefined : typeof code === 'string' ? code : 'Error')
+  }
   if (s.span) {
     if (ctx.error !== undefined) {
       // No message: a driver's error text can quote the offending value (a duplicate key).
@@ -158,7 +176,13 @@ export function measureStatements(conn: AppConnection & { [kMeasured]?: true }, 
 }
 
 export function statementSink(opts: { database: string; host: string; port: number; duration: Histogram; connectionIds: boolean }): StatementSink {
+  const spanAttributes = new Map<string, Attributes>()
   return {
+    byOperationSpan(operation) {
+      let a = spanAttributes.get(operation)
+      if (!a) spanAttributes.set(operation, (a = { ...this.base, [ATTR.dbOperationName]: operation }))
+      return a
+    },
     base: { [ATTR.dbSystemName]: DB_SYSTEM, [ATTR.dbNamespace]: opts.database, [ATTR.serverAddress]: opts.host, [ATTR.serverPort]: opts.port },
     metricBase: { [ATTR.dbSystemName]: DB_SYSTEM, [ATTR.dbNamespace]: opts.database },
     duration: opts.duration,

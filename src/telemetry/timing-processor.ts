@@ -1,5 +1,5 @@
 import { performance, type EventLoopUtilization } from 'node:perf_hooks'
-import type { Context } from '@opentelemetry/api'
+import type { Context, HrTime } from '@opentelemetry/api'
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace'
 import { connectionIdIn, type DbServerTimings, type ServerTiming, type TimedSpan } from './db-server'
 import { ATTR, spanCategory } from './names'
@@ -9,7 +9,8 @@ const MAX_HELD = 20_000
 
 const kTiming = Symbol('blog_app.timing')
 interface Timing {
-  elu: EventLoopUtilization
+  /** undefined when the span arrived with its loop time (made from a request's record). */
+  elu: EventLoopUtilization | undefined
   /** Set for a mysql2 span whose connection is known. */
   sql?: TimedSpan
 }
@@ -38,11 +39,13 @@ export class TimingSpanProcessor implements SpanProcessor {
   onStart(span: Span, parentContext: Context): void {
     const category = spanCategory(span)
     if (TIMED.has(category)) {
-      const timing: Timing = { elu: performance.eventLoopUtilization() }
+      // A span made from a kept request's record (./request-trace.ts) carries its loop time already.
+      const recorded = span.attributes[ATTR.loopActiveMs] !== undefined
+      const timing: Timing = { elu: recorded ? undefined : performance.eventLoopUtilization() }
       if (this.db?.enabled && category === 'sql') {
         const connectionId = connectionIdIn(parentContext)
         if (connectionId !== undefined) {
-          const t = performance.timeOrigin + performance.now()
+          const t = epochMs(span.startTime)
           timing.sql = { connectionId, start: t, end: t }
         }
       }
@@ -55,8 +58,9 @@ export class TimingSpanProcessor implements SpanProcessor {
     const timing = (span as Tracked)[kTiming]
     if (timing) {
       // Loop time spent while this span was open: its own callbacks and everyone else's.
-      span.setAttribute(ATTR.loopActiveMs, round(performance.eventLoopUtilization(timing.elu).active))
-      if (timing.sql) timing.sql.end = performance.timeOrigin + performance.now()
+      if (timing.elu) span.setAttribute(ATTR.loopActiveMs, round(performance.eventLoopUtilization(timing.elu).active))
+      // The span's own instants (the SDK sets endTime before onEnding): the same clock as the request's.
+      if (timing.sql) timing.sql.end = epochMs(span.endTime)
     }
     for (const p of this.next) p.onEnding?.(span)
   }
@@ -117,6 +121,7 @@ export class TimingSpanProcessor implements SpanProcessor {
 }
 
 const round = (ms: number) => Math.round(ms * 1000) / 1000
+const epochMs = (t: HrTime) => t[0] * 1000 + t[1] / 1e6
 
 /** The ended span with attributes added (an ended span's own attributes can no longer change). */
 function withAttributes(span: ReadableSpan, extra: Record<string, number>): ReadableSpan {

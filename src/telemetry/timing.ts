@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { now } from './clock'
+import type { RequestTrace } from './request-trace'
 
 /**
  * Where one request's time went, on the one clock (./clock.ts): its start and end instants, and
@@ -16,9 +17,11 @@ export interface RequestTimings {
   queries: number
   poolWaitMs: number
   renderMs: number
+  /** The request's trace record while its spans are deferred (./request-trace.ts); else undefined. */
+  trace: RequestTrace | undefined
 }
 
-export const newTimings = (start = now()): RequestTimings => ({ start, end: undefined, dbMs: 0, queries: 0, poolWaitMs: 0, renderMs: 0 })
+export const newTimings = (start = now()): RequestTimings => ({ start, end: undefined, dbMs: 0, queries: 0, poolWaitMs: 0, renderMs: 0, trace: undefined })
 
 /** The request's duration so far, or in all once it has ended. */
 export const elapsedMs = (t: RequestTimings): number => (t.end ?? now()) - t.start

@@ -1,6 +1,7 @@
-import { SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api'
+import { SpanKind, SpanStatusCode, trace, type Attributes, type AttributeValue, type Span } from '@opentelemetry/api'
 import { hrTime, now } from './clock'
 import { ATTR, SCOPE, type SpanName } from './names'
+import { timingStore } from './timing'
 
 export const tracer = trace.getTracer(SCOPE)
 
@@ -12,28 +13,45 @@ export function recordError(span: Span, err: unknown): void {
   span.setAttribute(ATTR.errorType, typeof e.code === 'string' ? e.code : e.name)
 }
 
+/** What work may do to its span as it goes: add attributes. */
+export interface SpanAttributes {
+  setAttribute(key: string, value: AttributeValue): unknown
+  setAttributes(attributes: Attributes): unknown
+}
+
+const errorTypeOf = (err: unknown) => {
+  const e = err as Error & { code?: unknown }
+  return typeof e.code === 'string' ? e.code : (e?.name ?? 'Error')
+}
+
 /**
- * Times `work` as a child span of the active one (pool wait, render, image write), on the
- * request's clock; `took` (if given) receives the span's duration from the same two instants,
- * traced or not. Outside a recorded trace (tracing off, an unsampled request, work outside any
- * request) no span is made at all: the cheap path. The span is a leaf: it is not made active, so
- * a statement the work happens to run stays a child of the request.
+ * Times `work` as a child of the request (pool wait, render, image write), on the request's
+ * clock; `took` (if given) receives its duration from the same two instants, traced or not.
+ * Inside a request whose spans are deferred it is recorded as plain data (a span only if the
+ * trace is kept); under a recording span (the http instrumentation's) it is a span at once;
+ * otherwise (tracing off, work outside any request) nothing is made. It is a leaf: a statement
+ * the work happens to run stays a child of the request.
  */
 export async function withSpan<T>(
   name: SpanName,
   attributes: Attributes,
-  work: (span: Span | undefined) => Promise<T>,
+  work: (span: SpanAttributes | undefined) => Promise<T>,
   took?: (ms: number) => void
 ): Promise<T> {
   const start = now()
-  const span = trace.getActiveSpan()?.isRecording() ? tracer.startSpan(name, { attributes, startTime: hrTime(start) }) : undefined
+  const deferred = timingStore.getStore()?.trace
+  const record = deferred?.begin(name, SpanKind.INTERNAL, start, attributes, false)
+  const span = record ? undefined : trace.getActiveSpan()?.isRecording() ? tracer.startSpan(name, { attributes, startTime: hrTime(start) }) : undefined
+  let failed: unknown
   try {
-    return await work(span)
+    return await work(record ?? span)
   } catch (err) {
+    failed = err
     if (span) recordError(span, err)
     throw err
   } finally {
     const end = now()
+    if (record) deferred!.finish(record, end, failed === undefined ? undefined : errorTypeOf(failed), failed instanceof Error ? failed : undefined)
     span?.end(hrTime(end))
     took?.(end - start)
   }

@@ -19,7 +19,9 @@ const counting: Sampler = {
 }
 
 const started = startObservability(
-  { inspector: { enabled: true, token: '', badge: false, maxTraces: 100, maxBytes: 4 << 20, sessionTtlMs: 0, jaegerUrl: '' }, otlpProtobufEncoder: 'app', db: { serverTimings: { enabled: false, pollMs: 250 } } },
+  { inspector: { enabled: true, token: '', badge: false, maxTraces: 100, maxBytes: 4 << 20, sessionTtlMs: 0, jaegerUrl: '' }, otlpProtobufEncoder: 'app', db: { serverTimings: { enabled: false, pollMs: 250 } },
+    // The sampler alone decides here (no slow-request rule): the tests count what it is asked.
+    traceKeep: { slowestPercent: 0, slowerThanMs: 0 } },
   { sampler: counting }
 )
 export const runtime = started.telemetry!
