@@ -19,7 +19,7 @@ describe('Grafana under Compose', () => {
     const ds = readYaml<{ datasources: { uid: string; jsonData?: { exemplarTraceIdDestinations?: unknown[] } }[] }>('grafana/provisioning/datasources/datasources.yaml').datasources
     expect(ds.find((d) => d.uid === 'prometheus')!.jsonData!.exemplarTraceIdDestinations).toHaveLength(2)
     for (const f of DASHBOARD_FILES) expect(readJson<Dashboard>(f).links!.some((l) => l.url.startsWith('/explore?')), f).toBe(true)
-    expect(readFileSync(path.join(ROOT, 'README.md'), 'utf8')).toContain('GF_USERS_VIEWERS_CAN_EDIT')
+    expect(readFileSync(path.join(ROOT, 'docs/operations.md'), 'utf8')).toContain('GF_USERS_VIEWERS_CAN_EDIT')
   })
 })
 

@@ -5,7 +5,7 @@ import { loadCompose } from '../kit/compose'
 import { effectiveOutputs, hostPath, k6Run, problems, shellLines, words, writtenPaths, type ComposeK6Service, type K6Run } from '../kit/k6-cli'
 import { interpolateDeep, ROOT } from '../kit/stack'
 
-// The k6 service of docker-compose.yml and every k6 command line the READMEs give: k6 cannot
+// The k6 service of docker-compose.yml and every k6 command line the docs give: k6 cannot
 // run here, so what breaks a user's run (a dropped output, a path k6 cannot write) is read off
 // the text (test/kit/k6-cli.ts).
 
@@ -44,8 +44,10 @@ describe('k6 under Compose', () => {
     expect(existsSync(path.join(ROOT, 'k6/results/.gitignore'))).toBe(true)
   })
 
-  describe('the k6 command lines of README.md and k6/README.md', () => {
-    const docs = ['README.md', 'k6/README.md'].map((f) => ({ file: f, lines: shellLines(readFileSync(path.join(ROOT, f), 'utf8')) }))
+  // The two pages with k6 recipes must each give the json-output one; README's lines are checked too.
+  const RECIPES = ['docs/operations.md', 'k6/README.md']
+  describe('the k6 command lines of README.md, docs/operations.md and k6/README.md', () => {
+    const docs = ['README.md', ...RECIPES].map((f) => ({ file: f, lines: shellLines(readFileSync(path.join(ROOT, f), 'utf8')) }))
     const composeFile = parsed as { services: Record<string, ComposeK6Service> }
     const runs = docs.flatMap((d) => d.lines.map((l) => k6Run(l, composeFile)).filter((r): r is K6Run => r !== undefined).map((run) => ({ ...d, run })))
 
@@ -57,7 +59,7 @@ describe('k6 under Compose', () => {
     })
 
     it('give a Compose recipe for the json output whose file the following jq command reads on the host', () => {
-      for (const d of docs) {
+      for (const d of docs.filter((x) => RECIPES.includes(x.file))) {
         const composeJson = runs.filter((r) => r.file === d.file && r.run.where === 'compose' && effectiveOutputs(r.run).some((o) => o.startsWith('json=')))
         expect(composeJson.length, d.file).toBeGreaterThan(0)
         // The file argument of each jq command (its last word before a pipe).

@@ -6,16 +6,17 @@ import { chromium, type BrowserContext, type ConsoleMessage, type Page } from 'p
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ROOT } from '../../../src/paths'
 import { createTestEnv, storedFiles, type TestEnv } from '../../kit/app'
+import { CHROMIUM, CHROMIUM_ARGS, docsShot } from '../../kit/browser'
 import { assertBuilt, killAllServers, startListening, type ServerChild } from '../../kit/server'
 import { solidPng as png } from '../../fixtures/images'
 
 // The real form in a real browser (Debian's Chromium driven by playwright-core, headless):
 // create a post with an image, see it listed with the image loaded, open it, edit it with a new
 // image, delete it. No page may log a console error or violate the Content-Security-Policy.
-// Screenshots of every step go to test-results/browser/ (git-ignored).
+// Screenshots of every step go to test-results/browser/ (git-ignored); the list and the post also
+// to docs/images/ (committed: README and docs/ show them).
 // Chromium is required: this test fails, never skips, when it is missing (CI installs it).
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const SHOTS = path.join(ROOT, 'test-results', 'browser')
 
 let env: TestEnv
@@ -56,7 +57,7 @@ beforeAll(async () => {
   context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: CHROMIUM_ARGS,
     viewport: { width: 1000, height: 800 },
     baseURL: `http://127.0.0.1:${server.port}`
   })
@@ -127,6 +128,7 @@ describe('a post through the real form in Chromium', () => {
       expect(await card.locator('.author').innerText()).toBe('Browser Tester')
       expect(await loadedWidth('.post-card .thumb img')).toBe(120)
       await shot('list-with-post')
+      await docsShot(page, 'blog-list')
 
       // Show.
       await card.locator('h2 a').click()
@@ -137,6 +139,7 @@ describe('a post through the real form in Chromium', () => {
       expect(await loadedWidth('.post-image img')).toBe(120)
       const firstImage = await page.locator('.post-image img').getAttribute('src')
       await shot('show')
+      await docsShot(page, 'blog-post')
 
       // Edit, with a new image.
       await page.getByRole('link', { name: 'Edit' }).click()

@@ -5,6 +5,7 @@ import { chromium, type Browser, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ROOT } from '../../../src/paths'
 import { createTestEnv, type TestEnv } from '../../kit/app'
+import { CHROMIUM, CHROMIUM_ARGS, docsShot } from '../../kit/browser'
 import { assertBuilt, request, startListening, type ServerChild } from '../../kit/server'
 import { PNG_1x1 } from '../../fixtures/images'
 import { signUp } from '../../kit/accounts'
@@ -13,9 +14,9 @@ import { inspect, traceIdOf } from '../../kit/inspector'
 
 // A real browser on the inspector's pages, under the app's Content-Security-Policy: the
 // waterfall draws, a click shows a span's attributes without JavaScript, and nothing the CSP
-// blocks is used. Screenshots go to test-results/ (git-ignored) for a human to look at.
+// blocks is used. Screenshots go to test-results/ (git-ignored) for a human to look at; the
+// waterfalls and the request list also to docs/images/ (committed: README and docs/ show them).
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const SHOTS = path.join(ROOT, 'test-results')
 
 let env: TestEnv
@@ -29,7 +30,7 @@ beforeAll(async () => {
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run']
+    args: CHROMIUM_ARGS
   })
   mkdirSync(SHOTS, { recursive: true })
 })
@@ -66,6 +67,8 @@ describe('the inspector in a browser', () => {
     const uploadTrace = traceIdOf(created)
     for (let i = 0; i < 3; i++) await request(child.port, '/blogs/')
     const [row] = await env.query<{ id: number }>('SELECT `id` FROM `blog` WHERE `title` = ?', [title])
+    // Warm: the waterfall in docs/images shows a page served as usual, not the template's first compile.
+    await request(child.port, `/blogs/show/${row!.id}`)
 
     const { page, problems } = await openPage()
     const show = await page.goto(`http://127.0.0.1:${child.port}/blogs/show/${row!.id}`)
@@ -109,15 +112,18 @@ describe('the inspector in a browser', () => {
     await expect.poll(() => select.locator('dt', { hasText: 'db.query.text' }).isVisible()).toBe(true)
     expect(await select.locator('code.sql').textContent()).toMatch(/WHERE `id` = \?$/)
     await page.screenshot({ path: path.join(SHOTS, 'inspector-trace.png'), fullPage: true })
+    await docsShot(page, 'inspector-trace', true)
 
     await page.goto(`http://127.0.0.1:${child.port}/_inspect/traces/${uploadTrace}`)
     // The image's work is two spans now: blog.image.process (decode, re-encode) and blog.image.write.
     await page.locator('details.wf-span.cat-image summary', { hasText: 'blog.image.write' }).click()
     await page.screenshot({ path: path.join(SHOTS, 'inspector-trace-upload.png'), fullPage: true })
+    await docsShot(page, 'inspector-upload-trace', true)
 
     await page.goto(`http://127.0.0.1:${child.port}/_inspect/`)
     expect(await page.locator('.inspector-requests tbody tr').count()).toBeGreaterThanOrEqual(5)
     await page.screenshot({ path: path.join(SHOTS, 'inspector-requests.png'), fullPage: true })
+    await docsShot(page, 'inspector-requests')
 
     await page.goto(`http://127.0.0.1:${child.port}/_inspect/routes`)
     await page.screenshot({ path: path.join(SHOTS, 'inspector-routes.png'), fullPage: true })
