@@ -5,7 +5,7 @@ import fp from 'fastify-plugin'
 import type { AccountsConfig } from '../config'
 import { AppError } from '../errors'
 import { withSpan } from '../telemetry/tracer'
-import { AccountRepository } from './repository'
+import { AccountRepository } from '../repositories/account-repository'
 import { sameSecret } from './secrets'
 import { AccountService, type SessionState, type Viewer } from './service'
 
