@@ -13,7 +13,7 @@ export default tseslint.config(
     }
   },
   {
-    files: ['test/**', 'bench/**', 'scripts/**', '*.mjs', '*.mts'],
+    files: ['test/**', 'bench/**', 'harness/**', 'scripts/**', '*.mjs', '*.mts'],
     rules: { 'no-console': 'off' }
   },
   {
@@ -39,5 +39,16 @@ export default tseslint.config(
         { selector: 'Literal[value=/^(blog|db|http|url|server|client|error|user_agent|network)\\.[a-z_.]+$/]', message: 'attribute and metric names come from ATTR / METRIC in src/telemetry/names.ts' }
       ]
     }
-  }
+  },
+  // The test kit and the bench share harness/ and never import each other (the bench's own unit
+  // tests in test/unit may import it: they test the bench).
+  importBoundary(['test/kit/**'], ['bench'], 'the test kit must not import the bench: move shared code to harness/'),
+  importBoundary(['bench/**'], ['test'], 'the bench must not import the tests: move shared code to harness/'),
+  importBoundary(['harness/**'], ['bench', 'test'], 'harness/ is shared by the test kit and the bench: it imports neither')
 )
+
+/** An error on a relative import that reaches into one of the top-level `folders`. */
+function importBoundary(files, folders, message) {
+  const regex = `^(\\.\\.?/)+(${folders.join('|')})(/|$)`
+  return { files, rules: { 'no-restricted-imports': ['error', { patterns: [{ regex, message }] }] } }
+}

@@ -42,7 +42,7 @@ export const PRESETS: Record<string, Record<string, string>> = {
   'pool=40': { DB_POOL_MAX: '40' },
   // The request inspector's span processor (an in-memory copy of every span), next to the exporter.
   'inspector=on': { INSPECTOR_ENABLED: 'true' },
-  // N app processes behind Debian's nginx (bench/lib/balancer.ts, deploy/nginx/proxy.conf);
+  // N app processes behind Debian's nginx (harness/balancer.ts, deploy/nginx/proxy.conf);
   // app CPU is the sum over the replicas, the balancer's own CPU is reported beside it.
   'replicas=1': { BENCH_REPLICAS: '1' },
   'replicas=2': { BENCH_REPLICAS: '2' },

@@ -61,7 +61,7 @@ async function main(): Promise<void> {
     if (!features.has('timing')) await app.register(fp(async () => {}, { name: 'telemetry' }))
     await app.register(requestLog)
   }
-  // The app's defaults and environment variables (src/config.ts), so both shed load alike.
+  // The app's defaults and environment variables (src/config/), so both shed load alike.
   if (features.has('pressure')) {
     await app.register((await import('@fastify/under-pressure')).default, {
       maxEventLoopDelay: Number(env.LOAD_MAX_EVENT_LOOP_DELAY_MS ?? 500),

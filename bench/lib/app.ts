@@ -2,7 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import http from 'node:http'
 import net from 'node:net'
 import path from 'node:path'
-import { freePort } from './ports'
+import { freePort } from '../../harness/ports'
+import { keepOutput, stopChild } from '../../harness/process'
 
 export const ROOT = path.resolve(__dirname, '..', '..', '..')
 
@@ -34,14 +35,11 @@ export async function startApp(
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'info', ...env, HOST: '127.0.0.1', PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe']
   })
-  let output = ''
-  // Drained as it comes (an unread pipe would block the app's log writes).
-  child.stdout!.on('data', (d) => (output = (output + d).slice(-4000)))
-  child.stderr!.on('data', (d) => (output = (output + d).slice(-4000)))
+  const output = keepOutput(child, 4000)
   const url = `http://127.0.0.1:${port}`
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`app exited with ${child.exitCode}:\n${output}`)
+    if (child.exitCode !== null) throw new Error(`app exited with ${child.exitCode}:\n${output()}`)
     const ok = await new Promise<boolean>((resolve) => {
       http.get(url + '/health', (res) => {
         res.resume()
@@ -51,7 +49,7 @@ export async function startApp(
     if (ok) break
     if (Date.now() > deadline) {
       child.kill('SIGKILL')
-      throw new Error(`app did not start within ${timeoutMs} ms:\n${output}`)
+      throw new Error(`app did not start within ${timeoutMs} ms:\n${output()}`)
     }
     await new Promise((r) => setTimeout(r, 100))
   }
@@ -59,16 +57,7 @@ export async function startApp(
     url,
     pid: child.pid!,
     child,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve()
-        const kill = setTimeout(() => child.kill('SIGKILL'), 15_000)
-        child.once('exit', () => {
-          clearTimeout(kill)
-          resolve()
-        })
-        child.kill('SIGTERM')
-      })
+    stop: () => stopChild(child, 15_000)
   }
 }
 

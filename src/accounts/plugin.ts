@@ -6,7 +6,7 @@ import type { AccountsConfig } from '../config'
 import { AppError } from '../errors'
 import { ATTR, SPAN } from '../telemetry/names'
 import { withSpan } from '../telemetry/tracer'
-import { AccountRepository } from './repository'
+import { AccountRepository } from '../repositories/account-repository'
 import { sameSecret } from './secrets'
 import { AccountService, type SessionState, type Viewer } from './service'
 

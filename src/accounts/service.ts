@@ -1,6 +1,6 @@
 import type { AccountsConfig } from '../config'
 import { hashPassword, verifyPassword } from './password'
-import type { AccountRepository, ApiTokenSummary, UserRecord } from './repository'
+import type { AccountRepository, ApiTokenSummary, UserRecord } from '../repositories/account-repository'
 import { digest, newApiToken, newSecret } from './secrets'
 
 /** Who is making a request: what routes and templates may use. */

@@ -1,5 +1,5 @@
 import pino from 'pino'
-import { AccountRepository } from '../accounts/repository'
+import { AccountRepository } from '../repositories/account-repository'
 import { loadConfig } from '../config'
 import { migrate, prepareDatabase } from '../db/bootstrap'
 import { createSequelize } from '../db/sequelize'

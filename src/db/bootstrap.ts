@@ -1,8 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
-import mysql from 'mysql2/promise'
+import type mysql from 'mysql2/promise'
 import type { Sequelize } from 'sequelize'
 import type { DbConfig } from '../config'
+import { openConnection } from './connection'
 import { createSequelize } from './sequelize'
 import { createMigrator, createSeeder } from './migrator'
 
@@ -75,9 +76,7 @@ export const migrationLockWaitMs = (db: Pick<DbConfig, 'startupTimeoutMs'>): num
  * migrating never leaves it held.
  */
 export async function withMigrationLock<T>(db: DbConfig, log: FastifyBaseLogger, work: () => Promise<T>): Promise<T> {
-  const conn = await mysql.createConnection({
-    host: db.host, port: db.port, user: db.user, password: db.password, database: db.database, connectTimeout: db.connectTimeoutMs
-  })
+  const conn = await openConnection(db, { database: true })
   const name = migrationLockName(db.database)
   const waitS = migrationLockWaitMs(db) / 1000
   try {

@@ -23,6 +23,8 @@ interface WatchedConnection {
  * statement: the earlier design wrapped each statement's callback and armed a timer, and that
  * wrapper alone made every young-generation GC ~10x slower, promoting each request's rows to the
  * old generation (README "Performance"). `_command` is mysql2's own field (3.x), read, not written.
+ * Not MySQL's max_execution_time or MariaDB's max_statement_time: the server enforces those, and
+ * a stalled server enforces nothing. test/app/internals-canary.test.ts fails if mysql2 changes it.
  */
 class StatementWatchdog {
   private readonly seen = new Map<WatchedConnection, { command?: WeakRef<object>; since: number }>()
@@ -96,6 +98,8 @@ export function createSequelize(db: DbConfig, database: string | null = db.datab
       idle: db.pool.idleMs,
       acquire: db.pool.acquireMs,
       evict: 1000,
+      // The dialect's own check plus the age; Sequelize offers no public way to extend it (canary:
+      // test/app/internals-canary.test.ts).
       validate: (conn: Connection) => {
         const dialectManager = (sequelize.connectionManager as unknown as {
           dialect: { connectionManager: { validate(c: Connection): boolean } }

@@ -27,6 +27,8 @@ export function defaultMaxConnections(poolMax: number, limit = openFileLimit()):
  * @fastify/under-pressure calls it on a timer, where a throw is an uncaught exception that ends
  * the process (seen: ~1100 idle sockets under `ulimit -n 1024` killed the app in ~3 s). Answer
  * the last good reading instead; the samplers stay alive and the process keeps serving.
+ * under-pressure has no option to skip the sampling; test/app/internals-canary.test.ts fails if
+ * it stops calling process.memoryUsage through the property.
  */
 export function survivableMemoryUsage(): void {
   const original = process.memoryUsage

@@ -3,8 +3,9 @@ import { context } from '@opentelemetry/api'
 import { suppressTracing } from '@opentelemetry/core'
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import mysql from 'mysql2/promise'
+import type mysql from 'mysql2/promise'
 import type { DbConfig, LoadConfig } from '../config'
+import { openConnection } from '../db/connection'
 import { AppError, DB_DOWN_MESSAGE } from '../errors'
 import { INSPECTOR_PREFIX } from '../inspector/prefix'
 
@@ -34,13 +35,7 @@ export class DbProbe {
       try {
         // The probe is not a request's work: no span every few seconds.
         await context.with(suppressTracing(context.active()), async () => {
-          this.conn ??= await mysql.createConnection({
-            host: this.db.host,
-            port: this.db.port,
-            user: this.db.user,
-            password: this.db.password,
-            connectTimeout: this.db.connectTimeoutMs
-          })
+          this.conn ??= await openConnection(this.db)
           await this.conn.query({ sql: 'SELECT 1', timeout: this.db.connectTimeoutMs })
         })
         if (this.closed) await this.close()

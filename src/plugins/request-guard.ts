@@ -47,7 +47,9 @@ export interface RequestGuardOptions {
  * A chunked body declares no length to refuse up front, and busboy reads on past a part's limit
  * (looking for the next boundary), so 1.5 GB sent as one unterminated part was read to the end.
  * @fastify/multipart pipes request.raw into busboy itself: count on that pipe and fail busboy at
- * the cap, which ends the form read with a 413 (and the connection, its body unread).
+ * the cap, which ends the form read with a 413 (and the connection, its body unread). No public
+ * hook sees those bytes (multipart ignores a preParsing hook's stream); test/app/internals-canary
+ * fails if multipart stops reading through raw.pipe.
  */
 function capBody(raw: IncomingMessage, maxBytes: number, tooLarge: () => Error): void {
   const pipe = raw.pipe.bind(raw)

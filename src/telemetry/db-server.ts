@@ -3,6 +3,7 @@ import { context, createContextKey, ROOT_CONTEXT, type Context } from '@opentele
 import { suppressTracing } from '@opentelemetry/core'
 import type mysql from 'mysql2/promise'
 import type { DbConfig } from '../config'
+import { openConnection } from '../db/connection'
 
 /** Where a mysql2 span's connection is named: set around each statement (./db.ts). */
 export const CONNECTION_ID = createContextKey('blog_app.db.connection_id')
@@ -119,11 +120,10 @@ export class DbServerTimings {
     }
   }
 
-  private async connect(db: DbConfig): Promise<mysql.Connection> {
-    // Loaded here, not at the top: this module is part of the SDK bootstrap, which must not load
-    // mysql2 before the instrumentation that patches it.
-    const { createConnection } = await import('mysql2/promise')
-    return untraced(() => createConnection({ host: db.host, port: db.port, user: db.user, password: db.password, connectTimeout: db.connectTimeoutMs }))
+  private connect(db: DbConfig): Promise<mysql.Connection> {
+    // openConnection loads mysql2 lazily: this module is part of the SDK bootstrap, which must
+    // not load mysql2 before the instrumentation that patches it.
+    return untraced(() => openConnection(db))
   }
 
   /** A statement of the reader's own: never traced (a poll may start inside a request's context). */

@@ -1,6 +1,6 @@
-import { startBalancer } from '../../bench/lib/balancer'
+import { startBalancer } from '../../harness/balancer'
 
-export { NGINX } from '../../bench/lib/balancer'
+export { NGINX } from '../../harness/balancer'
 
 /** Debian's nginx in the foreground, balancing over `upstreams`, with deploy/nginx/proxy.conf. */
 export interface Nginx {
@@ -10,7 +10,7 @@ export interface Nginx {
   stop(): Promise<void>
 }
 
-// The config and the process come from the bench's balancer (bench/lib/balancer.ts): the tests
+// The config and the process come from the shared balancer (harness/balancer.ts): the tests
 // and `npm run bench -- --variants replicas=N` run the same nginx setup.
 export async function startNginx(upstreams: number[]): Promise<Nginx> {
   const lb = await startBalancer(upstreams, { debugUpstream: true })

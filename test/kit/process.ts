@@ -3,12 +3,13 @@ import { existsSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { keepOutput, stopChild } from '../../harness/process'
 import { ROOT } from '../../src/paths'
 
 // Programs the tests run next to the app: the real binaries (Jaeger, the Collector, Prometheus)
 // and the ports they listen on. The app itself is started by ./server.ts.
 
-export { freePort, freePorts } from '../../bench/lib/ports'
+export { freePort, freePorts } from '../../harness/ports'
 
 export interface Tools {
   otelcol: string
@@ -64,24 +65,12 @@ process.once('exit', () => {
 /** Starts a program with exactly `env` (plus PATH); `stop()` sends SIGTERM, then SIGKILL after 5 s. */
 export function startProcess(name: string, command: string, args: string[], env: Record<string, string>, cwd = ROOT): Proc {
   const proc = spawn(command, args, { cwd, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  const keep = (d: string) => {
-    out = (out + d).slice(-65_536)
-  }
-  proc.stdout!.setEncoding('utf8').on('data', keep)
-  proc.stderr!.setEncoding('utf8').on('data', keep)
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
   const p: Proc = {
     name,
     proc,
-    output: () => out,
+    output: keepOutput(proc, 65_536),
     async stop() {
-      if (proc.exitCode === null && proc.signalCode === null) {
-        proc.kill('SIGTERM')
-        const timer = setTimeout(() => proc.kill('SIGKILL'), 5000)
-        await exited
-        clearTimeout(timer)
-      }
+      await stopChild(proc, 5000)
       running.delete(p)
     }
   }

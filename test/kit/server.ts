@@ -3,10 +3,10 @@ import { existsSync, readdirSync, statSync } from 'node:fs'
 import http from 'node:http'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { freePort } from '../../bench/lib/ports'
+import { freePort } from '../../harness/ports'
 import { ROOT } from '../../src/paths'
 
-export { freePort, freePorts } from '../../bench/lib/ports'
+export { freePort, freePorts } from '../../harness/ports'
 
 // Children run the compiled server the way `npm start` does (`npm test` builds first).
 export const SERVER = path.join(ROOT, 'dist', 'src', 'server.js')

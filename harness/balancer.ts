@@ -2,8 +2,9 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { ROOT } from '../../src/paths'
+import { ROOT } from '../src/paths'
 import { freePort } from './ports'
+import { keepOutput, stopChild } from './process'
 
 export const NGINX = '/usr/sbin/nginx'
 
@@ -61,28 +62,20 @@ export async function startBalancer(upstreams: number[], opts: { debugUpstream?:
   writeFileSync(file, nginxConfig(dir, port, upstreams, opts.debugUpstream))
   // -e: the error log before the config is read (the default path may not be writable).
   const child = spawn(NGINX, ['-c', file, '-p', dir, '-e', 'stderr'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  child.stdout!.on('data', (d) => (out = (out + d).slice(-8000)))
-  child.stderr!.on('data', (d) => (out = (out + d).slice(-8000)))
+  const output = keepOutput(child, 8000)
   const url = `http://127.0.0.1:${port}`
   const deadline = Date.now() + (opts.timeoutMs ?? 10_000)
-  const exited = new Promise<void>((r) => child.once('exit', () => r()))
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM')
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
-      await exited
-      clearTimeout(timer)
-    }
+    await stopChild(child, 5000)
     rmSync(dir, { recursive: true, force: true })
   }
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`nginx exited with ${child.exitCode}:\n${out}`)
+    if (child.exitCode !== null) throw new Error(`nginx exited with ${child.exitCode}:\n${output()}`)
     const ok = await fetch(`${url}/lb-health`).then((r) => r.status === 200, () => false)
     if (ok) break
     if (Date.now() > deadline) {
       await stop()
-      throw new Error(`nginx did not answer within ${opts.timeoutMs ?? 10_000} ms:\n${out}`)
+      throw new Error(`nginx did not answer within ${opts.timeoutMs ?? 10_000} ms:\n${output()}`)
     }
     await new Promise((r) => setTimeout(r, 100))
   }
@@ -97,5 +90,5 @@ export async function startBalancer(upstreams: number[], opts: { debugUpstream?:
     }
     return [master, ...children]
   }
-  return { url, port, child, pids, output: () => out, stop }
+  return { url, port, child, pids, output, stop }
 }
