@@ -21,7 +21,7 @@ export interface Observability {
 const NOTHING: Observability = { telemetry: null, traces: null }
 
 export function startObservability(
-  config: Pick<AppConfig, 'inspector' | 'otlpProtobufEncoder'> & { db: Pick<AppConfig['db'], 'serverTimings'>; traceKeep?: { slowestPercent: number; slowerThanMs: number } },
+  config: Pick<AppConfig, 'inspector' | 'otlpProtobufEncoder' | 'traceKeep'> & { db: Pick<AppConfig['db'], 'serverTimings'> },
   sdk?: Partial<NodeSDKConfiguration>
 ): Observability {
   const inspector = config.inspector.enabled ? new InspectorSpanProcessor(config.inspector.maxTraces, config.inspector.maxBytes) : null

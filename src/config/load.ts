@@ -36,6 +36,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     maxConnections: e.MAX_CONNECTIONS,
     writeRateLimit: e.WRITE_RATE_LIMIT,
     otlpProtobufEncoder: e.OTLP_PROTOBUF_ENCODER,
+    traceKeep: { slowestPercent: e.TRACE_KEEP_SLOWEST_PERCENT, slowerThanMs: e.TRACE_KEEP_SLOWER_THAN_MS },
     inspector: {
       enabled: e.INSPECTOR_ENABLED,
       token: e.INSPECTOR_TOKEN,

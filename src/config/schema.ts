@@ -65,6 +65,10 @@ export const EnvSchema = Type.Object({
   // Who encodes spans for OTLP/HTTP protobuf: the app's encoder (src/telemetry/otlp-proto.ts, the
   // same bytes at a fraction of the CPU) or the SDK's own, kept as a fallback.
   OTLP_PROTOBUF_ENCODER: Type.Union([Type.Literal('app'), Type.Literal('sdk')], { default: 'app' }),
+  // Traces kept whatever the sampler says (besides failed requests): the slowest this-many percent
+  // of each route's requests (a running estimate), and any request at least this slow (0: off).
+  TRACE_KEEP_SLOWEST_PERCENT: Type.Number({ default: 1, minimum: 0, maximum: 100 }),
+  TRACE_KEEP_SLOWER_THAN_MS: Type.Number({ default: 0, minimum: 0 }),
   INSPECTOR_ENABLED: Type.Boolean({ default: false }),
   // Empty: no token asked (fine on 127.0.0.1). Otherwise 16 or more characters without spaces.
   INSPECTOR_TOKEN: Type.String({ default: '', pattern: '^(\\S{16,})?$' }),

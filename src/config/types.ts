@@ -63,6 +63,8 @@ export interface AppConfig {
   writeRateLimit: number
   /** OTLP_PROTOBUF_ENCODER: whose encoder writes OTLP/protobuf span exports. */
   otlpProtobufEncoder: 'app' | 'sdk'
+  /** Which traces are kept besides the sampler's and the failed ones (src/telemetry/keep.ts). */
+  traceKeep: { slowestPercent: number; slowerThanMs: number }
   inspector: InspectorConfig
   load: LoadConfig
   accounts: AccountsConfig

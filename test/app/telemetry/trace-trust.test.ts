@@ -10,7 +10,8 @@ import { useTracedServer } from '../../kit/traced-server'
 // the sampler said. Here the app samples nothing of its own (ratio 0), so a sampled trace can
 // only come from an obeyed traceparent.
 
-const NEVER = { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0' }
+// No rule of the app's own keeps a trace either: nothing is slow or failed enough (the slow rule off).
+const NEVER = { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0', TRACE_KEEP_SLOWEST_PERCENT: '0' }
 const traceparent = (traceId: string, flags: '00' | '01') => `00-${traceId}-${randomBytes(8).toString('hex')}-${flags}`
 
 async function get(port: number, tp: string) {

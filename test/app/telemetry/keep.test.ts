@@ -1,0 +1,79 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { describe, expect, it } from 'vitest'
+import { parseTraceHeader } from '../../kit/otlp-receiver'
+import { request, type HttpResponse } from '../../kit/server'
+import { useTracedServer } from '../../kit/traced-server'
+
+// Keep what matters, decided when each request ends: with a sampler that keeps nothing (ratio 0),
+// the failed and the slow requests' traces are still exported whole, and traceresponse says which
+// were kept. What is not kept is never exported.
+
+const NEVER = { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0' }
+const keptFlag = (res: HttpResponse) => String(res.headers.traceresponse).slice(-2)
+
+describe('with an absolute threshold (TRACE_KEEP_SLOWER_THAN_MS)', () => {
+  const s = useTracedServer({ ...NEVER, TRACE_KEEP_SLOWEST_PERCENT: '0', TRACE_KEEP_SLOWER_THAN_MS: '250' })
+
+  it('drops a fast request: traceresponse 00 and nothing exported', async () => {
+    const res = await request(s.child.port, '/blogs/')
+    expect(res.status).toBe(200)
+    expect(keptFlag(res)).toBe('00')
+    await sleep(1500) // longer than the batch delay of the test env
+    expect(s.receiver.trace(parseTraceHeader(res.headers.traceresponse).traceId)).toEqual([])
+  })
+
+  it('keeps a slow one whole, with why, and the wait visible in its SQL span', async () => {
+    // The list query waits behind a write lock this test holds for 400 ms.
+    const locked = s.env.query('LOCK TABLES `blog` WRITE; DO SLEEP(0.4); UNLOCK TABLES')
+    await sleep(50)
+    const res = await request(s.child.port, '/blogs/')
+    await locked
+    expect(res.status).toBe(200)
+    expect(keptFlag(res)).toBe('01')
+    const t = await s.traced(res, (spans) => spans.length >= 4)
+    expect(t.server.attributes['blog.trace.kept'], t.tree).toBe('slow')
+    expect(t.spans.map((x) => x.name).sort(), t.tree).toEqual(['GET /blogs/', 'SELECT', 'pool.acquire', 'view.render'])
+    const select = t.spans.find((x) => x.name === 'SELECT')!
+    expect(Number(select.endNs - select.startNs) / 1e6).toBeGreaterThan(250)
+    // The kept span has the ids the response gave out, and its duration is the header's.
+    expect(t.server.spanId).toBe(parseTraceHeader(res.headers.traceresponse).spanId)
+    expect(t.server.attributes['blog.http.process_time_ms']).toBe(Number(String(res.headers['x-process-time']).replace('ms', '')))
+  })
+
+  it('keeps a failed one, with the exception', async () => {
+    await s.env.query('RENAME TABLE `blog` TO `blog_gone_for_a_moment`')
+    let res: HttpResponse
+    try {
+      res = await request(s.child.port, '/blogs/')
+    } finally {
+      await s.env.query('RENAME TABLE `blog_gone_for_a_moment` TO `blog`')
+    }
+    expect(res.status).toBe(500)
+    expect(keptFlag(res)).toBe('01')
+    const t = await s.traced(res, (spans) => spans.some((x) => x.name === 'SELECT'))
+    expect(t.server.attributes['blog.trace.kept']).toBe('error')
+    expect(t.server.events.map((e) => e.name)).toContain('exception')
+    expect(t.spans.find((x) => x.name === 'SELECT')!.attributes['error.type']).toBe('ER_NO_SUCH_TABLE')
+  })
+})
+
+describe("with the slowest 1% of each route (the default rule)", () => {
+  const s = useTracedServer(NEVER)
+
+  it("keeps a route's first requests, then only what is slow for it", async () => {
+    const flags: string[] = []
+    for (let i = 0; i < 160; i++) flags.push(keptFlag(await request(s.child.port, '/blogs/show/1')))
+    // Too few to know what slow is: the first 100 are all kept.
+    expect(flags.slice(0, 100).every((f) => f === '01')).toBe(true)
+    // Then the slowest ~1% (5% buckets, and a machine shared with other tests: allow some more).
+    const kept = flags.slice(100).filter((f) => f === '01').length
+    expect(kept).toBeLessThanOrEqual(12)
+    const locked = s.env.query('LOCK TABLES `blog` WRITE; DO SLEEP(0.3); UNLOCK TABLES')
+    await sleep(50)
+    const slow = await request(s.child.port, '/blogs/show/1')
+    await locked
+    expect(keptFlag(slow)).toBe('01')
+    const t = await s.traced(slow, (spans) => spans.length >= 3)
+    expect(t.server.attributes['blog.trace.kept']).toBe('slow')
+  })
+})
