@@ -203,3 +203,71 @@ describe('process.memoryUsage as @fastify/under-pressure calls it (src/lib/open-
     expect(calls, revisit('@fastify/under-pressure', FILE, 'it no longer calls process.memoryUsage() at each sample (the patch may be unneeded, or bypassed)')).toBeGreaterThan(0)
   })
 })
+
+// --- Sequelize connectionManager.pool ----------------------------------------------------------
+// Used by: src/telemetry/db.ts (the db.client.connection.count / pending_requests / max metrics
+// read the pool's size, use and queue). Why not a public hook: Sequelize 6 has hooks for a wait's
+// start and success (beforePoolAcquire, afterPoolAcquire, which the pool.acquire spans use) but
+// none for a release, so the pool's state cannot be counted from outside.
+describe('Sequelize connectionManager.pool (src/telemetry/db.ts, the pool metrics)', () => {
+  it('reports using, available, waiting and maxSize as numbers that follow the pool', async () => {
+    const env = await createTestEnv()
+    const sequelize = createSequelize({ ...env.config.db, pool: { ...env.config.db.pool, max: 3 } }, null)
+    const FILE = 'src/telemetry/db.ts (pool metrics)'
+    try {
+      await sequelize.query('SELECT 1')
+      const pool = (sequelize.connectionManager as unknown as { pool?: Record<string, unknown> }).pool
+      for (const key of ['using', 'available', 'waiting', 'maxSize']) {
+        expect(typeof pool?.[key], revisit('sequelize', FILE, `connectionManager.pool.${key} is not a number`)).toBe('number')
+      }
+      expect(pool!.maxSize, revisit('sequelize', FILE, 'pool.maxSize is not the configured max')).toBe(3)
+      // While a transaction holds a connection, it is counted as in use.
+      await sequelize.transaction(async () => {
+        expect(pool!.using, revisit('sequelize', FILE, 'pool.using does not count a held connection')).toBeGreaterThanOrEqual(1)
+      })
+    } finally {
+      await sequelize.close()
+      await env.cleanup()
+    }
+  })
+})
+
+// --- mysql2's diagnostics channels -------------------------------------------------------------
+// Used by: src/telemetry/sql.ts (every statement's span, Server-Timing db and
+// db.client.operation.duration). Public API, but the context object's shape is mysql2's own:
+// the statement text must be in `query`, and `start`/`asyncStart` must bracket the round trip.
+describe("mysql2's tracing channels mysql2:query and mysql2:execute (src/telemetry/sql.ts)", () => {
+  it('publish start with the statement text in `query`, then asyncStart when the answer arrives', async () => {
+    const { tracingChannel } = await import('node:diagnostics_channel')
+    const FILE = 'src/telemetry/sql.ts'
+    const seen: string[] = []
+    const handlers = (channel: string) => ({
+      start: (m: unknown) => seen.push(`${channel} start ${String((m as { query?: unknown }).query)}`),
+      asyncStart: () => seen.push(`${channel} answer`),
+      end: () => undefined,
+      asyncEnd: () => undefined,
+      error: () => undefined
+    })
+    const q = handlers('query')
+    const x = handlers('execute')
+    tracingChannel('mysql2:query').subscribe(q)
+    tracingChannel('mysql2:execute').subscribe(x)
+    const env = await createTestEnv()
+    const sequelize = createSequelize(env.config.db, null)
+    try {
+      await sequelize.query('SELECT 1 AS one')
+      await sequelize.query('SELECT $1 AS two', { bind: [2] })
+    } finally {
+      tracingChannel('mysql2:query').unsubscribe(q)
+      tracingChannel('mysql2:execute').unsubscribe(x)
+      await sequelize.close()
+      await env.cleanup()
+    }
+    expect(seen, revisit('mysql2', FILE, 'mysql2:query no longer publishes start (with `query`) and asyncStart')).toEqual(
+      expect.arrayContaining(['query start SELECT 1 AS one', 'query answer'])
+    )
+    expect(seen, revisit('mysql2', FILE, 'mysql2:execute no longer publishes start (with `query`) and asyncStart')).toEqual(
+      expect.arrayContaining(['execute start SELECT ? AS two', 'execute answer'])
+    )
+  })
+})
