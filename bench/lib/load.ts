@@ -13,7 +13,28 @@ export interface Scenario {
 export interface Sample {
   latencyMs: number
   status: number
+  /** The trace id the harness sent (empty with `--traceparent none`). */
   traceId: string
+  /** The response's X-Process-Time in ms (NaN without one). */
+  processMs: number
+  /** The trace id traceresponse named, and whether it said the trace was kept (flags 01). */
+  responseTraceId: string
+  kept: boolean
+}
+
+/** The timing and trace headers of a response (header names lower-case). */
+function fromHeaders(headers: Record<string, unknown>): Pick<Sample, 'processMs' | 'responseTraceId' | 'kept'> {
+  const pt = headers['x-process-time']
+  const tr = String(headers.traceresponse ?? '').split('-')
+  return { processMs: typeof pt === 'string' ? Number(pt.replace(/ms$/, '')) : NaN, responseTraceId: tr[1] ?? '', kept: tr[3] === '01' }
+}
+
+/** autocannon hands headers over as a flat [name, value, ...] list. */
+function headerObject(raw: unknown): Record<string, unknown> {
+  if (!Array.isArray(raw)) return (raw as Record<string, unknown>) ?? {}
+  const out: Record<string, unknown> = {}
+  for (let i = 0; i + 1 < raw.length; i += 2) out[String(raw[i]).toLowerCase()] = raw[i + 1]
+  return out
 }
 
 export interface LoadResult {
@@ -63,8 +84,8 @@ export async function maxLoad(url: string, s: Scenario, connections: number, dur
           context.t0 = performance.now()
           return { ...req, headers: withTrace(s.headers, tp.header) }
         },
-        onResponse: (status: number, _body: unknown, context: Ctx) => {
-          if (context.t0 !== undefined) samples.push({ latencyMs: performance.now() - context.t0, status, traceId: context.traceId ?? '' })
+        onResponse: (status: number, _body: unknown, context: Ctx, headers: unknown) => {
+          if (context.t0 !== undefined) samples.push({ latencyMs: performance.now() - context.t0, status, traceId: context.traceId ?? '', ...fromHeaders(headerObject(headers)) })
         }
       } as unknown as autocannon.Request
     ]
@@ -82,11 +103,11 @@ function send(base: URL, s: Scenario, ag: http.Agent): Promise<Sample> {
       { host: base.hostname, port: base.port, path: s.path, method: s.method, agent: ag, headers: withTrace(s.headers, tp.header) },
       (res) => {
         res.resume()
-        res.on('end', () => resolve({ latencyMs: performance.now() - t0, status: res.statusCode ?? 0, traceId: tp.traceId }))
+        res.on('end', () => resolve({ latencyMs: performance.now() - t0, status: res.statusCode ?? 0, traceId: tp.traceId, ...fromHeaders(res.headers) }))
       }
     )
     req.setTimeout(30_000, () => req.destroy(new Error('timeout')))
-    req.on('error', () => resolve({ latencyMs: performance.now() - t0, status: 0, traceId: tp.traceId }))
+    req.on('error', () => resolve({ latencyMs: performance.now() - t0, status: 0, traceId: tp.traceId, processMs: NaN, responseTraceId: '', kept: false }))
     req.end(s.body)
   })
 }

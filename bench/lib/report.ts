@@ -27,6 +27,19 @@ export interface RunResult {
   phases: Breakdown | null
   p50Trace: (Breakdown & { traceId: string }) | null
   slowestTrace: (Breakdown & { traceId: string }) | null
+  /** The slowest 1% of requests by their own X-Process-Time: how many, and how many of their traces were exported. */
+  slowest: { count: number; exported: number } | null
+}
+
+/**
+ * Of the slowest 1% of answered requests (by the X-Process-Time each reported), how many traces
+ * reached the harness's OTLP sink: what a load test is run to find, and what head sampling loses.
+ */
+export function slowestExported(samples: LoadResult['samples'], exported: ReadonlySet<string>): { count: number; exported: number } | null {
+  const timed = samples.filter((s) => Number.isFinite(s.processMs) && s.responseTraceId !== '').sort((a, b) => b.processMs - a.processMs)
+  if (timed.length === 0) return null
+  const slowest = timed.slice(0, Math.max(1, Math.floor(timed.length / 100)))
+  return { count: slowest.length, exported: slowest.filter((s) => exported.has(s.responseTraceId)).length }
 }
 
 export function summariseRun(variant: string, round: number, target: string, load: LoadResult, okStatus: (s: number) => boolean, app: ProcSample, db: ProcSample, spans: BenchSpan[]): RunResult {
@@ -68,7 +81,8 @@ export function summariseRun(variant: string, round: number, target: string, loa
     traced: unjoined ? allTraces.length : traced.length,
     phases: meanBreakdown(unjoined ? allTraces : traced.map((x) => x.b)),
     p50Trace: pick(Math.floor(traced.length / 2)),
-    slowestTrace: pick(traced.length - 1)
+    slowestTrace: pick(traced.length - 1),
+    slowest: slowestExported(load.samples, new Set(byTrace.keys()))
   }
 }
 
@@ -106,6 +120,8 @@ export interface Summary {
   phases: Breakdown | null
   p50Trace: (Breakdown & { traceId: string }) | null
   slowestTrace: (Breakdown & { traceId: string }) | null
+  /** Over all rounds: the slowest 1% of each round's requests, and how many of their traces were exported. */
+  slowest: { count: number; exported: number } | null
   verdict: string
 }
 
@@ -157,7 +173,10 @@ export function summarise(results: RunResult[], variants: string[]): Summary[] {
         traced: rs.reduce((a, r) => a + r.traced, 0),
         phases: meanBreakdown(phaseRuns),
         p50Trace: rs[rs.length - 1]!.p50Trace,
-        slowestTrace: rs.map((r) => r.slowestTrace).filter((t) => t !== null).sort((a, b) => b!.total - a!.total)[0] ?? null
+        slowestTrace: rs.map((r) => r.slowestTrace).filter((t) => t !== null).sort((a, b) => b!.total - a!.total)[0] ?? null,
+        slowest: rs.some((r) => r.slowest)
+          ? { count: rs.reduce((a, r) => a + (r.slowest?.count ?? 0), 0), exported: rs.reduce((a, r) => a + (r.slowest?.exported ?? 0), 0) }
+          : null
       }
       // Replicas: the verdict's CPU thresholds are per process (a core each), so the mean of them.
       out.push({ ...s, verdict: verdict({ ...s, appCpu: s.appCpu / (s.replicas ?? 1) }) })
@@ -227,6 +246,16 @@ export function reportLines(summary: Summary[], heading: string): string[] {
     for (const s of scaled) {
       const total = s.appCpuMs + (s.lbCpuMs ?? 0) + s.dbCpuMs
       lines.push(`| ${s.variant} | ${s.path} | ${s.replicas} | ${fmt(s.rps, 0)} | ${fmt(s.appCpuMs, 3)} | ${fmt(s.lbCpuMs, 3)} | ${fmt(s.dbCpuMs, 3)} | ${fmt(total, 3)} | ${fmt(s.appCpu, 0)} | ${fmt(s.lbCpu, 0)} | ${fmt(s.dbCpu, 0)} |`)
+    }
+  }
+  const withSlowest = summary.filter((s) => s.slowest)
+  if (withSlowest.length > 0) {
+    lines.push('', 'The slowest 1% of requests (by their own X-Process-Time, per round): how many of their traces were exported:', '')
+    lines.push('| variant | path | slowest requests | traces exported | share |')
+    lines.push('|' + ' --- |'.repeat(5))
+    for (const s of withSlowest) {
+      const k = s.slowest!
+      lines.push(`| ${s.variant} | ${s.path} | ${k.count} | ${k.exported} | ${pct(k.exported / Math.max(1, k.count))} |`)
     }
   }
   const withPhases = summary.filter((s) => s.phases)

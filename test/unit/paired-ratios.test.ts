@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { pairedRatios, type RunResult } from '../../bench/lib/report'
+import { pairedRatios, slowestExported, type RunResult } from '../../bench/lib/report'
 
 // The bench's round-by-round comparison (README "Performance"): each round runs every variant
 // back to back, so a ratio inside a round cancels what the machine's neighbours did to both.
@@ -8,7 +8,7 @@ const run = (variant: string, round: number, cpuMsPerReq: number): RunResult => 
   variant, round, path: '/blogs/', requests: 1000, rps: 400,
   latency: { avg: 1, p50: 1, p90: 1, p95: 1, p99: 1, max: 1 }, failures: 0, dropped: 0,
   app: { cpuPercent: 40, cpuSeconds: cpuMsPerReq, rssMb: 100 }, db: { cpuPercent: 5, cpuSeconds: 0.1, rssMb: 100 },
-  traced: 0, phases: null, p50Trace: null, slowestTrace: null
+  traced: 0, phases: null, p50Trace: null, slowestTrace: null, slowest: null
 })
 
 describe('paired CPU ratios', () => {
@@ -30,5 +30,20 @@ describe('paired CPU ratios', () => {
     expect(out).toHaveLength(1)
     expect(out[0]!.perRound.rounds).toBe(1)
     expect(out[0]!.perRound.median).toBeCloseTo(2, 6)
+  })
+})
+
+describe("the bench's share of the slowest requests whose trace was exported", () => {
+  const sample = (processMs: number, id: string) => ({ latencyMs: processMs, status: 200, traceId: '', processMs, responseTraceId: id, kept: false })
+
+  it('takes the slowest 1% by X-Process-Time and counts the ones the sink received', () => {
+    const samples = Array.from({ length: 300 }, (_, i) => sample(i + 1, `t${i}`))
+    // The three slowest are t299, t298, t297; two of them were exported, and plenty of fast ones.
+    const got = slowestExported(samples, new Set(['t299', 't297', 't1', 't2', 't3']))
+    expect(got).toEqual({ count: 3, exported: 2 })
+  })
+
+  it('ignores requests that carried no timing or trace header', () => {
+    expect(slowestExported([{ ...sample(NaN, 'x') }, { ...sample(5, '') }], new Set(['x']))).toBeNull()
   })
 })
