@@ -1,5 +1,5 @@
 import { BaseError, ConnectionError, DatabaseError } from 'sequelize'
-import { FORM_LIMITS } from './posts/fields'
+import { FORM_LIMITS } from './validation/forms'
 
 /**
  * The one error type the app answers with: an HTTP status, a stable code for JSON clients and a
