@@ -81,7 +81,12 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config, telemetry:
     maxAge: '1h'
   })
   await fastify.register(storage, { dir: config.uploadDir, storage: config.storage })
-  await fastify.register(imageProcessor, { maxPixels: config.maxImagePixels })
+  await fastify.register(imageProcessor, {
+    maxPixels: config.maxImagePixels,
+    maxFrames: config.maxImageFrames,
+    memoryBudgetBytes: config.imageMemoryBudgetBytes,
+    queueLength: config.imageQueueLength
+  })
 
   await fastify.register(dbPlugin, { db: config.db, serverTimings: runtime?.serverTimings ?? null })
   await fastify.register(postsPlugin)

@@ -3,6 +3,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Transaction } from 'sequelize'
 import type { Viewer } from '../accounts/service'
 import { outcomeUnknown } from '../errors'
+import type { WorkLimit } from '../lib/work-limit'
 import { ImageRejected, type ImageProcessor, type ProcessedImage } from '../images/processor'
 import type { Blog, BlogPage, BlogRepository, ImageNames } from '../repositories/blog-repository'
 import type { ImageStorage, StagedImage } from '../storage/storage'
@@ -13,6 +14,8 @@ export interface Writer {
   viewer: Viewer
   /** Throws (403) unless `given` is the CSRF token of the writer's session. */
   checkCsrf(given: unknown): void
+  /** The request's deadline and client: past the one or without the other, nothing is written. */
+  limit: WorkLimit
 }
 
 /** How a write ended, for the route to answer; unexpected failures are thrown. */
@@ -66,7 +69,7 @@ export class PostsService {
     writer.checkCsrf(form.csrf)
     const invalid = checkPostForm(form)
     if (invalid) return { status: 'invalid', form: invalid, post: null }
-    return this.write(form, null, async (t, images) => ({ id: await this.repo.create(form.values, writer.viewer, images, t), obsolete: [] }))
+    return this.write(form, writer.limit, null, async (t, images) => ({ id: await this.repo.create(form.values, writer.viewer, images, t), obsolete: [] }))
   }
 
   /** A new image (and thumbnail) replaces the old pair; without one the old pair stays. */
@@ -79,7 +82,7 @@ export class PostsService {
     const invalid = checkPostForm(form)
     if (invalid) return { status: 'invalid', form: invalid, post }
     // Checked again under the row lock: the post may have gone or changed hands meanwhile.
-    return this.write(form, post, async (t, images) => {
+    return this.write(form, writer.limit, post, async (t, images) => {
       const current = await this.repo.lockForChange(id, t)
       if (!current) return null
       if (!mayChange(writer.viewer, current)) return 'forbidden'
@@ -89,7 +92,7 @@ export class PostsService {
   }
 
   async delete(id: number, viewer: Viewer): Promise<WriteOutcome> {
-    return this.write(null, null, async (t) => {
+    return this.write(null, null, null, async (t) => {
       const current = await this.repo.lockForChange(id, t)
       if (!current) return null
       if (!mayChange(viewer, current)) return 'forbidden'
@@ -101,9 +104,10 @@ export class PostsService {
   /**
    * Processes and stages the form's image (if any), then runs `work` in a transaction that first
    * promotes what was staged (image, then thumbnail). `work` answers null for "no such post",
-   * 'forbidden' for "not yours".
+   * 'forbidden' for "not yours". Past the limit's deadline or without its client, the write stops
+   * before staging or before COMMIT, and its signal's reason is thrown: nothing is kept.
    */
-  private async write(form: PostForm | null, post: Blog | null, work: Work): Promise<WriteOutcome> {
+  private async write(form: PostForm | null, limit: WorkLimit | null, post: Blog | null, work: Work): Promise<WriteOutcome> {
     const staged: StagedImage[] = []
     // Names promoted so far: a failure deletes these and discards the rest of what was staged.
     const promoted: string[] = []
@@ -112,11 +116,12 @@ export class PostsService {
       if (form?.upload) {
         let image: ProcessedImage
         try {
-          image = await this.processor.process(form.upload.data)
+          image = await this.processor.process(form.upload.data, limit ?? undefined)
         } catch (err) {
           if (!(err instanceof ImageRejected)) throw err
           return { status: 'invalid', form: rejectedForm(form, { image_file: err.message }, err.statusCode), post }
         }
+        limit?.signal.throwIfAborted()
         staged.push(await this.images.save(Readable.from([image.data])))
         if (image.thumb) staged.push(await this.images.save(Readable.from([image.thumb.data])))
       }
@@ -126,6 +131,7 @@ export class PostsService {
         for (const file of staged) promoted.push(await this.images.promote(file))
         const images = promoted.length > 0 ? { imageLoc: promoted[0]!, thumbLoc: promoted[1] ?? null } : null
         change = await work(t, images)
+        if (change && change !== 'forbidden') limit?.signal.throwIfAborted()
       } catch (err) {
         await this.rollback(t)
         throw err

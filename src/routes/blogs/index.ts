@@ -4,6 +4,7 @@ import { Type } from 'typebox'
 import { forbidden, signInRequired } from '../../accounts/plugin'
 import { readPostForm, type FormPage } from '../../posts/form'
 import { mayChange, type Writer } from '../../posts/service'
+import { requestWorkLimit } from '../../lib/work-limit'
 import type { Blog } from '../../repositories/blog-repository'
 import { CSRF_FIELD } from '../../validation/forms'
 
@@ -24,7 +25,7 @@ const SIGN_IN = '/account/signin'
  */
 const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { posts, writeLimit } = fastify
-  const pageSize = fastify.appConfig.pageSize
+  const { pageSize, requestTimeoutMs } = fastify.appConfig
 
   // Ajv coerces 'Infinity' (or '1e400') to Infinity and skips minimum/maximum for non-finite
   // numbers, so the schemas alone would let it reach SQL: no such page, like any bad id.
@@ -41,8 +42,12 @@ const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     return request.viewer
   }
 
-  /** The signed-in writer, for the posts service (which checks their form's CSRF token). */
-  const writer = (request: FastifyRequest): Writer => ({ viewer: signedIn(request), checkCsrf: (given) => request.checkCsrf(given) })
+  /** The signed-in writer, for the posts service (which checks their form's CSRF token and keeps to the request's deadline). */
+  const writer = (request: FastifyRequest, reply: FastifyReply): Writer => ({
+    viewer: signedIn(request),
+    checkCsrf: (given) => request.checkCsrf(given),
+    limit: requestWorkLimit(reply, requestTimeoutMs)
+  })
 
   const renderForm = (reply: FastifyReply, form: FormPage, post: Pick<Blog, 'id' | 'imageLoc'> | null) =>
     reply.code(form.status).render(post ? 'blogs/modify' : 'blogs/new', {
@@ -70,7 +75,7 @@ const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.post('/new', { ...writeLimit }, async (request, reply) => {
-    const who = writer(request)
+    const who = writer(request, reply)
     const form = await readPostForm(request)
     const result = await posts.create(who, form)
     if (result.status === 'invalid') return renderForm(reply, result.form, null)
@@ -94,7 +99,7 @@ const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       ...writeLimit,
       handler: async (request, reply) => {
         const id = request.params.id
-        const who = writer(request)
+        const who = writer(request, reply)
         const form = await readPostForm(request)
         const result = await posts.update(who, id, form)
         if (result.status === 'done') return reply.flash('updated').redirect(`/blogs/show/${id}`, 303)
