@@ -67,11 +67,12 @@ const SAMPLE_BYTES: Record<string, number> = { uchar: 1, char: 1, ushort: 2, sho
 
 // Measured peak RSS over a process's baseline while one image is processed (sharp 0.34, one
 // libvips thread): PNG and JPEG stay within 1.25x the decoded input (16-bit interlaced PNG 5000x5000:
-// 236 MiB for 191 decoded; non-interlaced PNG streams, ~0.5x), while the GIF and WebP encoders hold
-// the whole output with their own buffers: up to ~11 (GIF) and ~20 (WebP, noisy content) bytes per
-// output pixel of a frame on top of the decoded input.
+// 236 MiB for 191 decoded; a 40 MP 8-bit interlaced PNG in the running app: +188 MiB for 191;
+// non-interlaced PNG streams, ~0.5x), while the GIF and WebP encoders hold the whole output with
+// their own buffers: up to ~11 (GIF) and ~21 (WebP, noise: the worst content) bytes per output
+// pixel of a frame on top of the decoded input.
 const DECODE_FACTOR = 1.25
-const ENCODE_BYTES_PER_PIXEL: Record<ImageType, number> = { png: 0, jpeg: 0, gif: 16, webp: 16 }
+const ENCODE_BYTES_PER_PIXEL: Record<ImageType, number> = { png: 0, jpeg: 0, gif: 16, webp: 24 }
 
 /**
  * The memory processing an image needs, from its header: the decoded input (width x height x

@@ -59,7 +59,7 @@ describe('ImageProcessor', () => {
     expect(memoryNeeded('png', { width: 5000, height: 5000, frames: 1, channels: 4, bytesPerSample: 2 })).toBe(5000 * 5000 * 8 * 1.25)
     expect(memoryNeeded('jpeg', { width: 4000, height: 3000, frames: 1, channels: 3, bytesPerSample: 1 })).toBe(4000 * 3000 * 3 * 1.25)
     // The output is at most MAX_IMAGE_SIDE: a 6000x3000 WebP is encoded at 4096x2048.
-    expect(memoryNeeded('webp', { width: 6000, height: 3000, frames: 1, channels: 3, bytesPerSample: 1 })).toBe(6000 * 3000 * 3 * 1.25 + 4096 * 2048 * 16)
+    expect(memoryNeeded('webp', { width: 6000, height: 3000, frames: 1, channels: 3, bytesPerSample: 1 })).toBe(6000 * 3000 * 3 * 1.25 + 4096 * 2048 * 24)
     expect(memoryNeeded('gif', { width: 100, height: 100, frames: 50, channels: 4, bytesPerSample: 1 })).toBe(100 * 100 * 4 * 50 * 1.25 + 100 * 100 * 16)
   })
 
