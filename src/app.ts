@@ -17,7 +17,7 @@ import requestGuard, { serverOptions } from './plugins/request-guard'
 import requestLog from './plugins/request-log'
 import security from './plugins/security'
 import viewPlugin from './plugins/view'
-import { FORM_LIMITS } from './posts/fields'
+import { FORM_LIMITS } from './validation/forms'
 import postsPlugin from './posts/plugin'
 import rateLimit from './plugins/rate-limit'
 import accountRoutes from './routes/account/index'
@@ -91,7 +91,12 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config, telemetry:
     maxAge: '1h'
   })
   await fastify.register(storage, { dir: config.uploadDir, storage: config.storage })
-  await fastify.register(imageProcessor, { maxPixels: config.maxImagePixels })
+  await fastify.register(imageProcessor, {
+    maxPixels: config.maxImagePixels,
+    maxFrames: config.maxImageFrames,
+    memoryBudgetBytes: config.imageMemoryBudgetBytes,
+    queueLength: config.imageQueueLength
+  })
 
   await fastify.register(dbPlugin, { db: config.db, serverTimings: runtime?.serverTimings ?? null })
   await fastify.register(postsPlugin)

@@ -1,5 +1,5 @@
 import { BaseError, ConnectionError, DatabaseError } from 'sequelize'
-import { FORM_LIMITS } from './posts/fields'
+import { FORM_LIMITS } from './validation/forms'
 
 /**
  * The one error type the app answers with: an HTTP status, a stable code for JSON clients and a
@@ -31,6 +31,18 @@ export const uploadTooLargeMessage = (maxUploadBytes: number) => `The upload is 
 /** A COMMIT sent but never answered: the server may have applied it. */
 export const outcomeUnknown = (cause: unknown) =>
   new AppError(503, 'OUTCOME_UNKNOWN', 'The database stopped answering while your change was being saved, so it may have been saved. Check before sending it again.', { cause })
+
+/** The line of uploads waiting to be decoded is full (IMAGE_QUEUE_LENGTH): try again soon. */
+export const imagesBusy = (waiting: number) =>
+  new AppError(503, 'IMAGES_BUSY', 'The server is busy with other images right now. Please try again in a few seconds.', { expected: true, reason: `image queue full (${waiting} waiting)` })
+
+/** A write not done within REQUEST_TIMEOUT_MS of the request's start: nothing was written. */
+export const deadlinePassed = () =>
+  new AppError(503, 'DEADLINE_PASSED', 'The server could not finish your request in time, so nothing was saved. Please try again in a moment.', { expected: true, reason: 'request deadline passed' })
+
+/** The client closed the connection before its write was done: nothing was written (no one reads this answer). */
+export const clientGone = () =>
+  new AppError(499, 'CLIENT_CLOSED', 'The connection was closed before the request was done; nothing was saved.', { expected: true, reason: 'client closed the connection' })
 
 export const DB_DOWN_MESSAGE = 'The database is not answering right now. Please try again in a few seconds.'
 const INTERNAL_MESSAGE = 'Something went wrong on our side.'

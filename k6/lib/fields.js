@@ -1,5 +1,5 @@
 // @ts-check
-// Generated from src/posts/fields.ts by `npm run gen:k6`: do not edit (a test checks it is current).
+// Generated from src/posts/fields.ts and src/accounts/fields.ts by `npm run gen:k6`: do not edit (a test checks it is current).
 
 /** Length limits of the post form fields, in characters. */
 export const FIELD_LIMITS = {

@@ -1,16 +1,17 @@
 import { writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { ROOT } from '../paths'
-import { DISPLAY_NAME_RULE, FIELD_RULES, IMAGE_FIELD } from '../posts/fields'
+import { DISPLAY_NAME_RULE } from '../accounts/fields'
+import { FIELD_RULES, IMAGE_FIELD } from '../posts/fields'
 
-/** k6/lib/fields.js: the post form's rules for the load scripts, which cannot import TypeScript. */
+/** k6/lib/fields.js: the form rules for the load scripts, which cannot import TypeScript. */
 export const K6_FIELDS_FILE = path.join(ROOT, 'k6', 'lib', 'fields.js')
 
 export function renderK6Fields(): string {
   const limits = Object.fromEntries(Object.entries(FIELD_RULES).map(([name, r]) => [name, { min: r.minLength, max: r.maxLength }]))
   return [
     '// @ts-check',
-    '// Generated from src/posts/fields.ts by `npm run gen:k6`: do not edit (a test checks it is current).',
+    '// Generated from src/posts/fields.ts and src/accounts/fields.ts by `npm run gen:k6`: do not edit (a test checks it is current).',
     '',
     '/** Length limits of the post form fields, in characters. */',
     `export const FIELD_LIMITS = ${JSON.stringify(limits, null, 2).replace(/"(\w+)":/g, '$1:').replaceAll('"', "'")}`,

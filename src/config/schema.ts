@@ -18,6 +18,14 @@ export const EnvSchema = Type.Object({
   // Largest image (width x height, all frames of an animation) decoded; an image decodes to 4
   // bytes a pixel whatever its file size, so this, not MAX_UPLOAD_BYTES, bounds the memory.
   MAX_IMAGE_PIXELS: Type.Integer({ default: 40_000_000, minimum: 1 }),
+  // Frames an animation may have: each costs a decode and an encode however small it is.
+  MAX_IMAGE_FRAMES: Type.Integer({ default: 500, minimum: 1 }),
+  // Memory the images processed at once may need together (src/images/processor.ts memoryNeeded);
+  // an image needing more is refused (422). 192 MiB: the largest 8-bit RGBA image
+  // MAX_IMAGE_PIXELS allows fits, and so does the app's ~210 MB beside it in a 512Mi pod.
+  IMAGE_MEMORY_BUDGET_BYTES: Type.Integer({ default: 192 * 1024 * 1024, minimum: 16 * 1024 * 1024 }),
+  // Uploads waiting for their turn to be processed; past it 503 with Retry-After at once.
+  IMAGE_QUEUE_LENGTH: Type.Integer({ default: 8, minimum: 0, maximum: 1000 }),
   PAGE_SIZE: Type.Integer({ default: 20, minimum: 1, maximum: 100 }),
   // Compiled templates are cached; turn off while editing views (npm run dev does).
   VIEW_CACHE: Type.Boolean({ default: true }),

@@ -45,6 +45,11 @@ export interface AppConfig {
   maxUploadBytes: number
   /** Largest width x height of an uploaded image (all frames together). */
   maxImagePixels: number
+  maxImageFrames: number
+  /** Memory the images processed at once may need together. */
+  imageMemoryBudgetBytes: number
+  /** Uploads waiting to be processed at most. */
+  imageQueueLength: number
   pageSize: number
   viewCache: boolean
   requestTimeoutMs: number

@@ -1,61 +1,45 @@
 import path from 'node:path'
-import { Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import type { FastifyRequest } from 'fastify'
 import { Type, type Static } from 'typebox'
-import { Value } from 'typebox/value'
 import { AppError } from '../errors'
-import { ImageRejected, type ImageProcessor } from '../images/processor'
-import { ALLOWED_CLIENT_EXTENSIONS } from '../storage/sniff'
-import type { ImageStorage, StagedImage } from '../storage/storage'
-import { characterProblem, CONTROL_CHARS, CSRF_FIELD, FIELD_NAMES, FIELD_RULES, IMAGE_FIELD, INLINE_FIELDS, NOT_BLANK, type FieldName } from './fields'
+import { ALLOWED_CLIENT_EXTENSIONS, sniffImageType } from '../storage/sniff'
+import { CSRF_FIELD } from '../validation/forms'
+import { shownBack, textProblem, textSchema } from '../validation/text'
+import { FIELD_NAMES, FIELD_RULES, IMAGE_FIELD, type FieldName } from './fields'
 
-const field = (name: FieldName) => {
-  const { label, minLength, maxLength } = FIELD_RULES[name]
-  return Type.String({ title: label, minLength, maxLength, pattern: NOT_BLANK })
-}
-
-export const PostFormSchema = Type.Object({ title: field('title'), content: field('content') })
+export const PostFormSchema = Type.Object({ title: textSchema(FIELD_RULES.title), content: textSchema(FIELD_RULES.content) })
 export type PostInput = Static<typeof PostFormSchema>
 
 export type FieldErrors = Partial<Record<FieldName | typeof IMAGE_FIELD, string>>
 
-/** An accepted upload, re-encoded and staged, with its thumbnail (null: the image is small already). */
-export interface StagedUpload {
-  image: StagedImage
-  thumb: StagedImage | null
+/** The file part as received: bytes only, nothing decoded or written yet. */
+export interface Upload {
+  data: Buffer
+  /** The extension of the client's filename, lower case ('' for none): checked, never used for storage. */
+  extension: string
 }
 
-export interface ParsedForm {
-  /** What the user typed, kept to re-render the form. */
+/** The post form as sent: what parsing the body found, before anything is checked. */
+export interface PostForm {
+  /** The first value sent for each field ('' when none). */
   values: Record<FieldName, string>
-  errors: FieldErrors
-  /** The staged upload, if one was sent and is an image; the posts service promotes or discards it. */
-  image: StagedUpload | null
-  /** Status for a rejected form: 415 for a non-image upload, 422 for too many pixels, 400 otherwise. */
-  status: 400 | 415 | 422
-  /** The CSRF field as sent (the route checks it against the session). */
+  /** What parsing already found wrong (a field sent twice or cut at its size limit, a stray file). */
+  problems: FieldErrors
+  upload: Upload | null
+  /** The CSRF field as sent ('' when it was not text or was sent twice). */
   csrf: string | undefined
 }
 
-function fieldMessage(name: FieldName, value: string | undefined): string | undefined {
-  const rule = FIELD_RULES[name]
-  if (value === undefined || value.length === 0) return `${rule.label} is required.`
-  const chars = characterProblem(rule.label, value, INLINE_FIELDS.has(name))
-  if (chars) return chars
-  if (Value.Check(PostFormSchema.properties[name], value)) return undefined
-  if (!new RegExp(NOT_BLANK).test(value)) return `${rule.label} cannot be only spaces.`
-  return `${rule.label} must be between ${rule.minLength} and ${rule.maxLength} characters.`
+/** A form to show again: what the user typed, what is wrong with it, and the status to answer. */
+export interface FormPage {
+  values: Record<FieldName, string>
+  errors: FieldErrors
+  /** 415 for a non-image upload, 422 for an image refused by its size or cost, 400 otherwise. */
+  status: 400 | 415 | 422
 }
 
-export function hasErrors(form: ParsedForm): boolean {
-  return Object.keys(form.errors).length > 0
-}
-
-/** Discards what an upload staged (a rejected form, a failed request). */
-export async function discardUpload(store: ImageStorage, upload: StagedUpload): Promise<void> {
-  await store.discard(upload.image)
-  if (upload.thumb) await store.discard(upload.thumb)
-}
+export const NOT_AN_IMAGE = 'The image must be a PNG, JPEG, GIF or WebP file.'
 
 /** The whole file part (the multipart limit, MAX_UPLOAD_BYTES, bounds it: over it the stream fails with 413). */
 async function readAll(source: Readable): Promise<Buffer> {
@@ -65,17 +49,15 @@ async function readAll(source: Readable): Promise<Buffer> {
 }
 
 /**
- * Reads the post form from a multipart (or urlencoded) body. The image part is read into memory,
- * decoded and re-encoded (see ImageProcessor), and only the result and its thumbnail are written
- * to the store's staging area. Never throws for what the user typed: field problems are in
- * `errors`; a malformed body is a 400 AppError.
+ * Reads the post form from a multipart (or urlencoded, or JSON) body: text fields and the file's
+ * bytes, nothing decoded or written (the posts service checks the form, then processes the
+ * image). Never throws for what the user typed; a malformed body is a 400 AppError, an oversize
+ * one the multipart plugin's 413.
  */
-export async function readPostForm(request: FastifyRequest, store: ImageStorage, processor: ImageProcessor): Promise<ParsedForm> {
+export async function readPostForm(request: FastifyRequest): Promise<PostForm> {
   const raw = new Map<string, string>()
-  const errors: FieldErrors = {}
-  let image: StagedUpload | null = null
-  let sawImage = false
-  let status: 400 | 415 | 422 = 400
+  const problems: FieldErrors = {}
+  let upload: Upload | null = null
   let csrf: string | undefined
 
   const setField = (name: string, value: unknown) => {
@@ -84,9 +66,9 @@ export async function readPostForm(request: FastifyRequest, store: ImageStorage,
       return
     }
     if (!(FIELD_NAMES as string[]).includes(name)) return
-    if (raw.has(name) || Array.isArray(value)) errors[name as FieldName] = 'Send this field only once.'
+    if (raw.has(name) || Array.isArray(value)) problems[name as FieldName] = 'Send this field only once.'
     // A JSON body can carry numbers, objects, null: only text is a field value.
-    else if (typeof value !== 'string') errors[name as FieldName] = `${FIELD_RULES[name as FieldName].label} must be text.`
+    else if (typeof value !== 'string') problems[name as FieldName] = `${FIELD_RULES[name as FieldName].label} must be text.`
     const first: unknown = Array.isArray(value) ? value[0] : value
     raw.set(name, typeof first === 'string' ? first : '')
   }
@@ -95,44 +77,22 @@ export async function readPostForm(request: FastifyRequest, store: ImageStorage,
     try {
       for await (const part of request.parts()) {
         if (part.type === 'field') {
-          if (part.valueTruncated) errors[part.fieldname as FieldName] = 'This field is too long.'
+          if (part.valueTruncated) problems[part.fieldname as FieldName] = 'This field is too long.'
           setField(part.fieldname, part.value)
           continue
         }
-        if (part.fieldname !== IMAGE_FIELD || sawImage) {
+        if (part.fieldname !== IMAGE_FIELD || upload) {
           part.file.resume()
-          errors.image_file = 'Send one image, in the image_file field.'
+          problems.image_file = 'Send one image, in the image_file field.'
           continue
         }
-        const ext = path.extname(part.filename ?? '').toLowerCase()
         const data = await readAll(part.file)
         // Browsers send an empty part when no file was chosen: that means "no image".
-        if (data.length === 0) continue
-        sawImage = true
-        if (ext !== '' && !ALLOWED_CLIENT_EXTENSIONS.has(ext)) {
-          errors.image_file = 'The image must be a PNG, JPEG, GIF or WebP file.'
-          status = 415
-          continue
-        }
-        try {
-          const processed = await processor.process(data)
-          const staged = await store.save(Readable.from([processed.data]))
-          image = { image: staged, thumb: null }
-          if (processed.thumb) image.thumb = await store.save(Readable.from([processed.thumb.data]))
-        } catch (err) {
-          if (!(err instanceof ImageRejected)) throw err
-          errors.image_file = err.message
-          status = err.statusCode
-        }
+        if (data.length > 0) upload = { data, extension: path.extname(part.filename ?? '').toLowerCase() }
       }
     } catch (err) {
-      if (image) await discardUpload(store, image)
-      const e = err as { statusCode?: number; syscall?: string }
-      // Already classified (e.g. the image store is unavailable: 503).
-      if (err instanceof AppError) throw err
+      const e = err as { statusCode?: number }
       if (typeof e.statusCode === 'number' && e.statusCode < 500) throw err
-      // The store could not write (read-only or full disk): not the client's fault.
-      if (typeof e.syscall === 'string') throw err
       // busboy's "Unexpected end of form", malformed part headers and the like.
       throw new AppError(400, 'BAD_MULTIPART', 'The form data was malformed or cut short.', { cause: err })
     }
@@ -140,11 +100,32 @@ export async function readPostForm(request: FastifyRequest, store: ImageStorage,
     for (const [name, value] of Object.entries(request.body)) setField(name, value)
   }
 
+  const values = Object.fromEntries(FIELD_NAMES.map((f) => [f, raw.get(f) ?? ''])) as Record<FieldName, string>
+  return { values, problems, upload, csrf }
+}
+
+/**
+ * Checks the fields by their rules, and the upload as far as that costs nothing: its filename's
+ * extension and its signature (12 bytes). Returns the form to show again, or null when it is
+ * fine. The image itself is decoded only after this passes (ImageProcessor).
+ */
+export function checkPostForm(form: PostForm): FormPage | null {
+  const errors: FieldErrors = { ...form.problems }
   for (const name of FIELD_NAMES) {
-    const message = errors[name] ?? fieldMessage(name, raw.get(name))
-    if (message) errors[name] = message
+    const problem = errors[name] ?? textProblem(FIELD_RULES[name], form.values[name])
+    if (problem) errors[name] = problem
   }
-  // Re-rendered into the form: control characters (rejected above) are shown as U+FFFD.
-  const values = Object.fromEntries(FIELD_NAMES.map((f) => [f, (raw.get(f) ?? '').replace(new RegExp(CONTROL_CHARS, 'g'), '\uFFFD')])) as Record<FieldName, string>
-  return { values, errors, image, status, csrf }
+  let status: FormPage['status'] = 400
+  const upload = form.upload
+  if (upload && (!sniffImageType(upload.data.subarray(0, 12)) || (upload.extension !== '' && !ALLOWED_CLIENT_EXTENSIONS.has(upload.extension)))) {
+    errors.image_file = NOT_AN_IMAGE
+    status = 415
+  }
+  return Object.keys(errors).length > 0 ? rejectedForm(form, errors, status) : null
+}
+
+/** The form shown again with these errors: control characters (refused) are shown as U+FFFD. */
+export function rejectedForm(form: PostForm, errors: FieldErrors, status: FormPage['status']): FormPage {
+  const values = Object.fromEntries(FIELD_NAMES.map((f) => [f, shownBack(form.values[f])])) as Record<FieldName, string>
+  return { values, errors, status }
 }

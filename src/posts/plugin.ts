@@ -21,7 +21,7 @@ export interface PostsPluginOptions {
 export default fp<PostsPluginOptions>(
   async (fastify, opts) => {
     const blogs = new BlogRepository(fastify.sequelize, defineBlogModel(fastify.sequelize))
-    const posts = new PostsService(blogs, fastify.imageStore, fastify.log)
+    const posts = new PostsService(blogs, fastify.imageStore, fastify.imageProcessor, fastify.log)
     fastify.decorate('blogs', blogs)
     fastify.decorate('posts', posts)
 
@@ -41,5 +41,5 @@ export default fp<PostsPluginOptions>(
     })
     fastify.addHook('onClose', async () => clearInterval(timer))
   },
-  { name: 'posts', dependencies: ['db', 'image-store'] }
+  { name: 'posts', dependencies: ['db', 'image-store', 'image-processor'] }
 )

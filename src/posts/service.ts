@@ -1,13 +1,29 @@
+import { Readable } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Transaction } from 'sequelize'
 import type { Viewer } from '../accounts/service'
 import { outcomeUnknown } from '../errors'
+import type { WorkLimit } from '../lib/work-limit'
+import { ImageRejected, type ImageProcessor, type ProcessedImage } from '../images/processor'
 import type { Blog, BlogPage, BlogRepository, ImageNames } from '../repositories/blog-repository'
-import type { ImageStorage } from '../storage/storage'
-import { discardUpload, hasErrors, type ParsedForm, type StagedUpload } from './form'
+import type { ImageStorage, StagedImage } from '../storage/storage'
+import { checkPostForm, rejectedForm, type FormPage, type PostForm } from './form'
+
+/** Who is writing, as the route knows them: the signed-in user, and the check of a form's CSRF token against their session. */
+export interface Writer {
+  viewer: Viewer
+  /** Throws (403) unless `given` is the CSRF token of the writer's session. */
+  checkCsrf(given: unknown): void
+  /** The request's deadline and client: past the one or without the other, nothing is written. */
+  limit: WorkLimit
+}
 
 /** How a write ended, for the route to answer; unexpected failures are thrown. */
-export type WriteOutcome = { status: 'done'; id: number } | { status: 'invalid' } | { status: 'not_found' } | { status: 'forbidden' }
+export type WriteOutcome =
+  | { status: 'done'; id: number }
+  | { status: 'invalid'; form: FormPage; post: Blog | null }
+  | { status: 'not_found' }
+  | { status: 'forbidden' }
 
 /** Anyone may read; only a post's owner or an admin may change or delete it. */
 export const mayChange = (viewer: Viewer | null, post: { userId: number | null }): boolean =>
@@ -19,11 +35,15 @@ interface Change {
   obsolete: (string | null)[]
 }
 
+type Work = (t: Transaction, images: ImageNames | null) => Promise<Change | null | 'forbidden'>
+
 /**
- * Posts, with their images: the only place a write's whole life is handled (staged upload,
- * transaction, image promotion, cleanup), so row and files live or die together. An upload is
- * two files (the image and its thumbnail), handled as one:
- * - invalid form, no such post, or the work fails: rollback, the staged or promoted files go;
+ * Posts, with their images: the only place a write's whole life is handled, in this order:
+ * authorize (the form's CSRF token; for an edit, who may change the post) -> check the fields ->
+ * process the image (decode and re-encode) -> stage it (image and thumbnail, written to the
+ * store's staging area) -> transaction: promote, write the row -> commit -> clean up. Nothing is
+ * decoded or written for a form that fails the first two steps. Row and files live or die together:
+ * - the image is refused, no such post, or the work fails: rollback, staged or promoted files go;
  * - COMMIT fails: the outcome is unknown (the server may have committed), so the new files are
  *   kept and the orphan sweep removes them later if no row points to them;
  * - commit succeeds: files the change replaced or deleted are removed.
@@ -32,6 +52,7 @@ export class PostsService {
   constructor(
     private readonly repo: BlogRepository,
     private readonly images: ImageStorage,
+    private readonly processor: ImageProcessor,
     private readonly log: FastifyBaseLogger
   ) {}
 
@@ -43,26 +64,35 @@ export class PostsService {
     return this.repo.findById(id)
   }
 
-  /** A new post by `author` (the signed-in user: their display name becomes the post's author). */
-  async create(form: ParsedForm, author: Viewer): Promise<WriteOutcome> {
-    if (await this.rejectInvalid(form)) return { status: 'invalid' }
-    return this.write(form.image, async (t, images) => ({ id: await this.repo.create(form.values, author, images, t), obsolete: [] }))
+  /** A new post by the writer (their display name becomes the post's author). */
+  async create(writer: Writer, form: PostForm): Promise<WriteOutcome> {
+    writer.checkCsrf(form.csrf)
+    const invalid = checkPostForm(form)
+    if (invalid) return { status: 'invalid', form: invalid, post: null }
+    return this.write(form, writer.limit, null, async (t, images) => ({ id: await this.repo.create(form.values, writer.viewer, images, t), obsolete: [] }))
   }
 
   /** A new image (and thumbnail) replaces the old pair; without one the old pair stays. */
-  async update(id: number, form: ParsedForm, viewer: Viewer): Promise<WriteOutcome> {
-    if (await this.rejectInvalid(form)) return { status: 'invalid' }
-    return this.write(form.image, async (t, images) => {
+  async update(writer: Writer, id: number, form: PostForm): Promise<WriteOutcome> {
+    writer.checkCsrf(form.csrf)
+    const post = await this.repo.findById(id)
+    if (!post) return { status: 'not_found' }
+    // A form with errors from someone who may not change the post learns nothing more.
+    if (!mayChange(writer.viewer, post)) return { status: 'forbidden' }
+    const invalid = checkPostForm(form)
+    if (invalid) return { status: 'invalid', form: invalid, post }
+    // Checked again under the row lock: the post may have gone or changed hands meanwhile.
+    return this.write(form, writer.limit, post, async (t, images) => {
       const current = await this.repo.lockForChange(id, t)
       if (!current) return null
-      if (!mayChange(viewer, current)) return 'forbidden'
+      if (!mayChange(writer.viewer, current)) return 'forbidden'
       await this.repo.update(id, form.values, images ?? undefined, t)
       return { id, obsolete: images ? [current.imageLoc, current.thumbLoc] : [] }
     })
   }
 
   async delete(id: number, viewer: Viewer): Promise<WriteOutcome> {
-    return this.write(null, async (t) => {
+    return this.write(null, null, null, async (t) => {
       const current = await this.repo.lockForChange(id, t)
       if (!current) return null
       if (!mayChange(viewer, current)) return 'forbidden'
@@ -71,60 +101,73 @@ export class PostsService {
     })
   }
 
-  private async rejectInvalid(form: ParsedForm): Promise<boolean> {
-    if (!hasErrors(form)) return false
-    if (form.image) await discardUpload(this.images, form.image)
-    return true
-  }
-
-  /** One transaction around `work`; `work` answers null for "no such post", 'forbidden' for "not yours". */
-  private async write(staged: StagedUpload | null, work: (t: Transaction, images: ImageNames | null) => Promise<Change | null | 'forbidden'>): Promise<WriteOutcome> {
-    let t: Transaction
-    try {
-      t = await this.repo.begin()
-    } catch (err) {
-      if (staged) await discardUpload(this.images, staged)
-      throw err
-    }
-    // Names promoted so far: an undo deletes these and discards the rest of the upload.
+  /**
+   * Processes and stages the form's image (if any), then runs `work` in a transaction that first
+   * promotes what was staged (image, then thumbnail). `work` answers null for "no such post",
+   * 'forbidden' for "not yours". Past the limit's deadline or without its client, the write stops
+   * before staging or before COMMIT, and its signal's reason is thrown: nothing is kept.
+   */
+  private async write(form: PostForm | null, limit: WorkLimit | null, post: Blog | null, work: Work): Promise<WriteOutcome> {
+    const staged: StagedImage[] = []
+    // Names promoted so far: a failure deletes these and discards the rest of what was staged.
     const promoted: string[] = []
-    let change: Change | null | 'forbidden'
+    let keep = false
     try {
-      let images: ImageNames | null = null
-      if (staged) {
-        const imageLoc = await this.images.promote(staged.image)
-        promoted.push(imageLoc)
-        const thumbLoc = staged.thumb ? await this.images.promote(staged.thumb) : null
-        if (thumbLoc) promoted.push(thumbLoc)
-        images = { imageLoc, thumbLoc }
+      if (form?.upload) {
+        let image: ProcessedImage
+        try {
+          image = await this.processor.process(form.upload.data, limit ?? undefined)
+        } catch (err) {
+          if (!(err instanceof ImageRejected)) throw err
+          return { status: 'invalid', form: rejectedForm(form, { image_file: err.message }, err.statusCode), post }
+        }
+        limit?.signal.throwIfAborted()
+        staged.push(await this.images.save(Readable.from([image.data])))
+        if (image.thumb) staged.push(await this.images.save(Readable.from([image.thumb.data])))
       }
-      change = await work(t, images)
-    } catch (err) {
-      await this.undo(t, staged, promoted)
-      throw err
+      const t = await this.repo.begin()
+      let change: Change | null | 'forbidden'
+      try {
+        for (const file of staged) promoted.push(await this.images.promote(file))
+        const images = promoted.length > 0 ? { imageLoc: promoted[0]!, thumbLoc: promoted[1] ?? null } : null
+        change = await work(t, images)
+        if (change && change !== 'forbidden') limit?.signal.throwIfAborted()
+      } catch (err) {
+        await this.rollback(t)
+        throw err
+      }
+      if (!change || change === 'forbidden') {
+        await this.rollback(t)
+        return { status: change ? 'forbidden' : 'not_found' }
+      }
+      try {
+        await t.commit()
+      } catch (err) {
+        keep = true
+        if (promoted.length > 0) this.log.warn({ images: promoted }, 'commit outcome unknown; keeping the new images for the orphan sweep')
+        throw outcomeUnknown(err)
+      }
+      keep = true
+      for (const name of change.obsolete) {
+        if (name) await this.images.delete(name).catch((err: unknown) => this.log.warn({ err, image: name }, 'could not remove replaced image'))
+      }
+      return { status: 'done', id: change.id }
+    } finally {
+      if (!keep) await this.discard(staged, promoted)
     }
-    if (!change || change === 'forbidden') {
-      await this.undo(t, staged, promoted)
-      return { status: change ? 'forbidden' : 'not_found' }
-    }
-    try {
-      await t.commit()
-    } catch (err) {
-      if (promoted.length > 0) this.log.warn({ images: promoted }, 'commit outcome unknown; keeping the new images for the orphan sweep')
-      throw outcomeUnknown(err)
-    }
-    for (const name of change.obsolete) {
-      if (name) await this.images.delete(name).catch((err: unknown) => this.log.warn({ err, image: name }, 'could not remove replaced image'))
-    }
-    return { status: 'done', id: change.id }
   }
 
-  private async undo(t: Transaction, staged: StagedUpload | null, promoted: string[]): Promise<void> {
+  private async rollback(t: Transaction): Promise<void> {
     await t.rollback().catch((err: unknown) => this.log.warn({ err }, 'rollback failed'))
-    for (const name of promoted) await this.images.delete(name)
-    if (!staged) return
-    // What was not promoted yet is still staged (discarding a promoted key is a no-op).
-    if (promoted.length === 0) await this.images.discard(staged.image)
-    if (staged.thumb && promoted.length < 2) await this.images.discard(staged.thumb)
+  }
+
+  /**
+   * The one clean-up of a write that did not happen: promoted files are deleted, the rest of what
+   * was staged is discarded. A failure here is logged, not thrown (the write's own error is what
+   * the client is answered); the orphan sweep removes what is left.
+   */
+  private async discard(staged: StagedImage[], promoted: string[]): Promise<void> {
+    for (const name of promoted) await this.images.delete(name).catch((err: unknown) => this.log.warn({ err, image: name }, 'could not remove an image of a failed write'))
+    for (const file of staged.slice(promoted.length)) await this.images.discard(file).catch((err: unknown) => this.log.warn({ err, key: file.key }, 'could not discard a staged upload'))
   }
 }

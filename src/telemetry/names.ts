@@ -49,6 +49,9 @@ export const ATTR = {
   imageHeight: 'blog.image.height',
   imageBytes: 'blog.image.bytes',
   imageThumbBytes: 'blog.image.thumb_bytes',
+  imageFrames: 'blog.image.frames',
+  imageMemoryBytes: 'blog.image.memory_bytes',
+  imageQueueMs: 'blog.image.queue_ms',
   imageType: 'blog.image.type',
   sessionSource: 'blog.session.source',
   sessionState: 'blog.session.state'
@@ -177,6 +180,9 @@ export const ATTRIBUTE_DOCS: Record<AttributeName, AttributeDoc> = {
   [ATTR.imageHeight]: { type: 'int', stability: 'app', brief: 'height of the stored image (one frame)' },
   [ATTR.imageBytes]: { type: 'int', stability: 'app', brief: 'bytes of the stored image (on blog.image.process) or of the file written (on blog.image.write)' },
   [ATTR.imageThumbBytes]: { type: 'int', stability: 'app', brief: 'bytes of the thumbnail (0: none was needed)' },
+  [ATTR.imageFrames]: { type: 'int', stability: 'app', brief: 'frames of the upload, read from its header (1 for a still image)' },
+  [ATTR.imageMemoryBytes]: { type: 'int', stability: 'app', brief: 'the memory its decoding was priced at (IMAGE_MEMORY_BUDGET_BYTES admits by it)' },
+  [ATTR.imageQueueMs]: { type: 'int', stability: 'app', brief: 'how long the upload waited for its share of the image memory budget' },
   [ATTR.imageType]: { type: 'string', stability: 'app', brief: 'the written file\'s type as sniffed while it was written' },
   [ATTR.sessionSource]: { type: 'string', stability: 'app', brief: '`cookie` or `api_token`' },
   [ATTR.sessionState]: { type: 'string', stability: 'app', brief: '`user`, `anonymous` or `none` (no such session)' }
@@ -222,7 +228,8 @@ export const SPAN_DOCS: readonly SpanDoc[] = [
   {
     name: SPAN.imageProcess, kind: 'internal', madeBy: 'the app (src/images/processor.ts)',
     brief: 'decoding and re-encoding an upload, and its thumbnail; ERROR with `error.type` for a refused image',
-    attributes: [ATTR.imageInputType, ATTR.imageInputBytes, ATTR.imageWidth, ATTR.imageHeight, ATTR.imageBytes, ATTR.imageThumbBytes, ATTR.errorType]
+    attributes: [ATTR.imageInputType, ATTR.imageInputBytes, ATTR.imageFrames, ATTR.imageMemoryBytes, ATTR.imageQueueMs, ATTR.imageWidth, ATTR.imageHeight,
+      ATTR.imageBytes, ATTR.imageThumbBytes, ATTR.errorType]
   },
   {
     name: SPAN.imageWrite, kind: 'internal', madeBy: 'the app (src/storage/local.ts, src/storage/s3.ts)',

@@ -47,3 +47,11 @@ export async function animatedGif(frames: number): Promise<Buffer> {
   const pngs = await Promise.all(Array.from({ length: frames }, (_, i) => sharp({ create: { width: 60, height: 40, channels: 4, background: colours[i % colours.length]! } }).png().toBuffer()))
   return sharp(pngs, { join: { animated: true } }).gif({ delay: 100, loop: 0 }).toBuffer()
 }
+
+/** A 16-bit RGBA interlaced PNG of one colour: a few hundred KB that decode to width x height x 8 bytes at once. */
+export async function deepInterlacedPng(width: number, height: number): Promise<Buffer> {
+  return sharp({ create: { width, height, channels: 4, background: { r: 10, g: 200, b: 30, alpha: 0.5 } } })
+    .toColourspace('rgb16')
+    .png({ progressive: true, compressionLevel: 9 })
+    .toBuffer()
+}

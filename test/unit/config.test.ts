@@ -243,3 +243,18 @@ describe('image storage settings', () => {
     expect(chain.endpoint).toBe('')
   })
 })
+
+describe('image processing bounds', () => {
+  it('defaults to a 192 MiB memory budget, a line of 8 uploads and 500 frames, and reads the variables', () => {
+    expect(loadConfig({})).toMatchObject({ imageMemoryBudgetBytes: 192 * 1024 * 1024, imageQueueLength: 8, maxImageFrames: 500 })
+    expect(loadConfig({ IMAGE_MEMORY_BUDGET_BYTES: '67108864', IMAGE_QUEUE_LENGTH: '0', MAX_IMAGE_FRAMES: '10' })).toMatchObject({
+      imageMemoryBudgetBytes: 64 * 1024 * 1024, imageQueueLength: 0, maxImageFrames: 10
+    })
+  })
+
+  it('names a budget under 16 MiB, a negative line or no frames', () => {
+    for (const IMAGE_MEMORY_BUDGET_BYTES of ['1000', '0', '1.5', 'lots']) expectConfigError({ IMAGE_MEMORY_BUDGET_BYTES }, 'IMAGE_MEMORY_BUDGET_BYTES')
+    expectConfigError({ IMAGE_QUEUE_LENGTH: '-1' }, 'IMAGE_QUEUE_LENGTH')
+    expectConfigError({ MAX_IMAGE_FRAMES: '0' }, 'MAX_IMAGE_FRAMES')
+  })
+})

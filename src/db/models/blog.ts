@@ -1,5 +1,6 @@
 import { DataTypes, Model, type CreationOptional, type InferAttributes, type InferCreationAttributes, type Sequelize } from 'sequelize'
-import { DISPLAY_NAME_RULE, FIELD_RULES } from '../../posts/fields'
+import { DISPLAY_NAME_RULE } from '../../accounts/fields'
+import { FIELD_RULES } from '../../posts/fields'
 
 export class BlogModel extends Model<InferAttributes<BlogModel>, InferCreationAttributes<BlogModel>> {
   declare id: CreationOptional<number>

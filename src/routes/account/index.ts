@@ -1,8 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
+import { DISPLAY_NAME_RULE, emailProblem, normalEmail, PASSWORD_MIN, passwordProblem, TOKEN_NAME_RULE } from '../../accounts/fields'
 import { signInRequired } from '../../accounts/plugin'
-import { characterProblem, CSRF_FIELD, DISPLAY_NAME_RULE, NOT_BLANK } from '../../posts/fields'
+import { CSRF_FIELD } from '../../validation/forms'
+import { textProblem } from '../../validation/text'
 
 // Lengths a browser form never exceeds; the handler gives the friendly messages. 1024 characters
 // bounds the work one password costs the server.
@@ -13,22 +15,11 @@ const CsrfBody = Type.Object({ [CSRF_FIELD]: text(100) })
 const TokenBody = Type.Object({ [CSRF_FIELD]: text(100), name: text(400) })
 const TokenParams = Type.Object({ id: Type.Integer({ minimum: 1, maximum: 2_147_483_647 }) })
 
-export const PASSWORD_MIN = 10
-const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/
-const TOKEN_NAME_MAX = 100
-
 type Errors = Partial<Record<'email' | 'display_name' | 'password' | 'name' | 'form', string>>
 
-const normalEmail = (raw: string) => raw.trim().toLowerCase()
-
-function nameError(label: string, value: string, max: number): string | undefined {
-  if (value.length === 0) return `${label} is required.`
-  // A display name is the author shown next to titles: the same rules as a title.
-  const chars = characterProblem(label, value, true)
-  if (chars) return chars
-  if (!new RegExp(NOT_BLANK).test(value)) return `${label} cannot be only spaces.`
-  if (value.length > max) return `${label} must be at most ${max} characters.`
-  return undefined
+/** The problems of each field that has one (src/accounts/fields.ts). */
+function problems(checks: Record<string, string | undefined>): Errors {
+  return Object.fromEntries(Object.entries(checks).filter(([, problem]) => problem !== undefined)) as Errors
 }
 
 /** Sign-up, sign-in, sign-out and the account page (API tokens). Every form carries the CSRF token. */
@@ -65,11 +56,7 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     request.checkCsrf(body[CSRF_FIELD])
     const email = normalEmail(body.email)
     const displayName = body.display_name.trim()
-    const errors: Errors = {}
-    if (!EMAIL.test(email)) errors.email = 'Enter an email address, like name@example.com.'
-    const nameProblem = nameError(DISPLAY_NAME_RULE.label, displayName, DISPLAY_NAME_RULE.maxLength)
-    if (nameProblem) errors.display_name = nameProblem
-    if (body.password.length < PASSWORD_MIN) errors.password = `Use at least ${PASSWORD_MIN} characters.`
+    const errors = problems({ email: emailProblem(email), display_name: textProblem(DISPLAY_NAME_RULE, displayName), password: passwordProblem(body.password) })
     const values = { email, display_name: displayName }
     if (Object.keys(errors).length > 0) return signUpPage(reply, 400, values, errors)
 
@@ -119,7 +106,7 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     request.checkCsrf(request.body[CSRF_FIELD])
     if (!request.viewer) throw signInRequired()
     const name = request.body.name.trim()
-    const problem = nameError('Name', name, TOKEN_NAME_MAX)
+    const problem = textProblem(TOKEN_NAME_RULE, name)
     if (problem) return accountPage(request, reply, 400, { errors: { name: problem }, name })
     const token = await accounts.createApiToken(request.viewer.id, name)
     // Shown once, in this response only; never cached.

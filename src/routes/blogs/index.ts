@@ -2,10 +2,11 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { forbidden, signInRequired } from '../../accounts/plugin'
-import { CSRF_FIELD } from '../../posts/fields'
-import { discardUpload, readPostForm, type ParsedForm } from '../../posts/form'
-import { mayChange } from '../../posts/service'
+import { readPostForm, type FormPage } from '../../posts/form'
+import { mayChange, type Writer } from '../../posts/service'
+import { requestWorkLimit } from '../../lib/work-limit'
 import type { Blog } from '../../repositories/blog-repository'
+import { CSRF_FIELD } from '../../validation/forms'
 
 // Path ids are checked here; a bad one is "no such page" (the error handler turns a params
 // validation failure into a 404), never a 500.
@@ -19,12 +20,12 @@ const SIGN_IN = '/account/signin'
 
 /**
  * The HTML pages of the blog, and the JSON delete. Anyone may read; writing needs a signed-in
- * user, and changing a post its author or an admin. Each write reads: who, parse, CSRF,
- * service, redirect.
+ * user, and changing a post its author or an admin. Each write reads: who, parse, service,
+ * answer (the posts service checks the CSRF token, the fields and the image, in that order).
  */
 const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { posts, imageStore, imageProcessor, writeLimit } = fastify
-  const pageSize = fastify.appConfig.pageSize
+  const { posts, writeLimit } = fastify
+  const { pageSize, requestTimeoutMs } = fastify.appConfig
 
   // Ajv coerces 'Infinity' (or '1e400') to Infinity and skips minimum/maximum for non-finite
   // numbers, so the schemas alone would let it reach SQL: no such page, like any bad id.
@@ -41,17 +42,14 @@ const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     return request.viewer
   }
 
-  /** The form's CSRF token must be the session's; a staged upload goes when it is not. */
-  const checkFormCsrf = async (request: FastifyRequest, form: ParsedForm) => {
-    try {
-      request.checkCsrf(form.csrf)
-    } catch (err) {
-      if (form.image) await discardUpload(imageStore, form.image)
-      throw err
-    }
-  }
+  /** The signed-in writer, for the posts service (which checks their form's CSRF token and keeps to the request's deadline). */
+  const writer = (request: FastifyRequest, reply: FastifyReply): Writer => ({
+    viewer: signedIn(request),
+    checkCsrf: (given) => request.checkCsrf(given),
+    limit: requestWorkLimit(reply, requestTimeoutMs)
+  })
 
-  const renderForm = (reply: FastifyReply, form: ParsedForm, post: Pick<Blog, 'id' | 'imageLoc'> | null) =>
+  const renderForm = (reply: FastifyReply, form: FormPage, post: Pick<Blog, 'id' | 'imageLoc'> | null) =>
     reply.code(form.status).render(post ? 'blogs/modify' : 'blogs/new', {
       pageTitle: post ? 'Edit post' : 'New post',
       values: form.values,
@@ -77,11 +75,10 @@ const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.post('/new', { ...writeLimit }, async (request, reply) => {
-    const viewer = signedIn(request)
-    const form = await readPostForm(request, imageStore, imageProcessor)
-    await checkFormCsrf(request, form)
-    const result = await posts.create(form, viewer)
-    if (result.status === 'invalid') return renderForm(reply, form, null)
+    const who = writer(request, reply)
+    const form = await readPostForm(request)
+    const result = await posts.create(who, form)
+    if (result.status === 'invalid') return renderForm(reply, result.form, null)
     return reply.flash('created').redirect('/blogs/', 303)
   })
 
@@ -102,17 +99,13 @@ const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       ...writeLimit,
       handler: async (request, reply) => {
         const id = request.params.id
-        const viewer = signedIn(request)
-        const form = await readPostForm(request, imageStore, imageProcessor)
-        await checkFormCsrf(request, form)
-        const result = await posts.update(id, form, viewer)
+        const who = writer(request, reply)
+        const form = await readPostForm(request)
+        const result = await posts.update(who, id, form)
         if (result.status === 'done') return reply.flash('updated').redirect(`/blogs/show/${id}`, 303)
         if (result.status === 'forbidden') throw forbidden()
-        const post = result.status === 'invalid' ? await posts.get(id) : null
-        if (!post) return reply.notFound(NO_SUCH_POST)
-        // A form with errors from someone who may not change the post learns nothing more.
-        if (!mayChange(viewer, post)) throw forbidden()
-        return renderForm(reply, form, post)
+        if (result.status === 'not_found') return reply.notFound(NO_SUCH_POST)
+        return renderForm(reply, result.form, result.post)
       }
     })
   }

@@ -13,8 +13,10 @@ import { expectSameImage, picture } from '../../kit/images'
 
 let env: TestEnv
 let app: FastifyInstance
-// No sample posts: every row in the table was made by the test that looks at it.
-useTestApp((t) => ({ env, app } = t), { DB_SEED_ON_START: 'false' })
+// No sample posts: every row in the table was made by the test that looks at it. A line of 50
+// waiting uploads: 50 writers at once are the point here (the line's bound, 503 past it, is
+// test/app/reliability/upload-queue.test.ts's).
+useTestApp((t) => ({ env, app } = t), { DB_SEED_ON_START: 'false', IMAGE_QUEUE_LENGTH: '50' })
 beforeEach(async () => {
   await env.query('DELETE FROM `blog`')
   for (const name of await storedFiles(env.uploadDir)) await fs.rm(path.join(env.uploadDir, name))

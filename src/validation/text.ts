@@ -1,0 +1,73 @@
+import { Type, type TString } from 'typebox'
+
+/**
+ * The rules every text a user types goes by (post fields, display names, token names): which
+ * characters are refused, how length is counted, and the messages. The fields themselves are
+ * declared by their feature (src/posts/fields.ts, src/accounts/fields.ts) as TextRules.
+ */
+
+/** A text field: its label in messages, its length in characters, and where it is shown. */
+export interface TextRule {
+  readonly label: string
+  readonly minLength: number
+  readonly maxLength: number
+  /**
+   * Shown inline, next to other text (a title, an author): the bidi controls are refused there.
+   * Text shown in blocks of its own (post content) may have them: the browser ends them at the
+   * paragraph.
+   */
+  readonly inline: boolean
+}
+
+/** At least one character that is not white space. */
+export const NOT_BLANK = '\\S'
+
+// C0 controls other than tab, CR and LF, and DEL: a NUL is a parse error in HTML, an ESC
+// sequence rewrites the terminal of whoever looks at the table.
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
+export const CONTROL_CHARS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/
+
+/**
+ * U+FFFD is what a decoder puts where bytes were not valid UTF-8 (multipart, urlencoded and JSON
+ * bodies all decode that way): storing it would silently change what was sent, so it is refused.
+ */
+export const UNDECODABLE = /\uFFFD/
+
+/** Bidi embedding, override and isolate controls: an unclosed U+202E reverses what follows it ("gpj.exe" tricks). */
+export const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/
+
+/** Length in characters as MySQL's utf8mb4 columns (and TypeBox) count them: code points, not UTF-16 units. */
+export function characterCount(value: string): number {
+  let n = 0
+  for (const _ of value) n++
+  return n
+}
+
+/** The character rules alone (for text whose length is checked elsewhere). */
+export function characterProblem(label: string, value: string, inline: boolean): string | undefined {
+  if (CONTROL_CHARS.test(value)) return `${label} cannot contain control characters.`
+  if (UNDECODABLE.test(value)) return `${label} is not valid UTF-8 text (or contains U+FFFD).`
+  if (inline && BIDI_CONTROLS.test(value)) return `${label} cannot contain text-direction override characters (U+202A–U+202E, U+2066–U+2069).`
+  return undefined
+}
+
+/** What is wrong with `value` for this field, in words for the form; undefined: nothing. */
+export function textProblem(rule: TextRule, value: string | undefined): string | undefined {
+  if (value === undefined || value.length === 0) return `${rule.label} is required.`
+  const chars = characterProblem(rule.label, value, rule.inline)
+  if (chars) return chars
+  if (!new RegExp(NOT_BLANK).test(value)) return `${rule.label} cannot be only spaces.`
+  const n = characterCount(value)
+  if (n >= rule.minLength && n <= rule.maxLength) return undefined
+  return rule.minLength > 1 ? `${rule.label} must be between ${rule.minLength} and ${rule.maxLength} characters.` : `${rule.label} must be at most ${rule.maxLength} characters.`
+}
+
+/** The rule as a TypeBox schema (the same length counting: code points). */
+export function textSchema(rule: TextRule): TString {
+  return Type.String({ title: rule.label, minLength: rule.minLength, maxLength: rule.maxLength, pattern: NOT_BLANK })
+}
+
+/** What the user typed, fit to show back in the form: control characters (refused) become U+FFFD. */
+export function shownBack(value: string): string {
+  return value.replace(new RegExp(CONTROL_CHARS, 'g'), '\uFFFD')
+}
