@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { characterCount, CONTROL_CHARS, foldText, lookAlikeProblem, textProblem, type TextRule } from '../validation/text'
 
 /**
@@ -61,6 +62,9 @@ function emailProblem(email: string): string | undefined {
 export function displayNameKey(name: string): string {
   return foldText(name).replace(/\s+/gu, ' ').trim()
 }
+
+/** The key as stored (`user.display_name_key`, unique): the SHA-256 of displayNameKey, a fixed 64 characters however NFKC expands the name. */
+export const storedNameKey = (name: string): string => createHash('sha256').update(displayNameKey(name)).digest('hex')
 
 /** The display name as stored: trimmed, in NFC (the same text, one encoding). */
 export const cleanDisplayName = (raw: string): string => raw.trim().normalize('NFC')

@@ -22,3 +22,9 @@ export function localPath(value: unknown): string | undefined {
   if (url.origin !== BASE || url.pathname.startsWith('/account/sign')) return undefined
   return value
 }
+
+/** The sign-in page, sending the user back to `path` afterwards (when it is one of ours). */
+export function signInPath(path: string | undefined): string {
+  const back = localPath(path)
+  return back && back !== '/blogs/' ? `/account/signin?${NEXT_FIELD}=${encodeURIComponent(back)}` : '/account/signin'
+}

@@ -40,13 +40,9 @@ function scriptsOf(char: string): Set<string> | null {
 
 /** The scripts every character of `text` may belong to (null: no character limits it). */
 function resolvedScripts(text: string): Set<string> | null {
-  let common: Set<string> | null = null
-  for (const char of text) {
-    const scripts = scriptsOf(char)
-    if (!scripts) continue
-    common = common === null ? scripts : new Set([...common].filter((s) => scripts.has(s)))
-  }
-  return common
+  const sets = [...text].map(scriptsOf).filter((s): s is Set<string> => s !== null)
+  if (sets.length === 0) return null
+  return sets.reduce((common, scripts) => new Set([...common].filter((s) => scripts.has(s))))
 }
 
 /**
