@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect, it } from 'vitest'
-import { anonymousSession, csrfOf, FORM_HEADERS, send, setCookie, signIn, signUp, urlencoded } from '../../kit/accounts'
+import { anonymousForm, csrfOf, FORM_HEADERS, send, setCookie, signIn, signUp, urlencoded } from '../../kit/accounts'
 import { parseTraceHeader } from '../../kit/otlp-receiver'
 import { request } from '../../kit/server'
 import { useTracedServer } from '../../kit/traced-server'
@@ -19,7 +19,7 @@ describe('secrets in telemetry and logs', () => {
     const account = await signUp(s.child.port, { password })
     const failed = await signIn(s.child.port, account.email, wrong)
     expect(failed.res.status).toBe(401)
-    const anon = await anonymousSession(s.child.port)
+    const anon = await anonymousForm(s.child.port)
     const ok = await signIn(s.child.port, account.email, password, anon)
     expect(ok.res.status).toBe(303)
     const sessionToken = ok.cookie!.split('=')[1]!
