@@ -24,8 +24,9 @@ export const EnvSchema = Type.Object({
   // an image needing more is refused (422). 192 MiB: the largest 8-bit RGBA image
   // MAX_IMAGE_PIXELS allows fits, and so does the app's ~210 MB beside it in a 512Mi pod.
   IMAGE_MEMORY_BUDGET_BYTES: Type.Integer({ default: 192 * 1024 * 1024, minimum: 16 * 1024 * 1024 }),
-  // Uploads waiting for their turn to be processed; past it 503 with Retry-After at once.
-  IMAGE_QUEUE_LENGTH: Type.Integer({ default: 8, minimum: 0, maximum: 1000 }),
+  // Uploads waiting for their turn to be processed; past it 503 with Retry-After at once. Each
+  // holds its body (up to MAX_UPLOAD_BYTES) while it waits; 16 covers 16 writers at once.
+  IMAGE_QUEUE_LENGTH: Type.Integer({ default: 16, minimum: 0, maximum: 1000 }),
   PAGE_SIZE: Type.Integer({ default: 20, minimum: 1, maximum: 100 }),
   // Compiled templates are cached; turn off while editing views (npm run dev does).
   VIEW_CACHE: Type.Boolean({ default: true }),

@@ -60,7 +60,8 @@ export interface ImageHeader {
   bytesPerSample: number
 }
 
-const NOT_AN_IMAGE = 'The image must be a PNG, JPEG, GIF or WebP file.'
+/** What a user is told for a file that is not one of the accepted image types (by content or by name). */
+export const NOT_AN_IMAGE = 'The image must be a PNG, JPEG, GIF or WebP file.'
 const UNREADABLE = 'The image could not be read: send a complete PNG, JPEG, GIF or WebP file.'
 
 // libvips band formats (sharp's `depth`) in bytes per sample.

@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream'
 import type { FastifyRequest } from 'fastify'
 import { Type, type Static } from 'typebox'
 import { AppError } from '../errors'
+import { NOT_AN_IMAGE } from '../images/processor'
 import { ALLOWED_CLIENT_EXTENSIONS, sniffImageType } from '../storage/sniff'
 import { CSRF_FIELD } from '../validation/forms'
 import { shownBack, textProblem, textSchema } from '../validation/text'
@@ -38,8 +39,6 @@ export interface FormPage {
   /** 415 for a non-image upload, 422 for an image refused by its size or cost, 400 otherwise. */
   status: 400 | 415 | 422
 }
-
-export const NOT_AN_IMAGE = 'The image must be a PNG, JPEG, GIF or WebP file.'
 
 /** The whole file part (the multipart limit, MAX_UPLOAD_BYTES, bounds it: over it the stream fails with 413). */
 async function readAll(source: Readable): Promise<Buffer> {

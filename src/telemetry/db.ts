@@ -1,6 +1,6 @@
 import { metrics, SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api'
 import type { Sequelize } from 'sequelize'
-import { hrTime, now } from './clock'
+import { now } from './clock'
 import { ATTR, DB_SYSTEM, METRIC, SCOPE, SPAN } from './names'
 import { measureStatements, statementSink } from './sql'
 import type { Work } from './request-trace'
@@ -29,7 +29,7 @@ function endWait(w: PoolWait, end: number, err?: { name: string }): void {
       w.span.setStatus({ code: SpanStatusCode.ERROR, message: 'no connection within DB_POOL_ACQUIRE_MS' })
       w.span.setAttribute(ATTR.errorType, err.name)
     }
-    w.span.end(hrTime(end))
+    w.span.end()
   }
   w.record(waited)
   if (w.timings) {
@@ -120,7 +120,7 @@ export function instrumentSequelize(sequelize: Sequelize, opts: InstrumentOption
     const timings = timingStore.getStore()
     const deferred = timings?.trace
     const work = deferred?.begin(SPAN.poolAcquire, SpanKind.INTERNAL, start, poolSpanAttributes, true)
-    const span = !work && trace.getActiveSpan()?.isRecording() ? tracer.startSpan(SPAN.poolAcquire, { attributes: poolSpanAttributes, startTime: hrTime(start) }) : undefined
+    const span = !work && trace.getActiveSpan()?.isRecording() ? tracer.startSpan(SPAN.poolAcquire, { attributes: poolSpanAttributes }) : undefined
     const wait: PoolWait = { start, span, work, timings, record: recordWait }
     options[kWait] = wait
     if (timings) {

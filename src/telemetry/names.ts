@@ -54,7 +54,8 @@ export const ATTR = {
   imageQueueMs: 'blog.image.queue_ms',
   imageType: 'blog.image.type',
   sessionSource: 'blog.session.source',
-  sessionState: 'blog.session.state'
+  sessionState: 'blog.session.state',
+  telemetryWork: 'blog.telemetry.work'
 } as const
 export type AttributeName = (typeof ATTR)[keyof typeof ATTR]
 
@@ -75,7 +76,8 @@ export const METRIC = {
   dbConnectionCount: 'db.client.connection.count',
   dbConnectionPending: 'db.client.connection.pending_requests',
   dbConnectionMax: 'db.client.connection.max',
-  dbConnectionWaitTime: 'db.client.connection.wait_time'
+  dbConnectionWaitTime: 'db.client.connection.wait_time',
+  telemetryCpuTime: 'blog.telemetry.cpu_time'
 } as const
 export type MetricName = (typeof METRIC)[keyof typeof METRIC]
 
@@ -185,7 +187,8 @@ export const ATTRIBUTE_DOCS: Record<AttributeName, AttributeDoc> = {
   [ATTR.imageQueueMs]: { type: 'int', stability: 'app', brief: 'how long the upload waited for its share of the image memory budget' },
   [ATTR.imageType]: { type: 'string', stability: 'app', brief: 'the written file\'s type as sniffed while it was written' },
   [ATTR.sessionSource]: { type: 'string', stability: 'app', brief: '`cookie` or `api_token`' },
-  [ATTR.sessionState]: { type: 'string', stability: 'app', brief: '`user` (a signed-in session) or `none` (no such session, or expired)' }
+  [ATTR.sessionState]: { type: 'string', stability: 'app', brief: '`user` (a signed-in session) or `none` (no such session, or expired)' },
+  [ATTR.telemetryWork]: { type: 'string', stability: 'app', brief: '`spans` (making a kept trace\'s spans from its record) or `encode` (encoding an OTLP/protobuf export with the app\'s encoder)' }
 }
 
 export interface SpanDoc {
@@ -251,7 +254,7 @@ export function isKnownSpanName(name: string): boolean {
 }
 
 export interface MetricDoc {
-  instrument: 'histogram' | 'updowncounter (observed)'
+  instrument: 'histogram' | 'counter' | 'updowncounter (observed)'
   unit: string
   stability: Stability
   brief: string
@@ -280,6 +283,10 @@ export const METRIC_DOCS: Record<MetricName, MetricDoc> = {
   [METRIC.dbConnectionMax]: {
     instrument: 'updowncounter (observed)', unit: '{connection}', stability: 'development',
     brief: 'the largest pool size allowed', attributes: [ATTR.dbPoolName]
+  },
+  [METRIC.telemetryCpuTime]: {
+    instrument: 'counter', unit: 's', stability: 'app',
+    brief: "main-thread CPU the telemetry itself spent (thread CPU time around its synchronous work): the observer's share of what a load test measures", attributes: [ATTR.telemetryWork]
   },
   [METRIC.dbConnectionWaitTime]: {
     instrument: 'histogram', unit: 's', stability: 'development',

@@ -3,6 +3,7 @@ import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base'
 import { convertLegacyHttpOptions, createOtlpHttpExportDelegate, type OTLPExporterNodeConfigBase } from '@opentelemetry/otlp-exporter-base/node-http'
 import { ProtobufTraceSerializer, TraceExporterMetricsHelper, type IExportTraceServiceResponse, type ISerializer } from '@opentelemetry/otlp-transformer'
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace'
+import { measured } from './self-cost'
 import { FIXED32, FIXED64, VARINT, Writer } from './protobuf-writer'
 
 type Resource = ReadableSpan['resource']
@@ -182,7 +183,7 @@ export function encodeSpans(spans: ReadableSpan[]): Uint8Array {
 }
 
 export const FastProtobufTraceSerializer: ISerializer<ReadableSpan[], IExportTraceServiceResponse> = {
-  serializeRequest: encodeSpans,
+  serializeRequest: (spans) => measured('encode', () => encodeSpans(spans)),
   deserializeResponse: ProtobufTraceSerializer.deserializeResponse
 }
 

@@ -10,6 +10,7 @@ import { endFailedPoolWaits } from './db'
 import { ATTR, METRIC, SCOPE } from './names'
 import { materialize, RequestTrace } from './request-trace'
 import type { TelemetryRuntime } from './runtime'
+import { measured } from './self-cost'
 import { maskSql } from './sql'
 import { newTimings, timingStore, type RequestTimings } from './timing'
 import { recordError, tracer } from './tracer'
@@ -237,7 +238,8 @@ function traceRequests(fastify: FastifyInstance, runtime: TelemetryRuntime, trus
       if (colon > 0) server[ATTR.serverPort] = Number(host.slice(colon + 1))
       const ua = request.headers['user-agent']
       if (ua) server[ATTR.userAgent] = ua
-      materialize(rt, { name: serverSpanName(request, route), start: t.start, end: t.end, attributes: server, error: status >= 500 }, tracer, ids, maskSql)
+      const data = { name: serverSpanName(request, route), start: t.start, end: t.end!, attributes: server, error: status >= 500 }
+      measured('spans', () => materialize(rt, data, tracer, ids, maskSql))
     }
     done()
   })

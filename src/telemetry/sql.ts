@@ -1,6 +1,6 @@
 import diagnostics from 'node:diagnostics_channel'
 import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Histogram, type Span } from '@opentelemetry/api'
-import { hrTime, now } from './clock'
+import { now } from './clock'
 import { CONNECTION_ID } from './db-server'
 import { ATTR, DB_SYSTEM } from './names'
 import type { Work } from './request-trace'
@@ -99,7 +99,7 @@ function onStart(message: unknown): void {
     const parent = sink.connectionIds && typeof conn.threadId === 'number' ? context.active().setValue(CONNECTION_ID, conn.threadId) : context.active()
     span = tracer.startSpan(
       operation,
-      { kind: SpanKind.CLIENT, startTime: hrTime(start), attributes: { ...sink.base, [ATTR.dbOperationName]: operation, [ATTR.dbQueryText]: maskSql(sql) } },
+      { kind: SpanKind.CLIENT, attributes: { ...sink.base, [ATTR.dbOperationName]: operation, [ATTR.dbQueryText]: maskSql(sql) } },
       parent
     )
   }
@@ -125,7 +125,7 @@ function onAnswer(message: unknown): void {
       s.span.setStatus({ code: SpanStatusCode.ERROR })
       s.span.setAttribute(ATTR.errorType, typeof code === 'string' ? code : 'Error')
     }
-    s.span.end(hrTime(end))
+    s.span.end()
   }
   let attributes = s.sink.byOperation.get(s.operation)
   if (!attributes) s.sink.byOperation.set(s.operation, (attributes = { ...s.sink.metricBase, [ATTR.dbOperationName]: s.operation }))

@@ -1,5 +1,5 @@
 import { SpanKind, SpanStatusCode, trace, type Attributes, type AttributeValue, type Span } from '@opentelemetry/api'
-import { hrTime, now } from './clock'
+import { now } from './clock'
 import { ATTR, SCOPE, type SpanName } from './names'
 import { timingStore } from './timing'
 
@@ -41,7 +41,8 @@ export async function withSpan<T>(
   const start = now()
   const deferred = timingStore.getStore()?.trace
   const record = deferred?.begin(name, SpanKind.INTERNAL, start, attributes, false)
-  const span = record ? undefined : trace.getActiveSpan()?.isRecording() ? tracer.startSpan(name, { attributes, startTime: hrTime(start) }) : undefined
+  // Under another instrumentation's span (http), the SDK's clock, as that span has.
+  const span = record ? undefined : trace.getActiveSpan()?.isRecording() ? tracer.startSpan(name, { attributes }) : undefined
   let failed: unknown
   try {
     return await work(record ?? span)
@@ -52,7 +53,7 @@ export async function withSpan<T>(
   } finally {
     const end = now()
     if (record) deferred!.finish(record, end, failed === undefined ? undefined : errorTypeOf(failed), failed instanceof Error ? failed : undefined)
-    span?.end(hrTime(end))
+    span?.end()
     took?.(end - start)
   }
 }

@@ -245,8 +245,8 @@ describe('image storage settings', () => {
 })
 
 describe('image processing bounds', () => {
-  it('defaults to a 192 MiB memory budget, a line of 8 uploads and 500 frames, and reads the variables', () => {
-    expect(loadConfig({})).toMatchObject({ imageMemoryBudgetBytes: 192 * 1024 * 1024, imageQueueLength: 8, maxImageFrames: 500 })
+  it('defaults to a 192 MiB memory budget, a line of 16 uploads and 500 frames, and reads the variables', () => {
+    expect(loadConfig({})).toMatchObject({ imageMemoryBudgetBytes: 192 * 1024 * 1024, imageQueueLength: 16, maxImageFrames: 500 })
     expect(loadConfig({ IMAGE_MEMORY_BUDGET_BYTES: '67108864', IMAGE_QUEUE_LENGTH: '0', MAX_IMAGE_FRAMES: '10' })).toMatchObject({
       imageMemoryBudgetBytes: 64 * 1024 * 1024, imageQueueLength: 0, maxImageFrames: 10
     })

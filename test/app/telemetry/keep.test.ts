@@ -24,10 +24,11 @@ describe('with an absolute threshold (TRACE_KEEP_SLOWER_THAN_MS)', () => {
 
   it('keeps a slow one whole, with why, and the wait visible in its SQL span', async () => {
     // The list query waits behind a write lock this test holds for 400 ms.
-    const locked = s.env.query('LOCK TABLES `blog` WRITE; DO SLEEP(0.4); UNLOCK TABLES')
-    await sleep(50)
-    const res = await request(s.child.port, '/blogs/')
-    await locked
+    await s.env.query('LOCK TABLES `blog` WRITE')
+    const pending = request(s.child.port, '/blogs/')
+    await sleep(400)
+    await s.env.query('UNLOCK TABLES')
+    const res = await pending
     expect(res.status).toBe(200)
     expect(keptFlag(res)).toBe('01')
     const t = await s.traced(res, (spans) => spans.length >= 4)
@@ -68,10 +69,11 @@ describe("with the slowest 1% of each route (the default rule)", () => {
     // Then the slowest ~1% (5% buckets, and a machine shared with other tests: allow some more).
     const kept = flags.slice(100).filter((f) => f === '01').length
     expect(kept).toBeLessThanOrEqual(12)
-    const locked = s.env.query('LOCK TABLES `blog` WRITE; DO SLEEP(0.3); UNLOCK TABLES')
-    await sleep(50)
-    const slow = await request(s.child.port, '/blogs/show/1')
-    await locked
+    await s.env.query('LOCK TABLES `blog` WRITE')
+    const pending = request(s.child.port, '/blogs/show/1')
+    await sleep(300)
+    await s.env.query('UNLOCK TABLES')
+    const slow = await pending
     expect(keptFlag(slow)).toBe('01')
     const t = await s.traced(slow, (spans) => spans.length >= 3)
     expect(t.server.attributes['blog.trace.kept']).toBe('slow')

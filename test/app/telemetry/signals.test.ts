@@ -193,6 +193,16 @@ describe.each(SERVER_SPAN_MODES)('server spans made by $name', (mode) => {
     expect(wait.unit).toBe('s')
     expect(wait.points[0]!.attributes['db.client.connection.pool.name']).toBe(s.env.database)
 
+    // The observer's own cost, so a load test can subtract it: kept traces' spans (and, with the
+    // app's OTLP/protobuf encoder, their encoding; this receiver takes OTLP/JSON).
+    // Only the app's own server spans are made from a record (the http instrumentation's are not).
+    if (mode.scope === 'blog_app') {
+      const self = await s.receiver.waitForMetric('blog.telemetry.cpu_time', (m) =>
+        m.points.some((p) => p.attributes['blog.telemetry.work'] === 'spans' && (p.value ?? 0) > 0)
+      )
+      expect(self.unit).toBe('s')
+    }
+
     const heap = await s.receiver.waitForMetric('v8js.memory.heap.used')
     expect(heap.unit).toBe('By')
     expect(heap.points.some((p) => (p.value ?? 0) > 1_000_000)).toBe(true)
