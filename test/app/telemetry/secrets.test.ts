@@ -35,7 +35,9 @@ describe('secrets in telemetry and logs', () => {
     for (const res of [ok.res, del]) await s.receiver.waitForTrace(parseTraceHeader(String(res.headers.traceresponse)).traceId)
     await sleep(200)
 
-    const secrets = { password, wrong, sessionToken, anonymousToken: anon.cookie.split('=')[1]!, csrf, anonymousCsrf: anon.csrf, apiToken, apiTokenBody: apiToken.slice(8) }
+    // The key that signs the forms' tokens before sign-in (stored once, at start-up).
+    const [formKey] = await s.env.query<{ secret: string }>('SELECT `secret` FROM `app_secret`')
+    const secrets = { password, wrong, sessionToken, anonymousToken: anon.cookie.split('=')[1]!, csrf, anonymousCsrf: anon.csrf, apiToken, apiTokenBody: apiToken.slice(8), formKey: formKey!.secret }
     const logs = s.child.stdout() + s.child.stderr()
     expect(logs).toContain('/account/signin')
     expect(s.receiver.requests.length).toBeGreaterThan(0)
