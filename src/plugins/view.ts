@@ -64,7 +64,8 @@ export default fp<ViewPluginOptions>(
       const page = {
         viewer: request.viewer ?? null,
         csrfToken: request.session?.csrfToken ?? '',
-        signInHref: signInPath(request.method === 'GET' ? request.url : undefined),
+        // The path only: a query may carry a token (the inspector's `?token=`), and error pages are not worth returning to.
+        signInHref: signInPath(request.method === 'GET' && this.statusCode < 400 ? request.url.split('?')[0] : undefined),
         ...data
       }
       const timings = this.request.timings

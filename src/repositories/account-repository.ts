@@ -39,10 +39,9 @@ const toUser = (r: UserRow): UserRecord => ({ id: r.id, email: r.email, displayN
 
 const ISO = (column: string) => `DATE_FORMAT(${column}, '%Y-%m-%dT%H:%i:%sZ')`
 
-// Sessions from before migration 004 without a user (the old anonymous ones) match nothing.
 const SESSION_SQL =
   'SELECT `session`.`csrf_token`, `user`.`id`, `user`.`email`, `user`.`display_name`, `user`.`is_admin` ' +
-  'FROM `session` JOIN `user` ON `user`.`id` = `session`.`user_id` ' +
+  'FROM `session` LEFT JOIN `user` ON `user`.`id` = `session`.`user_id` ' +
   'WHERE `session`.`id` = $1 AND `session`.`expires_dt` > UTC_TIMESTAMP()'
 
 const TOKEN_SQL =
@@ -171,9 +170,10 @@ export class AccountRepository {
 
   /** A live session (not expired), or null. */
   async findSession(idHash: string): Promise<SessionRecord | null> {
-    const rows = await this.select<{ csrf_token: string } & UserRow>(SESSION_SQL, [idHash])
+    const rows = await this.select<{ csrf_token: string } & { [K in keyof UserRow]: UserRow[K] | null }>(SESSION_SQL, [idHash])
     const r = rows[0]
-    return r ? { csrfToken: r.csrf_token, user: toUser(r) } : null
+    // A session without a user (the anonymous kind from before migration 004) is no session.
+    return r && r.id !== null ? { csrfToken: r.csrf_token, user: toUser(r as UserRow) } : null
   }
 
   async deleteSession(idHash: string): Promise<void> {
