@@ -6,6 +6,7 @@ import { ROOT } from '../paths'
 import { FIELD_RULES } from '../posts/fields'
 import { ATTR, SPAN } from '../telemetry/names'
 import { CSRF_FIELD } from '../validation/forms'
+import { signInPath } from '../accounts/next'
 import { withSpan } from '../telemetry/tracer'
 import { templateLocals, viewHelpers } from '../views'
 
@@ -57,8 +58,16 @@ export default fp<ViewPluginOptions>(
     })
 
     fastify.decorateReply('render', async function (name: string, data: Record<string, unknown>) {
-      // Every page's header shows who is signed in; its forms carry the session's CSRF token.
-      const page = { viewer: this.request.viewer ?? null, csrfToken: this.request.session?.csrfToken ?? '', ...data }
+      // Every page's header shows who is signed in (or a sign-in link that comes back to this
+      // page); its forms carry the session's CSRF token.
+      const request = this.request
+      const page = {
+        viewer: request.viewer ?? null,
+        csrfToken: request.session?.csrfToken ?? '',
+        // The path only: a query may carry a token (the inspector's `?token=`), and error pages are not worth returning to.
+        signInHref: signInPath(request.method === 'GET' && this.statusCode < 400 ? request.url.split('?')[0] : undefined),
+        ...data
+      }
       const timings = this.request.timings
       return withSpan(SPAN.viewRender, { [ATTR.viewName]: name }, async () => (await this.viewAsync(name, page)) as string, (ms) => {
         if (timings) timings.renderMs += ms

@@ -195,7 +195,7 @@ export const ATTRIBUTE_DOCS: Record<AttributeName, AttributeDoc> = {
   [ATTR.imageQueueMs]: { type: 'int', stability: 'app', brief: 'how long the upload waited for its share of the image memory budget' },
   [ATTR.imageType]: { type: 'string', stability: 'app', brief: 'the written file\'s type as sniffed while it was written' },
   [ATTR.sessionSource]: { type: 'string', stability: 'app', brief: '`cookie` or `api_token`' },
-  [ATTR.sessionState]: { type: 'string', stability: 'app', brief: '`user`, `anonymous` or `none` (no such session)' },
+  [ATTR.sessionState]: { type: 'string', stability: 'app', brief: '`user` (a signed-in session) or `none` (no such session, or expired)' },
   [ATTR.telemetryWork]: { type: 'string', stability: 'app', brief: '`spans` (making a kept trace\'s spans from its record) or `encode` (encoding an OTLP/protobuf export with the app\'s encoder)' }
 }
 

@@ -1,4 +1,5 @@
 import { Type, type TString } from 'typebox'
+import { isMixedScript } from './scripts'
 
 /**
  * The rules every text a user types goes by (post fields, display names, token names): which
@@ -35,6 +36,31 @@ export const UNDECODABLE = /\uFFFD/
 
 /** Bidi embedding, override and isolate controls: an unclosed U+202E reverses what follows it ("gpj.exe" tricks). */
 export const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/
+
+/**
+ * Characters with no visible form of their own: the default-ignorables (zero-width space and
+ * joiners, U+061C, soft hyphen, variation selectors, tag characters, the Hangul fillers U+3164,
+ * U+115F, U+1160 and U+FFA0), every other format character (Cf), and the blank Braille pattern
+ * U+2800. In a name or an email they make two spellings that look the same, or a blank one.
+ */
+export const INVISIBLE = /[\p{Default_Ignorable_Code_Point}\p{Cf}\u2800]/u
+
+/**
+ * The form in which two spellings that mean the same are the same string: NFKC (fullwidth
+ * `ｃ`, `𝐀`, ligatures and circled letters become plain letters), then a case fold (lower, upper,
+ * lower: `ß`, `ẞ` and `SS` all give `ss`, `ı` and `I` give `i`), then NFKC again. Idempotent
+ * for every code point (test/unit/identity.test.ts).
+ */
+export function foldText(value: string): string {
+  return value.normalize('NFKC').toLowerCase().toUpperCase().toLowerCase().normalize('NFKC')
+}
+
+/** The look-alike rules of identities (display names, emails): invisible characters, mixed scripts. */
+export function lookAlikeProblem(label: string, value: string): string | undefined {
+  if (INVISIBLE.test(value)) return `${label} cannot contain invisible characters (such as zero-width spaces, joiners or fillers).`
+  if (isMixedScript(value)) return `${label} cannot mix letters of different scripts (such as Latin and Cyrillic), which could imitate another name.`
+  return undefined
+}
 
 /** Length in characters as MySQL's utf8mb4 columns (and TypeBox) count them: code points, not UTF-16 units. */
 export function characterCount(value: string): number {

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
+import { signInPath } from '../../accounts/next'
 import { forbidden, signInRequired } from '../../accounts/plugin'
 import { readPostForm, type FormPage } from '../../posts/form'
 import { mayChange, type Writer } from '../../posts/service'
@@ -16,7 +17,6 @@ const CsrfBody = Type.Object({ [CSRF_FIELD]: Type.String({ maxLength: 100, defau
 
 const NO_SUCH_POST = 'There is no such post. It may have been deleted.'
 const emptyValues = { title: '', content: '' }
-const SIGN_IN = '/account/signin'
 
 /**
  * The HTML pages of the blog, and the JSON delete. Anyone may read; writing needs a signed-in
@@ -70,7 +70,7 @@ const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.get('/new', async (request, reply) => {
-    if (!request.viewer) return reply.redirect(SIGN_IN, 303)
+    if (!request.viewer) return reply.redirect(signInPath(request.url), 303)
     return reply.render('blogs/new', { pageTitle: 'New post', values: emptyValues, errors: {}, post: null })
   })
 
@@ -83,7 +83,7 @@ const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.get('/modify/:id', { schema: { params: IdParams } }, async (request, reply) => {
-    if (!request.viewer) return reply.redirect(SIGN_IN, 303)
+    if (!request.viewer) return reply.redirect(signInPath(request.url), 303)
     const post = await posts.get(request.params.id)
     if (!post) return reply.notFound(NO_SUCH_POST)
     if (!mayChange(request.viewer, post)) throw forbidden()

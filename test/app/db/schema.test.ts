@@ -13,7 +13,7 @@ import { useDisposableApps, type TestEnv } from '../../kit/app'
 const { newEnv, newApp, closeApp } = useDisposableApps()
 
 const INITIAL_DATA = path.join(ROOT, 'initial_data.sql')
-const MIGRATIONS = [{ name: '001-create-blog' }, { name: '002-blog-thumb' }, { name: '003-accounts' }]
+const MIGRATIONS = [{ name: '001-create-blog' }, { name: '002-blog-thumb' }, { name: '003-accounts' }, { name: '004-identity' }]
 const migrationsRun = (env: TestEnv) => env.query('SELECT `name` FROM `schema_migrations` ORDER BY `name`')
 
 /** Runs initial_data.sql the way `mysql < initial_data.sql` would, with blog_db renamed to env.database. */
@@ -71,7 +71,7 @@ async function countPosts(env: TestEnv): Promise<number> {
   return Number(row!.n)
 }
 
-const TABLES = ['blog', 'user', 'session', 'api_token', 'login_throttle']
+const TABLES = ['blog', 'user', 'session', 'api_token', 'login_throttle', 'app_secret']
 
 /** Users named after the sample authors, without email or password, own the sample posts. */
 async function expectAdoptedAuthors(env: TestEnv): Promise<void> {
