@@ -60,7 +60,7 @@ export interface ImageHeader {
   bytesPerSample: number
 }
 
-const NOT_AN_IMAGE = 'The image must be a PNG, JPEG, GIF or WebP file.'
+const NOT_AN_IMAGE = 'This file is not a readable image: its content is not PNG, JPEG, GIF or WebP, whatever its name says.'
 const UNREADABLE = 'The image could not be read: send a complete PNG, JPEG, GIF or WebP file.'
 
 // libvips band formats (sharp's `depth`) in bytes per sample.
