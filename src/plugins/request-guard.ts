@@ -72,8 +72,11 @@ function capBody(raw: IncomingMessage, maxBytes: number, tooLarge: () => Error):
     let seen = 0
     const counter = new Transform({
       transform(chunk: Buffer, _enc, done) {
+        // The chunk that crosses the cap still goes through (a form's fields, read before its
+        // file, may arrive in it); the next one fails: at most one chunk past the cap is read.
+        const past = seen > maxBytes
         seen += chunk.length
-        done(seen > maxBytes ? tooLarge() : null, chunk)
+        done(past ? tooLarge() : null, chunk)
       }
     })
     counter.once('error', (err) => (dest as unknown as Writable).destroy(err))
