@@ -238,6 +238,13 @@ describe('the blog on a phone and in dark mode', () => {
     await page.keyboard.press('Enter')
     expect(await page.evaluate('document.activeElement.id')).toBe('main')
   })
+
+  it('an error page: fits the phone, AA contrast, and its header knows who is signed in', async () => {
+    const res = await page.goto('/blogs/show/999999')
+    expect(res?.status()).toBe(404)
+    expect.soft(await checkEveryMode('not-found')).toEqual([])
+    await expectPhoneHeader()
+  })
 })
 
 describe('the inspector on a phone and in dark mode', () => {
