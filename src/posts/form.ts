@@ -42,7 +42,10 @@ export interface FormPage {
   status: 400 | 413 | 415 | 422
 }
 
+/** Said of the content: a file named holiday.jpg looks right to the person who chose it. */
 export const NOT_AN_IMAGE = 'This file is not a readable image: its content is not PNG, JPEG, GIF or WebP, whatever its name says.'
+/** An image under a name no browser or viewer would open as one (evil.exe). */
+export const WRONG_EXTENSION = 'The file name must end in .png, .jpg, .jpeg, .gif or .webp.'
 
 /** The whole file part (the multipart limit, MAX_UPLOAD_BYTES, bounds it: past it the stream is cut and marked truncated). */
 async function readAll(source: Readable): Promise<Buffer> {
@@ -131,8 +134,12 @@ export function checkPostForm(form: PostForm): FormPage | null {
   }
   let status: FormPage['status'] = form.tooLarge ? 413 : 400
   const upload = form.upload
-  if (upload && (!sniffImageType(upload.data.subarray(0, 12)) || (upload.extension !== '' && !ALLOWED_CLIENT_EXTENSIONS.has(upload.extension)))) {
-    errors.image_file = NOT_AN_IMAGE
+  const refused = !upload ? undefined
+    : !sniffImageType(upload.data.subarray(0, 12)) ? NOT_AN_IMAGE
+    : upload.extension !== '' && !ALLOWED_CLIENT_EXTENSIONS.has(upload.extension) ? WRONG_EXTENSION
+    : undefined
+  if (refused) {
+    errors.image_file = refused
     status = 415
   }
   return Object.keys(errors).length > 0 ? rejectedForm(form, errors, status) : null

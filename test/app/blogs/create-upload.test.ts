@@ -66,7 +66,8 @@ describe('POST /blogs/new: uploads', () => {
     await expectNothingWritten(env, async () => {
       const res = await postNew({ title: unique('Exe'), content: 'Content' }, { image_file: png('evil.exe') })
       expect(res.statusCode).toBe(415)
-      expect(res.body).toContain('<p class="field-error" id="image_file-error">')
+      // Its content is an image: the name is what is wrong.
+      expect(res.body).toContain('<p class="field-error" id="image_file-error">The file name must end in .png, .jpg, .jpeg, .gif or .webp.</p>')
     })
   })
 
