@@ -4,6 +4,7 @@ import * as createBlog from './migrations/001-create-blog'
 import * as blogThumb from './migrations/002-blog-thumb'
 import * as accounts from './migrations/003-accounts'
 import * as identity from './migrations/004-identity'
+import * as postDatesAndImages from './migrations/005-post-dates-and-images'
 import { samplePosts } from './seeds/sample-posts'
 
 // Listed explicitly (no glob) so the same list runs from compiled JS and from the TS tests.
@@ -11,7 +12,8 @@ const migrations = [
   { name: '001-create-blog', ...createBlog },
   { name: '002-blog-thumb', ...blogThumb },
   { name: '003-accounts', ...accounts },
-  { name: '004-identity', ...identity }
+  { name: '004-identity', ...identity },
+  { name: '005-post-dates-and-images', ...postDatesAndImages }
 ]
 
 export function createMigrator(sequelize: Sequelize): Umzug<ReturnType<Sequelize['getQueryInterface']>> {
@@ -39,7 +41,7 @@ export function createSeeder(sequelize: Sequelize): Umzug<Sequelize> {
           const [rows] = await context.query('SELECT 1 FROM `blog` LIMIT 1')
           if ((rows as unknown[]).length > 0) return
           const qi = context.getQueryInterface()
-          await qi.bulkInsert('blog', samplePosts.map((p) => ({ ...p, image_loc: null })))
+          await qi.bulkInsert('blog', samplePosts.map((p) => ({ ...p, image_loc: null, published_dt: p.modified_dt })))
           // Their authors become users who cannot sign in, as migration 003 does for old rows.
           await accounts.adoptAuthors(context)
           await identity.fillDisplayNameKeys(context)

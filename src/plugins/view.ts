@@ -3,12 +3,12 @@ import view from '@fastify/view'
 import ejs from 'ejs'
 import fp from 'fastify-plugin'
 import { ROOT } from '../paths'
-import { FIELD_RULES } from '../posts/fields'
+import { FORM_RULES } from '../posts/fields'
 import { ATTR, SPAN } from '../telemetry/names'
 import { CSRF_FIELD } from '../validation/forms'
 import { signInPath } from '../accounts/next'
 import { withSpan } from '../telemetry/tracer'
-import { templateLocals, viewHelpers } from '../views'
+import { postImage, templateLocals, viewHelpers, type PostImageFacts } from '../views'
 
 declare module 'fastify' {
   interface FastifyReply {
@@ -49,11 +49,12 @@ export default fp<ViewPluginOptions>(
       options: ejsOptions(opts.cache),
       defaultContext: {
         ...viewHelpers,
-        fields: FIELD_RULES,
+        fields: FORM_RULES,
         csrfField: CSRF_FIELD,
         maxUploadMiB: +(opts.maxUploadBytes / 1048576).toFixed(1),
         // Looked up when a page renders: the store is registered after the views.
-        imageUrl: (name: string): string => fastify.imageStore.url(name)
+        imageUrl: (name: string): string => fastify.imageStore.url(name),
+        postImage: (post: PostImageFacts) => postImage(post, (name) => fastify.imageStore.url(name))
       }
     })
 

@@ -10,6 +10,7 @@ import { isMixedScript } from './scripts'
 /** A text field: its label in messages, its length in characters, and where it is shown. */
 export interface TextRule {
   readonly label: string
+  /** Counted without the spaces at either end ("  a  " is one character); 0: the field may be left empty. */
   readonly minLength: number
   readonly maxLength: number
   /**
@@ -79,18 +80,29 @@ export function characterProblem(label: string, value: string, inline: boolean):
 
 /** What is wrong with `value` for this field, in words for the form; undefined: nothing. */
 export function textProblem(rule: TextRule, value: string | undefined): string | undefined {
-  if (value === undefined || value.length === 0) return `${rule.label} is required.`
+  const optional = rule.minLength === 0
+  if (value === undefined || value.length === 0) return optional ? undefined : `${rule.label} is required.`
   const chars = characterProblem(rule.label, value, rule.inline)
   if (chars) return chars
-  if (!new RegExp(NOT_BLANK).test(value)) return `${rule.label} cannot be only spaces.`
+  const trimmed = value.trim()
+  // Left blank: an optional field was not given; a required one was not filled in.
+  if (trimmed === '') return optional ? undefined : `${rule.label} cannot be only spaces.`
   const n = characterCount(value)
-  if (n >= rule.minLength && n <= rule.maxLength) return undefined
-  return rule.minLength > 1 ? `${rule.label} must be between ${rule.minLength} and ${rule.maxLength} characters.` : `${rule.label} must be at most ${rule.maxLength} characters.`
+  const core = trimmed.length === value.length ? n : characterCount(trimmed)
+  if (core >= rule.minLength && n <= rule.maxLength) return undefined
+  if (rule.minLength <= 1) return `${rule.label} must be at most ${rule.maxLength} characters.`
+  const range = `${rule.label} must be between ${rule.minLength} and ${rule.maxLength} characters`
+  return core < rule.minLength && n >= rule.minLength ? `${range} (spaces at either end do not count).` : `${range}.`
 }
 
-/** The rule as a TypeBox schema (the same length counting: code points). */
+/**
+ * The rule as a TypeBox schema (the same length counting: code points; TypeBox matches patterns
+ * with the u flag). The minimum without the spaces at either end, as a pattern: two non-space
+ * characters at least minLength - 2 characters apart.
+ */
 export function textSchema(rule: TextRule): TString {
-  return Type.String({ title: rule.label, minLength: rule.minLength, maxLength: rule.maxLength, pattern: NOT_BLANK })
+  const pattern = rule.minLength === 0 ? undefined : rule.minLength === 1 ? NOT_BLANK : `\\S[\\s\\S]{${rule.minLength - 2},}\\S`
+  return Type.String({ title: rule.label, minLength: rule.minLength, maxLength: rule.maxLength, ...(pattern ? { pattern } : {}) })
 }
 
 /** What the user typed, fit to show back in the form: control characters (refused) become U+FFFD. */

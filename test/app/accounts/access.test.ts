@@ -43,7 +43,7 @@ describe('reading', () => {
       expect((await send(app, 'GET', '/blogs/', { cookie: cookieOf(who) })).status).toBe(200)
       const res = await send(app, 'GET', `/blogs/show/${post.id}`, { cookie: cookieOf(who) })
       expect(res.status).toBe(200)
-      const buttons = res.body.includes(`href="/blogs/modify/${post.id}"`) && res.body.includes(`action="/blogs/delete/${post.id}"`)
+      const buttons = res.body.includes(`href="/blogs/modify/${post.id}"`) && res.body.includes(`href="/blogs/delete/${post.id}"`)
       expect(buttons).toBe(who === 'author' || who === 'admin')
     })
   }
