@@ -14,8 +14,8 @@ import { useTracedServer } from '../../kit/traced-server'
 const NEVER = { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0', TRACE_KEEP_SLOWEST_PERCENT: '0' }
 const traceparent = (traceId: string, flags: '00' | '01') => `00-${traceId}-${randomBytes(8).toString('hex')}-${flags}`
 
-async function get(port: number, tp: string) {
-  const res = await request(port, { path: '/blogs/', headers: { traceparent: tp } })
+async function get(port: number, tp: string, headers: Record<string, string> = {}) {
+  const res = await request(port, { path: '/blogs/', headers: { ...headers, traceparent: tp } })
   expect(res.status).toBe(200)
   return { res, ...parseTraceHeader(res.headers.traceresponse) }
 }
@@ -30,6 +30,17 @@ describe('a client outside TRUSTED_TRACE_SOURCES (loopback not listed)', () => {
     expect(r.res.headers.traceresponse).toMatch(/-00$/)
     await sleep(1500) // longer than the batch delay of the test env
     expect(t.receiver.trace(traceId)).toEqual([])
+  })
+})
+
+describe('a client naming a trusted address in X-Forwarded-For, itself not a trusted proxy', () => {
+  const t = useTracedServer({ ...NEVER, TRUSTED_TRACE_SOURCES: '203.0.113.0/24', TRUST_PROXY: '10.9.9.9' })
+
+  it('is judged by its own address: the sampled flag is not obeyed', async () => {
+    const traceId = randomBytes(16).toString('hex')
+    const r = await get(t.child.port, traceparent(traceId, '01'), { 'x-forwarded-for': '203.0.113.5' })
+    expect(r.traceId).toBe(traceId)
+    expect(r.res.headers.traceresponse).toMatch(/-00$/)
   })
 })
 
