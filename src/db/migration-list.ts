@@ -1,0 +1,18 @@
+import * as createBlog from './migrations/001-create-blog'
+import * as blogThumb from './migrations/002-blog-thumb'
+import * as accounts from './migrations/003-accounts'
+
+// Listed explicitly (no glob) so the same list runs from compiled JS and from the TS tests. Apart
+// from ./migrator.ts (umzug), so that a start with nothing to do never loads umzug (./bootstrap.ts).
+export const MIGRATIONS = [
+  { name: '001-create-blog', ...createBlog },
+  { name: '002-blog-thumb', ...blogThumb },
+  { name: '003-accounts', ...accounts }
+]
+
+/** The seeds ./migrator.ts records in `schema_seeds`. */
+export const SEED_NAMES = ['001-sample-posts'] as const
+
+/** umzug's SequelizeStorage tables (column `name`), as ./migrator.ts names them. */
+export const MIGRATIONS_TABLE = 'schema_migrations'
+export const SEEDS_TABLE = 'schema_seeds'
