@@ -1,7 +1,10 @@
 // npm run bench -- [--variants otel=off,otel=on,otel=10pct] [--repeat 3] [--duration 10]
 //   (--variants replicas=1,replicas=2,replicas=3: N app processes behind nginx, as in Compose)
 //   [--scenario list|show|write] [--mode max|closed|rate] [--connections 100] [--think 100]
-//   [--rate 500] [--posts 30] [--trivial] [--smoke]
+//   [--rate 500] [--posts 30] [--trivial] [--smoke] [--upload-worst 1]
+// Memory: each app's resident set after start (idle), its peak under the load runs, and its peak
+// while it processes the largest image the memory budget admits (--upload-worst N of them at once;
+// 0 skips it, as --smoke does unless given).
 // Starts one app per variant against the same fixed data set, runs the same load on each,
 // interleaved (A B C, A B C, ...), and reports medians and spread side by side, with a per-phase
 // breakdown of the traced requests (pool wait, SQL, render, image processing and writes, other).
@@ -14,8 +17,10 @@ import { ROOT, startApp, startOtlpSink } from './lib/app'
 import { startBalancer } from '../harness/balancer'
 import { connectionOptions, databaseUrl, dataSetKey, dropDatabases, prepareData, type DataSet } from './lib/data'
 import { closedLoad, maxLoad, rateLoad, setPropagation, type Scenario } from './lib/load'
+import { idleRssMb, uploadPeak, worstAcceptedPng, worstAcceptedSide, type UploadPeak } from './lib/memory'
 import { findPid, pidByPort, ProcGroupMonitor, ProcMonitor } from './lib/proc'
-import { pairedRatioLines, pairedRatios, reportLines, summarise, summariseRun, type RunResult } from './lib/report'
+import { memoryLines, memoryRows, pairedRatioLines, pairedRatios, reportLines, summarise, summariseRun, type RunResult } from './lib/report'
+import { loadConfig } from '../src/config'
 import { decodeTraces } from './lib/spans'
 import { renderSvg } from './lib/svg'
 import { PRESETS, variantEnv } from './presets'
@@ -59,6 +64,7 @@ async function main(): Promise<void> {
       baseline: { type: 'string' },
       // a/b pairs of variants whose CPU per request is compared round by round (default: each against the first)
       compare: { type: 'string' },
+      'upload-worst': { type: 'string' },
       'admin-url': { type: 'string', default: process.env.BENCH_ADMIN_URL ?? 'mysql://root@127.0.0.1:3306' }
     }
   })
@@ -71,6 +77,7 @@ async function main(): Promise<void> {
   for (const pair of pairs) {
     if (pair.length !== 2 || !pair.every((v) => variants.includes(v))) throw new Error(`--compare ${pair.join('/')}: each pair is a/b of two --variants`)
   }
+  const uploadsAtOnce = Number(values['upload-worst'] ?? (smoke ? 0 : 1))
   const repeat = smoke ? 1 : Number(values.repeat)
   const duration = smoke ? 1 : Number(values.duration)
   const warmup = smoke ? 1 : Number(values.warmup)
@@ -128,6 +135,8 @@ async function main(): Promise<void> {
         : maxLoad(url, target, connections, seconds)
 
   const results: RunResult[] = []
+  const idle = new Map<string, number>()
+  const uploads = new Map<string, UploadPeak>()
   // A variant is one app, or N replicas behind a balancer (its url is then the balancer's).
   interface Target { url: string; pids: number[]; lbPids: number[]; stop(): Promise<void> }
   const apps = new Map<string, Target>()
@@ -158,6 +167,8 @@ async function main(): Promise<void> {
         }
       })
     }
+    // At rest: every app started, none loaded yet.
+    await Promise.all([...apps].map(async ([v, app]) => idle.set(v, await idleRssMb(app.pids))))
     // Writes need a signed-in user: one per app (its own database), signed up before the load.
     const scenarios = new Map<string, Scenario>()
     for (const [v, app] of apps) scenarios.set(v, write ? await writeScenario(await signUp(app.url)) : readScenario)
@@ -188,6 +199,17 @@ async function main(): Promise<void> {
       }
     }
     process.stderr.write('\n')
+    // Last, so that its memory does not weigh on the load runs: the worst accepted upload.
+    for (const [v, app] of apps) {
+      const env: Record<string, string> = { ...baseEnv, ...variantEnv(v) }
+      if (uploadsAtOnce <= 0 || env.BENCH_SERVER === 'floor') continue
+      const config = loadConfig(env)
+      const side = worstAcceptedSide(config.imageMemoryBudgetBytes, config.maxImagePixels)
+      process.stderr.write(`${v}: ${uploadsAtOnce} upload(s) of a ${side}x${side} 16-bit PNG ...\n`)
+      const image = await worstAcceptedPng(side)
+      await new Promise((r) => setTimeout(r, 1500))
+      uploads.set(v, await uploadPeak(app.url, await signUp(app.url), image, side, uploadsAtOnce, app.pids))
+    }
   } finally {
     await Promise.all([...apps.values()].map((a) => a.stop()))
     await sink.close()
@@ -196,15 +218,17 @@ async function main(): Promise<void> {
   // Medians over rounds; spread is min-max of req/s; ratios are to the first variant's medians.
   const summary = summarise(results, variants)
   const ratios = pairedRatios(results, pairs)
+  const memory = memoryRows(results, variants, idle, uploads)
   const lines = [
     ...reportLines(
       summary,
       `mode ${mode}${mode === 'closed' ? ` (think ${values.think} ms)` : mode === 'rate' ? ` (${values.rate} req/s)` : ''}, ${connections} connections, ${duration}s x ${repeat} rounds, ${values.posts} posts, pool max ${poolMax} per process`
     ),
-    ...pairedRatioLines(ratios)
+    ...pairedRatioLines(ratios),
+    ...memoryLines(memory)
   ]
-  const config = { mode, scenario: values.scenario, connections, think: Number(values.think), rate: Number(values.rate), poolMax: Number(poolMax), variants, repeat, duration, warmup, posts: Number(values.posts) }
-  writeFileSync(path.join(outDir, 'results.json'), JSON.stringify({ config, summary, ratios, runs: results }, null, 2))
+  const config = { mode, scenario: values.scenario, uploadsAtOnce, connections, think: Number(values.think), rate: Number(values.rate), poolMax: Number(poolMax), variants, repeat, duration, warmup, posts: Number(values.posts) }
+  writeFileSync(path.join(outDir, 'results.json'), JSON.stringify({ config, summary, ratios, memory, runs: results }, null, 2))
   writeFileSync(path.join(outDir, 'table.md'), lines.join('\n') + '\n')
   writeFileSync(path.join(outDir, 'chart.svg'), renderSvg(summary))
   process.stdout.write(lines.join('\n') + `\n\nresults: ${path.relative(ROOT, outDir) || outDir}/{table.md,results.json,chart.svg}\n`)

@@ -3,12 +3,13 @@ import cookie from '@fastify/cookie'
 import formbody from '@fastify/formbody'
 import multipart from '@fastify/multipart'
 import fastifyStatic from '@fastify/static'
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsync, FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import accountsPlugin from './accounts/plugin'
 import type { AppConfig } from './config'
 import inspector from './inspector/index'
 import { ROOT } from './paths'
+import { clientErrorHandler } from './plugins/client-errors'
 import dbPlugin from './plugins/db'
 import errors from './plugins/errors'
 import flashPlugin from './plugins/flash'
@@ -59,7 +60,10 @@ function parseUrlEncoded(body: string): Record<string, string | string[]> {
 }
 
 /** Options the app needs on the Fastify() call itself: spread them into it (server.ts, test kit). */
-export const appServerOptions = serverOptions
+export const appServerOptions: Pick<FastifyServerOptions, 'frameworkErrors' | 'clientErrorHandler'> = {
+  ...serverOptions,
+  clientErrorHandler
+}
 
 /** The whole blog as one plugin: tests register it on a bare Fastify, server.ts adds listen. */
 const app: FastifyPluginAsync<AppOptions> = async (fastify, { config, telemetry: runtime = null, traces = null }) => {

@@ -1,8 +1,7 @@
-import type { NodeSDKConfiguration } from '@opentelemetry/sdk-node'
 import type { AppConfig } from './config'
 import { InspectorSpanProcessor } from './inspector/processor'
 import type { TraceSource } from './inspector/trace-buffer'
-import { startTelemetry } from './telemetry/sdk'
+import { startTelemetry, type SdkOverrides } from './telemetry/sdk'
 import type { TelemetryRuntime } from './telemetry/runtime'
 import { isUntraced } from './untraced'
 
@@ -22,7 +21,7 @@ const NOTHING: Observability = { telemetry: null, traces: null }
 
 export function startObservability(
   config: Pick<AppConfig, 'inspector' | 'otlpProtobufEncoder' | 'traceKeep'> & { db: Pick<AppConfig['db'], 'serverTimings'> },
-  sdk?: Partial<NodeSDKConfiguration>
+  sdk?: SdkOverrides
 ): Observability {
   const inspector = config.inspector.enabled ? new InspectorSpanProcessor(config.inspector.maxTraces, config.inspector.maxBytes) : null
   const started = startTelemetry({

@@ -55,7 +55,8 @@ async function cpuTicks(pid: number): Promise<number | null> {
   }
 }
 
-async function rssMb(pid: number): Promise<number> {
+/** The resident set of a process now, in MiB (0 when it is gone). */
+export async function rssMb(pid: number): Promise<number> {
   try {
     const statm = await readFile(`/proc/${pid}/statm`, 'utf8')
     return (Number(statm.split(' ')[1]) * PAGE_KB) / 1024
@@ -72,7 +73,7 @@ export class ProcMonitor {
   private peakRss = 0
   private timer: NodeJS.Timeout | undefined
 
-  constructor(readonly pid: number | null) {}
+  constructor(readonly pid: number | null, private readonly intervalMs = 250) {}
 
   async start(): Promise<void> {
     if (!this.pid) return
@@ -81,7 +82,7 @@ export class ProcMonitor {
     this.startAt = performance.now()
     this.timer = setInterval(() => {
       void rssMb(this.pid!).then((r) => (this.peakRss = Math.max(this.peakRss, r)))
-    }, 250)
+    }, this.intervalMs)
   }
 
   async stop(): Promise<ProcSample> {
@@ -127,8 +128,8 @@ export function findPid(...names: string[]): number | null {
 export class ProcGroupMonitor {
   private readonly monitors: ProcMonitor[]
 
-  constructor(pids: number[]) {
-    this.monitors = pids.map((p) => new ProcMonitor(p))
+  constructor(pids: number[], intervalMs?: number) {
+    this.monitors = pids.map((p) => new ProcMonitor(p, intervalMs))
   }
 
   async start(): Promise<void> {

@@ -1,5 +1,6 @@
 import { median, percentile } from '../../src/lib/stats'
 import type { LoadResult } from './load'
+import type { UploadPeak } from './memory'
 import type { ProcSample } from './proc'
 import { breakdown, meanBreakdown, PHASES, type BenchSpan, type Breakdown } from './spans'
 
@@ -319,6 +320,46 @@ export function pairedRatioLines(ratios: PairedRatio[]): string[] {
   lines.push('|' + ' --- |'.repeat(6))
   for (const r of ratios) {
     lines.push(`| ${r.a} | ${r.b} | ${r.path} | ${fmt(r.ofMedians, 2)} | ${fmt(r.perRound.median, 2)} (${fmt(r.perRound.min, 2)}-${fmt(r.perRound.max, 2)}) | ${r.perRound.rounds} |`)
+  }
+  return lines
+}
+
+/** A variant's memory: at rest after start, at its peak under the load runs, and while the worst accepted upload is processed. */
+export interface MemoryRow {
+  variant: string
+  /** Resident set after start, before any load (summed over replicas). */
+  idleRssMb: number
+  /** The highest of the variant's runs (every path and round). */
+  loadPeakRssMb: number
+  /** The worst accepted upload (bench/lib/memory.ts); null when skipped (floor, --upload-worst 0). */
+  upload: UploadPeak | null
+}
+
+export function memoryRows(results: RunResult[], variants: string[], idle: ReadonlyMap<string, number>, uploads: ReadonlyMap<string, UploadPeak>): MemoryRow[] {
+  return variants.map((v) => {
+    const runs = results.filter((r) => r.variant === v)
+    return {
+      variant: v,
+      idleRssMb: idle.get(v) ?? NaN,
+      loadPeakRssMb: runs.length > 0 ? Math.max(...runs.map((r) => r.app.rssMb)) : NaN,
+      upload: uploads.get(v) ?? null
+    }
+  })
+}
+
+/** The memory table; with a `floor` variant, each peak under load is also given as a multiple of the floor's. */
+export function memoryLines(rows: MemoryRow[]): string[] {
+  if (rows.length === 0) return []
+  const floor = rows.find((r) => r.variant === 'floor')
+  const lines = ['', 'Memory (resident set, MB): after start before any load, the peak under the load runs, and the peak while the largest image IMAGE_MEMORY_BUDGET_BYTES admits is processed (a 16-bit RGBA interlaced PNG of side x side; several at once: the budget plus the waiting line):', '']
+  lines.push(`| variant | idle RSS | peak RSS under load |${floor ? ' x floor |' : ''} worst upload: image | at once | peak RSS | answers |`)
+  lines.push('|' + ' --- |'.repeat(floor ? 8 : 7))
+  for (const r of rows) {
+    const u = r.upload
+    const answers = u ? Object.entries(u.answers).map(([status, n]) => `${n}x ${status}`).join(', ') : '-'
+    lines.push(
+      `| ${r.variant} | ${fmt(r.idleRssMb, 0)} | ${fmt(r.loadPeakRssMb, 0)} |${floor ? ` ${fmt(r.loadPeakRssMb / floor.loadPeakRssMb, 2)} |` : ''} ${u ? `${u.side}x${u.side}` : '-'} | ${u ? u.concurrency : '-'} | ${fmt(u?.peakRssMb, 0)} | ${answers} |`
+    )
   }
   return lines
 }

@@ -1,7 +1,7 @@
 import path from 'node:path'
 import envSchema from 'env-schema'
 import { trustedSources } from '../lib/addresses'
-import { allowedHosts, ConfigError, parsed, parseDatabaseUrl, trustProxy } from './parse'
+import { allowedHosts, ConfigError, isLoopbackHost, parsed, parseDatabaseUrl, trustProxy } from './parse'
 import { EnvSchema, type Env } from './schema'
 import type { AppConfig } from './types'
 
@@ -23,6 +23,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     )
   }
   if (e.STORAGE === 's3' && !e.S3_BUCKET) throw new ConfigError('Invalid configuration: S3_BUCKET must be set when STORAGE=s3')
+  // The inspector shows every recent request's trace (URLs, SQL, timings): on an address other
+  // machines can reach, only with a token.
+  if (e.INSPECTOR_ENABLED && !e.INSPECTOR_TOKEN && !isLoopbackHost(e.HOST)) {
+    throw new ConfigError(`Invalid configuration: INSPECTOR_TOKEN must be set (16+ characters) when INSPECTOR_ENABLED=true and HOST=${e.HOST} is not a loopback address: without it anyone who can reach the server reads every request's trace`)
+  }
   return {
     host: e.HOST,
     port: e.PORT,
@@ -42,7 +47,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     allowedHosts: allowedHosts(e.ALLOWED_HOSTS, e.HOST),
     serverTiming: e.SERVER_TIMING,
     trustedTraceSource: parsed('TRUSTED_TRACE_SOURCES', () => trustedSources(e.TRUSTED_TRACE_SOURCES)),
-    trustProxy: trustProxy(e.TRUST_PROXY),
+    trustProxy: parsed('TRUST_PROXY', () => trustProxy(e.TRUST_PROXY)),
     maxConnections: e.MAX_CONNECTIONS,
     writeRateLimit: e.WRITE_RATE_LIMIT,
     otlpProtobufEncoder: e.OTLP_PROTOBUF_ENCODER,
@@ -90,6 +95,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
         endpoint: e.S3_ENDPOINT,
         forcePathStyle: e.S3_FORCE_PATH_STYLE,
         prefix: e.S3_PREFIX,
+        timeoutMs: e.S3_TIMEOUT_MS,
         region: env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1',
         ...(env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
           ? { credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}) } }

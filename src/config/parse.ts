@@ -1,3 +1,4 @@
+import { trustedSources } from '../lib/addresses'
 import type { AppConfig, DbConfig } from './types'
 
 export class ConfigError extends Error {
@@ -58,12 +59,30 @@ export function parsed<T>(name: string, parse: () => T): T {
   }
 }
 
+/**
+ * TRUST_PROXY as Fastify's trustProxy: none, the first n hops, or these proxies' addresses.
+ * `true` is refused: it believes the left-most X-Forwarded-For entry, which any client writes
+ * itself, so a client could choose its own address (and a fresh write and sign-in budget).
+ * Throws a plain Error (load.ts names the variable).
+ */
 export function trustProxy(raw: string): AppConfig['trustProxy'] {
   const v = raw.trim()
-  if (v === 'true' || v === 'false') return v === 'true'
+  if (v === 'false') return false
+  if (v === 'true') {
+    throw new Error('is true, which believes any client\'s own X-Forwarded-For (a client could choose its address and escape the rate limits): set the number of proxies in front of the app (TRUST_PROXY=1 behind one nginx) or their own addresses (e.g. TRUST_PROXY=10.0.0.5)')
+  }
   if (/^\d+$/.test(v)) {
     const hops = Number(v)
     return (_address, hop) => hop < hops
   }
-  return v.split(',').map((a) => a.trim())
+  const list = v.split(',').map((a) => a.trim())
+  // Fastify would throw its own error (and a stack) on an entry that is not an address.
+  trustedSources(list.join(','))
+  return list
+}
+
+/** True for a HOST that only this machine can reach (a loopback name or address). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[|\]$/g, '')
+  return h === 'localhost' || h === '::1' || /^(::ffff:)?127(\.\d{1,3}){3}$/.test(h)
 }

@@ -61,8 +61,9 @@ export const EnvSchema = Type.Object({
   // Clients (addresses, CIDRs; '*': all) whose traceparent may decide sampling. Others continue
   // their trace id, but the app's own sampler decides: a stranger cannot force full tracing.
   TRUSTED_TRACE_SOURCES: Type.String({ default: DEFAULT_TRUSTED_TRACE_SOURCES }),
-  // Fastify's trustProxy: 'false', 'true', a hop count, or a comma list of proxy addresses/CIDRs.
-  // Decides request.ip (rate limits, trace trust, logs) and request.protocol (Secure cookies).
+  // Fastify's trustProxy: 'false', a hop count, or a comma list of the proxies' own addresses/CIDRs
+  // ('true' is refused at start: it believes any client's X-Forwarded-For). Decides request.ip
+  // (rate limits, sign-in throttle, trace trust, logs) and request.protocol (Secure cookies).
   TRUST_PROXY: Type.String({ default: 'false', pattern: '^\\s*(true|false|\\d+|[0-9A-Fa-f.:/]+(\\s*,\\s*[0-9A-Fa-f.:/]+)*)\\s*$' }),
   // Open connections at most (0: the open-file limit less a reserve for the pool, uploads and
   // logs). Past it new connections are closed at once, so fds never run out.
@@ -113,7 +114,10 @@ export const EnvSchema = Type.Object({
   // Path-style URLs (endpoint/bucket/key): what SeaweedFS and MinIO expect without wildcard DNS.
   S3_FORCE_PATH_STYLE: Type.Boolean({ default: false }),
   // Keys under this prefix (e.g. blog/), so the bucket can hold other things too.
-  S3_PREFIX: Type.String({ default: '', pattern: '^([A-Za-z0-9._-]+/)*$' })
+  S3_PREFIX: Type.String({ default: '', pattern: '^([A-Za-z0-9._-]+/)*$' }),
+  // Each store call's attempt may take this long to connect, to answer (after sending the body)
+  // and between bytes; the SDK tries 3 times, so a silent store fails a call in ~3x this (503).
+  S3_TIMEOUT_MS: Type.Integer({ default: 5000, minimum: 100, maximum: 120_000 })
 })
 
 export type Env = Static<typeof EnvSchema>

@@ -58,8 +58,8 @@ export interface AppConfig {
   serverTiming: boolean
   /** TRUSTED_TRACE_SOURCES as a test of a client address. */
   trustedTraceSource: (ip: string) => boolean
-  /** Fastify's trustProxy: all, none, the first n hops, or these proxies. */
-  trustProxy: boolean | string[] | ((address: string, hop: number) => boolean)
+  /** Fastify's trustProxy: none, the first n hops, or these proxies (never "all": see parse.ts). */
+  trustProxy: false | string[] | ((address: string, hop: number) => boolean)
   /** 0: sized by the server from the open-file limit. */
   maxConnections: number
   /** Per client per minute; 0: no limit. */
@@ -87,6 +87,8 @@ export interface S3Config {
   forcePathStyle: boolean
   /** '' or ending in '/'. */
   prefix: string
+  /** S3_TIMEOUT_MS: connect, answer and idle-transfer timeout of each attempt of a store call. */
+  timeoutMs: number
   /** AWS_REGION or AWS_DEFAULT_REGION; us-east-1 when neither is set (S3-compatible stores ignore it). */
   region: string
   /**

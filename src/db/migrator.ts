@@ -1,20 +1,9 @@
 import type { Sequelize } from 'sequelize'
 import { Umzug, SequelizeStorage } from 'umzug'
-import * as createBlog from './migrations/001-create-blog'
-import * as blogThumb from './migrations/002-blog-thumb'
+import { MIGRATIONS as migrations, MIGRATIONS_TABLE, SEED_NAMES, SEEDS_TABLE } from './migration-list'
 import * as accounts from './migrations/003-accounts'
 import * as identity from './migrations/004-identity'
-import * as postDatesAndImages from './migrations/005-post-dates-and-images'
 import { samplePosts } from './seeds/sample-posts'
-
-// Listed explicitly (no glob) so the same list runs from compiled JS and from the TS tests.
-const migrations = [
-  { name: '001-create-blog', ...createBlog },
-  { name: '002-blog-thumb', ...blogThumb },
-  { name: '003-accounts', ...accounts },
-  { name: '004-identity', ...identity },
-  { name: '005-post-dates-and-images', ...postDatesAndImages }
-]
 
 export function createMigrator(sequelize: Sequelize): Umzug<ReturnType<Sequelize['getQueryInterface']>> {
   return new Umzug({
@@ -22,7 +11,7 @@ export function createMigrator(sequelize: Sequelize): Umzug<ReturnType<Sequelize
     context: sequelize.getQueryInterface(),
     // Distinct model names: SequelizeStorage reuses an already defined model of the same name
     // (default 'SequelizeMeta'), which would record seeds in schema_migrations.
-    storage: new SequelizeStorage({ sequelize, tableName: 'schema_migrations', modelName: 'SchemaMigration' }),
+    storage: new SequelizeStorage({ sequelize, tableName: MIGRATIONS_TABLE, modelName: 'SchemaMigration' }),
     logger: undefined
   })
 }
@@ -36,7 +25,7 @@ export function createSeeder(sequelize: Sequelize): Umzug<Sequelize> {
   return new Umzug({
     migrations: [
       {
-        name: '001-sample-posts',
+        name: SEED_NAMES[0],
         up: async ({ context }) => {
           const [rows] = await context.query('SELECT 1 FROM `blog` LIMIT 1')
           if ((rows as unknown[]).length > 0) return
@@ -49,7 +38,7 @@ export function createSeeder(sequelize: Sequelize): Umzug<Sequelize> {
       }
     ],
     context: sequelize,
-    storage: new SequelizeStorage({ sequelize, tableName: 'schema_seeds', modelName: 'SchemaSeed' }),
+    storage: new SequelizeStorage({ sequelize, tableName: SEEDS_TABLE, modelName: 'SchemaSeed' }),
     logger: undefined
   })
 }

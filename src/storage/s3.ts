@@ -5,6 +5,7 @@ import {
   CopyObjectCommand,
   DeleteObjectCommand,
   GetObjectCommand,
+  HeadBucketCommand,
   ListObjectsV2Command,
   S3Client,
   S3ServiceException,
@@ -41,6 +42,15 @@ function statusOf(err: unknown): number | undefined {
   return err instanceof S3ServiceException ? err.$metadata.httpStatusCode : undefined
 }
 
+/** Any failure of a store call, as the client is answered: the server's trouble, 503, never 500. */
+export const storeUnavailable = (cause: unknown, doing: 'stored' | 'shown' = 'stored') =>
+  new AppError(503, 'IMAGE_STORE_UNAVAILABLE', `Images cannot be ${doing} right now. Please try again in a moment.`, { cause })
+
+/** A readiness probe's answer is reused this long: probes from several sources cost one HeadBucket. */
+const CHECK_CACHE_MS = 2000
+/** A probe waits at most this long (the SDK's retries included). */
+const CHECK_TIMEOUT_MS = 2000
+
 /**
  * Images in an S3 bucket (AWS, SeaweedFS, MinIO...), so any number of app replicas share them.
  * The same life as on disk: an upload streams to `incoming/<uuid>`; promote copies it to its
@@ -54,6 +64,8 @@ export class S3ImageStorage implements ImageStorage {
   private readonly prefix: string
   /** Staged keys not yet promoted or discarded: removed on close (the sweep gets any left). */
   private readonly staged = new Set<string>()
+  private readonly checkTimeoutMs: number
+  private lastCheck: { at: number; result: Promise<void> } | null = null
 
   constructor(config: S3Config, client?: S3Client) {
     this.bucket = config.bucket
@@ -67,9 +79,15 @@ export class S3ImageStorage implements ImageStorage {
       // S3-compatible server understands the SDK's default trailing checksums.
       ...(config.endpoint ? { endpoint: config.endpoint, requestChecksumCalculation: 'WHEN_REQUIRED' as const, responseChecksumValidation: 'WHEN_REQUIRED' as const } : {}),
       forcePathStyle: config.forcePathStyle,
-      // Retries with backoff for throttling and 5xx; the request timeout bounds the rest.
+      // A store that accepts connections and never answers held requests until the client gave
+      // up (the SDK has no timeouts by default): each attempt now has S3_TIMEOUT_MS to connect,
+      // to answer (response headers, after the body is sent) and between bytes of a transfer.
+      requestHandler: { connectionTimeout: config.timeoutMs, requestTimeout: config.timeoutMs, throwOnRequestTimeout: true, socketTimeout: config.timeoutMs },
+      // Retries with backoff for throttling, 5xx and timeouts: a silent store fails a call after
+      // about 3 x S3_TIMEOUT_MS.
       maxAttempts: 3
     })
+    this.checkTimeoutMs = Math.min(config.timeoutMs, CHECK_TIMEOUT_MS)
   }
 
   /** The object key of a stored name or staged key. */
@@ -101,10 +119,12 @@ export class S3ImageStorage implements ImageStorage {
         await Promise.all([pipeline(source, sniffer, body), uploaded])
       } catch (err) {
         await upload.abort().catch(() => undefined)
-        await this.remove(key).catch(() => undefined)
         this.staged.delete(key)
-        // The client's own failures (413, an aborted body) pass as they are; the store's are ours.
-        if (err === storeFailed) throw new AppError(503, 'IMAGE_STORE_UNAVAILABLE', 'Images cannot be stored right now. Please try again in a moment.', { cause: err })
+        // The client's own failures (413, an aborted body) pass as they are; the store's are ours,
+        // and a failing store is not asked again to remove what it has likely not written (a
+        // silent one would hold the answer for another round of timeouts): the sweep removes it.
+        if (err === storeFailed) throw storeUnavailable(err)
+        await this.remove(key).catch(() => undefined)
         throw err
       } finally {
         span?.setAttributes({ [ATTR.imageBytes]: sniffer.bytes, [ATTR.imageType]: sniffer.type ?? 'rejected' })
@@ -116,13 +136,13 @@ export class S3ImageStorage implements ImageStorage {
   async promote(image: StagedImage): Promise<string> {
     if (!image.type) throw new Error('refusing to store a file that is not an image')
     const name = `${randomUUID()}.${EXTENSIONS[image.type]}`
-    await this.client.send(new CopyObjectCommand({
+    await storeCall(this.client.send(new CopyObjectCommand({
       Bucket: this.bucket,
       Key: this.key(name),
       CopySource: `${this.bucket}/${encodeURIComponent(this.key(image.key)).replaceAll('%2F', '/')}`,
       MetadataDirective: 'REPLACE',
       ContentType: contentTypeOf(image.type)
-    }))
+    })))
     await this.remove(image.key)
     this.staged.delete(image.key)
     return name
@@ -161,7 +181,7 @@ export class S3ImageStorage implements ImageStorage {
       const status = statusOf(err)
       if (status === 404) return null
       if (status === 304) return { status: 304, body: null, contentType, etag: opts.ifNoneMatch }
-      throw err
+      throw storeUnavailable(err, 'shown')
     }
     return {
       status: out.ContentRange ? 206 : 200,
@@ -200,12 +220,44 @@ export class S3ImageStorage implements ImageStorage {
     this.staged.clear()
   }
 
+  /**
+   * Throws (503) while the bucket cannot be reached: a HeadBucket bounded by
+   * min(S3_TIMEOUT_MS, 2 s), its outcome reused for 2 s. Any answer but "no such bucket" counts
+   * as reachable: a policy without s3:ListBucket (403 to HeadBucket) may still read and write.
+   */
+  check(now = Date.now()): Promise<void> {
+    if (this.lastCheck && now - this.lastCheck.at < CHECK_CACHE_MS) return this.lastCheck.result
+    const result = this.client
+      .send(new HeadBucketCommand({ Bucket: this.bucket }), { abortSignal: AbortSignal.timeout(this.checkTimeoutMs) })
+      .then(
+        () => undefined,
+        (err: unknown) => {
+          const status = statusOf(err)
+          if (status !== undefined && status < 500 && status !== 404) return
+          throw storeUnavailable(err, 'shown')
+        }
+      )
+    // Not cached as an unhandled rejection: each caller awaits it.
+    result.catch(() => undefined)
+    this.lastCheck = { at: now, result }
+    return result
+  }
+
   close(): void {
     this.client.destroy()
   }
 
   private async remove(name: string): Promise<void> {
-    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(name) }))
+    await storeCall(this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(name) })))
+  }
+}
+
+/** One store call; any failure is the store's (503). */
+async function storeCall<T>(call: Promise<T>): Promise<T> {
+  try {
+    return await call
+  } catch (err) {
+    throw storeUnavailable(err)
   }
 }
 

@@ -31,4 +31,6 @@ export interface ImageStorage {
    * what it removed. Images from a commit whose outcome was unknown end here once no row has them.
    */
   sweep(referenced: ReadonlySet<string>, graceMs: number, now?: number): Promise<string[]>
+  /** For /ready: rejects while the store cannot be reached (cheap: cached briefly). Absent: always reachable. */
+  check?(): Promise<void>
 }

@@ -1,18 +1,13 @@
 import { diag } from '@opentelemetry/api'
 import { getNumberFromEnv, getStringFromEnv, getStringListFromEnv } from '@opentelemetry/core'
-import { OTLPTraceExporter as OTLPGrpcTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc'
-import { OTLPTraceExporter as OTLPJsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http'
-import { OTLPTraceExporter as OTLPProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto'
-import { ZipkinExporter } from '@opentelemetry/exporter-zipkin'
 import { BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace'
 import type { AppConfig } from '../config'
 import { OtlpProtoTraceExporter } from './otlp-proto'
 
 /**
  * The span processors NodeSDK would build from OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_* and
- * OTEL_BSP_*. NodeSDK only builds them when `spanProcessors` is not given, and does not export
- * the function (sdk-node 0.301 dist/utils.cjs getSpanProcessorsFromEnv): to add a processor of
- * our own alongside, we build the same list here. Keep in step with that function on upgrades.
+ * OTEL_BSP_* (sdk-node 0.301 dist/utils.cjs getSpanProcessorsFromEnv), built here so that a
+ * processor of our own runs first (./sdk.ts). Keep in step with that function on upgrades.
  */
 export function spanProcessorsFromEnv(protobufEncoder: AppConfig['otlpProtobufEncoder']): SpanProcessor[] {
   let names = [...new Set(getStringListFromEnv('OTEL_TRACES_EXPORTER') ?? [])].filter((n) => n !== 'null')
@@ -29,17 +24,20 @@ export function spanProcessorsFromEnv(protobufEncoder: AppConfig['otlpProtobufEn
   return processors
 }
 
+/* eslint-disable @typescript-eslint/no-require-imports -- an exporter package is loaded only when chosen (the gRPC one alone is ~66 modules) */
 function exporterFor(name: string, protobufEncoder: AppConfig['otlpProtobufEncoder']): SpanExporter | undefined {
-  if (name === 'zipkin') return new ZipkinExporter()
+  if (name === 'zipkin') return new (require('@opentelemetry/exporter-zipkin') as typeof import('@opentelemetry/exporter-zipkin')).ZipkinExporter()
   if (name === 'console') return new ConsoleSpanExporter()
   if (name !== 'otlp') return undefined
   const protocol = getStringFromEnv('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') ?? getStringFromEnv('OTEL_EXPORTER_OTLP_PROTOCOL') ?? 'http/protobuf'
-  if (protocol === 'grpc') return new OTLPGrpcTraceExporter()
-  if (protocol === 'http/json') return new OTLPJsonTraceExporter()
+  if (protocol === 'grpc') return new (require('@opentelemetry/exporter-trace-otlp-grpc') as typeof import('@opentelemetry/exporter-trace-otlp-grpc')).OTLPTraceExporter()
+  if (protocol === 'http/json') return new (require('@opentelemetry/exporter-trace-otlp-http') as typeof import('@opentelemetry/exporter-trace-otlp-http')).OTLPTraceExporter()
   if (protocol !== 'http/protobuf') diag.warn(`Unsupported OTLP traces protocol: ${protocol}. Using http/protobuf.`)
   // The same exporter either way; the app's encoder writes the same bytes for less CPU (./otlp-proto.ts).
-  return protobufEncoder === 'app' ? new OtlpProtoTraceExporter() : new OTLPProtoTraceExporter()
+  if (protobufEncoder === 'app') return new OtlpProtoTraceExporter()
+  return new (require('@opentelemetry/exporter-trace-otlp-proto') as typeof import('@opentelemetry/exporter-trace-otlp-proto')).OTLPTraceExporter()
 }
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 function batchFromEnv(exporter: SpanExporter): BatchSpanProcessor {
   // Zero or less means "use the default", as in sdk-node.

@@ -12,7 +12,7 @@ import { materialize, RequestTrace } from './request-trace'
 import type { TelemetryRuntime } from './runtime'
 import { measured } from './self-cost'
 import { maskSql } from './sql'
-import { newTimings, timingStore, type RequestTimings } from './timing'
+import { kRequestStart, newTimings, timingStore, type RequestTimings } from './timing'
 import { recordError, tracer } from './tracer'
 import { UNTRUSTED_PARENT } from './trust'
 
@@ -58,6 +58,7 @@ export default fp<TelemetryPluginOptions>(
 
     fastify.addHook('onRequest', (request, _reply, done) => {
       request.timings = newTimings()
+      ;(request.raw as { [kRequestStart]?: number })[kRequestStart] = request.timings.start
       done()
     })
     if (runtime?.serverSpans === 'app') traceRequests(fastify, runtime, trustedTraceSource, isUntraced)

@@ -1,12 +1,12 @@
 import type { IncomingMessage } from 'node:http'
 import { diag, DiagLogLevel, type DiagLogger } from '@opentelemetry/api'
 import type { Instrumentation } from '@opentelemetry/instrumentation'
-import { NodeSDK, type NodeSDKConfiguration } from '@opentelemetry/sdk-node'
-import { AlwaysOffSampler, type SpanProcessor } from '@opentelemetry/sdk-trace'
+import { AlwaysOffSampler, type Sampler, type SpanProcessor } from '@opentelemetry/sdk-trace'
 import type { AppConfig, DbConfig } from '../config'
 import { DEFAULT_INSTRUMENTATIONS } from './constants'
 import { DbServerTimings } from './db-server'
 import { PooledIdGenerator } from './ids'
+import { NodeSdk } from './node-sdk'
 import { spanProcessorsFromEnv } from './exporters'
 import type { TelemetryRuntime } from './runtime'
 import { TimingSpanProcessor } from './timing-processor'
@@ -104,6 +104,11 @@ export function applyEnvDefaults(env: NodeJS.ProcessEnv = process.env): void {
   env.OTEL_LOGS_EXPORTER ??= 'none'
 }
 
+/** What a test may set in place of the environment's choice. */
+export interface SdkOverrides {
+  sampler?: Sampler
+}
+
 export interface TelemetryOptions {
   serverTimings: DbConfig['serverTimings']
   /** Span consumers besides the exporters (the inspector's buffer): they see spans after the timing processor. */
@@ -114,8 +119,8 @@ export interface TelemetryOptions {
   otlpProtobufEncoder?: AppConfig['otlpProtobufEncoder']
   /** Which requests' traces are kept besides the sampler's (./keep.ts); defaults: the slowest 1% per route. */
   keep?: { slowestPercent: number; slowerThanMs: number }
-  /** Tests pass their own span processors or metric readers. */
-  sdk?: Partial<NodeSDKConfiguration>
+  /** Tests pass their own sampler. */
+  sdk?: SdkOverrides
 }
 
 /**
@@ -123,7 +128,7 @@ export interface TelemetryOptions {
  * (./runtime.ts); the composition root (otel/bootstrap.ts) hands that on. Exporters, sampler and
  * batching come from the standard OTEL_* variables.
  */
-export function startTelemetry(opts: TelemetryOptions): (TelemetryRuntime & { sdk: NodeSDK }) | null {
+export function startTelemetry(opts: TelemetryOptions): (TelemetryRuntime & { sdk: NodeSdk }) | null {
   if ((process.env.OTEL_SDK_DISABLED ?? '').toLowerCase() === 'true') return null
   applyEnvDefaults()
   diag.setLogger(rateLimitedDiagLogger(), { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true })
@@ -138,8 +143,7 @@ export function startTelemetry(opts: TelemetryOptions): (TelemetryRuntime & { sd
   const serverTimings = opts.serverTimings.enabled ? new DbServerTimings(opts.serverTimings.pollMs) : null
   const next: SpanProcessor[] = [...(exportTraces ? spanProcessorsFromEnv(opts.otlpProtobufEncoder ?? 'app') : []), ...(opts.processors ?? [])]
   const isUntraced = opts.isUntraced ?? (() => false)
-  const { sampler, ...sdkOverrides } = opts.sdk ?? {}
-  const inner = sampler ?? samplerFromEnv()
+  const inner = opts.sdk?.sampler ?? samplerFromEnv()
   // The app marks parents sent by untrusted clients (TRUSTED_TRACE_SOURCES); see ./trust.ts.
   const trustAware = new TrustAwareSampler(inner)
   const keep = new KeepPolicy({
@@ -151,12 +155,11 @@ export function startTelemetry(opts: TelemetryOptions): (TelemetryRuntime & { sd
   // Spans of other instrumentations wait for their request's keep decision (./tail.ts).
   const tail = new TailSpanProcessor(new TimingSpanProcessor(next, serverTimings))
   const ids = new PooledIdGenerator()
-  const sdk = new NodeSDK({
+  const sdk = new NodeSdk({
     sampler: trustAware,
     spanProcessors: [tail],
     idGenerator: ids,
-    instrumentations: enabled.map((name) => INSTRUMENTATIONS[name]!({ isUntraced })),
-    ...sdkOverrides
+    instrumentations: enabled.map((name) => INSTRUMENTATIONS[name]!({ isUntraced }))
   })
   sdk.start()
 

@@ -21,6 +21,12 @@ export interface RequestTimings {
   trace: RequestTrace | undefined
 }
 
+/**
+ * On a request's raw message: now() at its first hook, for an answer written outside Fastify (a
+ * request cut by REQUEST_TIMEOUT_MS mid-body: src/plugins/client-errors.ts).
+ */
+export const kRequestStart = Symbol('blog.requestStart')
+
 export const newTimings = (start = now()): RequestTimings => ({ start, end: undefined, dbMs: 0, queries: 0, poolWaitMs: 0, renderMs: 0, trace: undefined })
 
 /** The request's duration so far, or in all once it has ended. */

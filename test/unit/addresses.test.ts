@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { loadConfig } from '../../src/config'
+import { ConfigError, loadConfig } from '../../src/config'
 import { DEFAULT_TRUSTED_TRACE_SOURCES, trustedSources } from '../../src/lib/addresses'
 
 describe('TRUSTED_TRACE_SOURCES', () => {
@@ -24,12 +24,22 @@ describe('TRUSTED_TRACE_SOURCES', () => {
 })
 
 describe('TRUST_PROXY', () => {
-  it('is off by default and takes true, a hop count or proxy addresses', () => {
+  it('is off by default and takes a hop count or proxy addresses', () => {
     expect(loadConfig({}).trustProxy).toBe(false)
-    expect(loadConfig({ TRUST_PROXY: 'true' }).trustProxy).toBe(true)
+    expect(loadConfig({ TRUST_PROXY: 'false' }).trustProxy).toBe(false)
     expect(loadConfig({ TRUST_PROXY: '10.0.0.1, 10.0.0.0/8' }).trustProxy).toEqual(['10.0.0.1', '10.0.0.0/8'])
     const hops = loadConfig({ TRUST_PROXY: '1' }).trustProxy as (a: string, i: number) => boolean
     expect([hops('x', 0), hops('x', 1)]).toEqual([true, false])
     expect(() => loadConfig({ TRUST_PROXY: 'yes please' })).toThrow(/TRUST_PROXY/)
+  })
+
+  it('refuses true (any client could choose its own address), pointing to a hop count or the proxy addresses', () => {
+    expect(() => loadConfig({ TRUST_PROXY: 'true' })).toThrow(ConfigError)
+    expect(() => loadConfig({ TRUST_PROXY: ' true ' })).toThrow(/TRUST_PROXY is true.*number of proxies.*TRUST_PROXY=1.*addresses/)
+  })
+
+  it('refuses an address list entry that is not an address or CIDR, naming the variable', () => {
+    expect(() => loadConfig({ TRUST_PROXY: '10.0.0.1, 10.0.0' })).toThrow(/TRUST_PROXY.*10\.0\.0/)
+    expect(() => loadConfig({ TRUST_PROXY: '10.0.0.0/33' })).toThrow(ConfigError)
   })
 })

@@ -235,12 +235,17 @@ describe('image storage settings', () => {
     const c = loadConfig({ STORAGE: 's3', S3_BUCKET: 'blog-images', S3_ENDPOINT: 'http://127.0.0.1:8333', S3_FORCE_PATH_STYLE: 'true', S3_PREFIX: 'blog/', AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY_ID: 'AKID', AWS_SECRET_ACCESS_KEY: 'secret' })
     expect(c.storage).toEqual({
       kind: 's3',
-      s3: { bucket: 'blog-images', endpoint: 'http://127.0.0.1:8333', forcePathStyle: true, prefix: 'blog/', region: 'eu-west-1', credentials: { accessKeyId: 'AKID', secretAccessKey: 'secret' } }
+      s3: { bucket: 'blog-images', endpoint: 'http://127.0.0.1:8333', forcePathStyle: true, prefix: 'blog/', timeoutMs: 5000, region: 'eu-west-1', credentials: { accessKeyId: 'AKID', secretAccessKey: 'secret' } }
     })
     const chain = loadConfig({ STORAGE: 's3', S3_BUCKET: 'blog-images', AWS_DEFAULT_REGION: 'us-west-2' }).storage.s3
     expect(chain.credentials).toBeUndefined()
     expect(chain.region).toBe('us-west-2')
     expect(chain.endpoint).toBe('')
+  })
+
+  it('bounds each store call by S3_TIMEOUT_MS (5 s by default, 100 ms to 120 s)', () => {
+    expect(loadConfig({ S3_TIMEOUT_MS: '750' }).storage.s3.timeoutMs).toBe(750)
+    for (const S3_TIMEOUT_MS of ['0', '99', '120001', 'soon']) expectConfigError({ S3_TIMEOUT_MS }, 'S3_TIMEOUT_MS')
   })
 })
 

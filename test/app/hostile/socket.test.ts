@@ -1,8 +1,10 @@
+import { randomBytes } from 'node:crypto'
 import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { signUp } from '../../kit/accounts'
 import { createTestEnv, type TestEnv } from '../../kit/app'
 import { countRows } from '../../kit/posts'
+import { securityHeaders } from '../../../src/plugins/security'
 import { assertBuilt, killAllServers, request, startListening, type ServerChild } from '../../kit/server'
 
 // Hostile requests that only a real socket can carry (inject normalises paths and has no
@@ -14,7 +16,8 @@ let server: ServerChild
 beforeAll(async () => {
   assertBuilt()
   env = await createTestEnv({ DB_SEED_ON_START: 'false' })
-  server = await startListening(env.env)
+  // Log lines are read by the parser-refusal tests.
+  server = await startListening({ ...env.env, LOG_LEVEL: 'info' })
 })
 afterAll(async () => {
   await killAllServers()
@@ -43,6 +46,10 @@ function raw(bytes: string | Buffer): Promise<string> {
 }
 
 const statusOf = (answer: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1] ?? 0)
+
+/** A raw answer's header (lower-case name), or undefined. */
+const headerOf = (answer: string, name: string) =>
+  answer.slice(0, answer.indexOf('\r\n\r\n')).split('\r\n').find((l) => l.toLowerCase().startsWith(`${name}:`))?.slice(name.length + 1).trim()
 
 async function stillServes(): Promise<void> {
   expect((await request(server.port, '/health')).status).toBe(200)
@@ -85,6 +92,35 @@ describe('giant or malformed requests', () => {
     expect([400, 413]).toContain(statusOf(answer))
     expect(answer).not.toMatch(/\n\s+at /)
     expect(await countRows(env)).toBe(before)
+    await stillServes()
+  })
+})
+
+describe('what the HTTP parser refuses is answered by the app', () => {
+  // Before, Fastify's default wrote bare JSON (no CSP, no X-Process-Time) and logged at trace.
+  const refusals: [string, (mark: string) => string, number][] = [
+    ['Transfer-Encoding with Content-Length', (m) => `POST /blogs/new?${m} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`, 400],
+    ['two Content-Length headers', (m) => `POST /account/signin?${m} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc`, 400],
+    ['a 64 KiB header', (m) => `GET /blogs/?${m} HTTP/1.1\r\nHost: localhost\r\nX-Big: ${m}${'a'.repeat(64 * 1024)}\r\n\r\n`, 431],
+    ['a bad request line', (m) => `GET /blogs/ ${m}\r\nHost: localhost\r\n\r\n`, 400],
+    ['a header without a colon', (m) => `GET /blogs/ HTTP/1.1\r\nHost: localhost\r\n${m}\r\n\r\n`, 400]
+  ]
+
+  it.each(refusals)('%s: the security headers, X-Process-Time, Connection: close and one log line without the bytes', async (_name, bytes, status) => {
+    const mark = `mark${randomBytes(6).toString('hex')}`
+    const refused = () => server.logs().filter((l) => l.msg === 'request refused by the HTTP parser')
+    const before = refused().length
+    const answer = await raw(bytes(mark))
+    expect(statusOf(answer), answer.slice(0, 300)).toBe(status)
+    for (const [name, value] of Object.entries(securityHeaders())) expect(headerOf(answer, name), name).toBe(value)
+    expect(headerOf(answer, 'x-process-time')).toMatch(/^\d+\.\d\dms$/)
+    expect(headerOf(answer, 'connection')).toBe('close')
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toMatchObject({ code: status === 431 ? 'HEADERS_TOO_LARGE' : 'BAD_REQUEST' })
+    await expect.poll(() => refused().length).toBe(before + 1)
+    const line = refused().at(-1)!
+    expect(line).toMatchObject({ level: 30, res: { statusCode: status } })
+    expect(line.code).toMatch(/^HPE_/)
+    expect(server.stdout()).not.toContain(mark)
     await stillServes()
   })
 })

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConfigError, loadConfig } from '../../../src/config'
 import { COOKIE_NAME } from '../../../src/inspector/auth'
 import { buildApp, createTestEnv, type TestEnv } from '../../kit/app'
-import { assertBuilt, request, startListening, startServer } from '../../kit/server'
+import { assertBuilt, request, startListening, startServer, waitForExit } from '../../kit/server'
 
 // Who may see /_inspect/: nobody unless INSPECTOR_ENABLED=true, and with INSPECTOR_TOKEN only a
 // caller that presents it. The app is built in-process (no OTel bootstrap, so no buffer).
@@ -142,6 +142,31 @@ describe('the buffer bounds (read by the OTel bootstrap from the same validated 
     } finally {
       await env.cleanup()
     }
+  })
+})
+
+describe('an inspector on a network address', () => {
+  it('without INSPECTOR_TOKEN stops the server (exit 2, naming INSPECTOR_TOKEN) before it listens', async () => {
+    assertBuilt()
+    const env = await createTestEnv({ INSPECTOR_ENABLED: 'true' })
+    try {
+      // Refused before anything binds: the server never listens on 0.0.0.0.
+      const child = await startServer({ ...env.env, HOST: '0.0.0.0', LOG_LEVEL: 'info' }, { telemetry: true })
+      expect((await waitForExit(child, 15_000)).code, child.stderr()).toBe(2)
+      expect(child.stderr()).toMatch(/^blog_app: .*INSPECTOR_TOKEN must be set.*HOST=0\.0\.0\.0/)
+      expect(child.stdout()).not.toContain('Server listening')
+    } finally {
+      await env.cleanup()
+    }
+  })
+
+  it('is refused by the configuration for any non-loopback HOST, and allowed on loopback or with a token', () => {
+    for (const HOST of ['0.0.0.0', '::', '10.0.0.5', 'blog.internal', '[fd00::1]']) {
+      expect(() => loadConfig({ INSPECTOR_ENABLED: 'true', HOST }), HOST).toThrow(/INSPECTOR_TOKEN/)
+      expect(loadConfig({ INSPECTOR_ENABLED: 'true', INSPECTOR_TOKEN: TOKEN, HOST }).inspector.enabled).toBe(true)
+      expect(loadConfig({ INSPECTOR_ENABLED: 'false', HOST }).inspector.enabled).toBe(false)
+    }
+    for (const HOST of ['127.0.0.1', '127.1.2.3', 'localhost', '::1', '[::1]']) expect(loadConfig({ INSPECTOR_ENABLED: 'true', HOST }).inspector.enabled, HOST).toBe(true)
   })
 })
 

@@ -97,6 +97,9 @@ describe('partial uploads and restarts', () => {
     const elapsed = Date.now() - started
     upload.stop()
     expect(answer).toMatch(/^HTTP\/1\.1 408/)
+    // The app's answer (src/plugins/client-errors.ts): its headers, and the request's time so far.
+    expect(answer).toMatch(/\r\ncontent-security-policy: default-src 'self'/i)
+    expect(Number(/\r\nx-process-time: ([\d.]+)ms/i.exec(answer)?.[1])).toBeGreaterThanOrEqual(1900)
     // Node checks its connections every second (src/server.ts); it used to be every 30 s.
     expect(elapsed).toBeGreaterThanOrEqual(2000)
     expect(elapsed).toBeLessThan(4000)

@@ -33,6 +33,17 @@ describe('a client outside TRUSTED_TRACE_SOURCES (loopback not listed)', () => {
   })
 })
 
+describe('a client naming a trusted address in X-Forwarded-For, itself not a trusted proxy', () => {
+  const t = useTracedServer({ ...NEVER, TRUSTED_TRACE_SOURCES: '203.0.113.0/24', TRUST_PROXY: '10.9.9.9' })
+
+  it('is judged by its own address: the sampled flag is not obeyed', async () => {
+    const traceId = randomBytes(16).toString('hex')
+    const r = await get(t.child.port, traceparent(traceId, '01'), { 'x-forwarded-for': '203.0.113.5' })
+    expect(r.traceId).toBe(traceId)
+    expect(r.res.headers.traceresponse).toMatch(/-00$/)
+  })
+})
+
 describe('a trusted client (loopback, by default)', () => {
   const t = useTracedServer(NEVER)
 

@@ -28,6 +28,8 @@ describe('npm run bench (smoke)', () => {
       ['--variants', 'otel=off,otel=on', '--scenario', 'list']
     )
     expect(stdout).toContain('| otel=off | /blogs/ |')
+    // The memory table: idle and peak RSS per variant (the upload step is skipped in smoke runs).
+    expect(stdout).toMatch(/\| otel=on \| \d+ \| \d+ \| - \| - \| - \| - \|/)
     const off = summary.find((s) => s.variant === 'otel=off')!
     const on = summary.find((s) => s.variant === 'otel=on')!
     for (const s of [off, on]) {
