@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks'
 import {
   context, isSpanContextValid, metrics, propagation, ROOT_CONTEXT, trace, TraceFlags,
   type Attributes, type Context, type Span, type TracerProvider
@@ -173,6 +174,8 @@ function decide(request: FastifyRequest, status: number, runtime: TelemetryRunti
   const rt = t.trace!
   if (rt.kept !== undefined) return
   const name = serverSpanName(request)
+  // The server span's loop-busy time ends where the span does, not when its spans are made.
+  rt.loopMs = performance.eventLoopUtilization(rt.elu).active
   rt.kept = runtime.keep.decide(name, (t.end ?? now()) - t.start, status, rt.parent, rt.trustedSampledParent, rt.traceId, name)
   runtime.tail.decide(rt.traceId, rt.kept !== null)
 }

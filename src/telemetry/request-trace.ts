@@ -60,6 +60,8 @@ const round3 = (ms: number) => Math.round(ms * 1000) / 1000
 export class RequestTrace {
   readonly work: Work[] = []
   readonly elu = performance.eventLoopUtilization()
+  /** Loop-busy time from the request's start to its end instant (set with the decision). */
+  loopMs: number | undefined
   /** undefined until decided; null: dropped. */
   kept: KeepReason | null | undefined = undefined
   exception: Error | undefined
@@ -113,7 +115,8 @@ export function materialize(rt: RequestTrace, server: ServerSpanData, tracer: Tr
   // The server span's id is the one traceresponse and the log line already named; a new trace's
   // id too (a continued trace takes its parent's).
   ids.presetNext(trace.getSpanContext(rt.parent) ? undefined : rt.traceId, rt.spanId)
-  const attributes: Attributes = { ...server.attributes, [ATTR.loopActiveMs]: round3(performance.eventLoopUtilization(rt.elu).active), [ATTR.traceKept]: rt.kept ?? '' }
+  const loopMs = rt.loopMs ?? performance.eventLoopUtilization(rt.elu).active
+  const attributes: Attributes = { ...server.attributes, [ATTR.loopActiveMs]: round3(loopMs), [ATTR.traceKept]: rt.kept ?? '' }
   const span = tracer.startSpan(server.name, { kind: SpanKind.SERVER, startTime: hrTime(server.start), attributes }, root)
   // error.type stays the status (HTTP semantic conventions); the exception's own type is on its event.
   if (rt.exception) span.recordException(rt.exception)

@@ -65,7 +65,7 @@ describe('deploy/mysql/users.sql on a real server', () => {
       cwd: ROOT, env: { ...process.env, DATABASE_URL: urlFor('migrate'), LOG_LEVEL: 'silent', DB_STARTUP_TIMEOUT_MS: '5000' }
     })
     const migrations = await env.query<{ name: string }>('SELECT `name` FROM `schema_migrations` ORDER BY `name`')
-    expect(migrations.map((m) => m.name)).toEqual(['001-create-blog', '002-blog-thumb', '003-accounts'])
+    expect(migrations.map((m) => m.name)).toEqual(['001-create-blog', '002-blog-thumb', '003-accounts', '004-identity', '005-post-dates-and-images'])
   })
 
   it('lets the app user read and write rows, and refuses it any change to the schema', async () => {
