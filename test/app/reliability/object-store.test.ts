@@ -118,7 +118,8 @@ describe('an object store that accepts connections and never answers', () => {
     expect(ready.ms).toBeLessThan(3000)
     expect(JSON.parse(ready.body)).toEqual({ status: 'unavailable', message: 'Image store unreachable' })
     expect((await request(server.port, '/health')).status).toBe(200)
-    expect(server.logs().some((l) => l.msg === 'readiness check failed')).toBe(true)
+    // Log lines are written in batches (LOG_FLUSH_MS): wait for it rather than race the flush.
+    await expect.poll(() => server.logs().some((l) => l.msg === 'readiness check failed'), { timeout: 2000, interval: 50 }).toBe(true)
     // The outcome is reused for 2 s: a second probe right away costs no store call.
     const connections = store.connections()
     expect((await timed(server.port, 'ready', { path: '/ready' }, CLIENT_LIMIT_MS)).status).toBe(503)
