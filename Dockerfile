@@ -36,4 +36,8 @@ COPY public ./public
 RUN mkdir -p /app/uploads && chown node:node /app/uploads
 USER node
 EXPOSE 8000
+# Liveness for `docker run` and Compose alike: GET /health on PORT (the slim image has no curl or
+# wget; Node's fetch does the job). test/unit/compose.test.ts holds compose's probe equal to it.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8000) + '/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 CMD ["node", "--require", "./dist/otel/bootstrap.js", "dist/src/server.js"]

@@ -108,7 +108,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config, telemetry:
   await fastify.register(requestLog)
   await fastify.register(loadShedding, { load: config.load, db: config.db })
 
-  await fastify.register(inspector, { config: config.inspector, traces })
+  await fastify.register(inspector, { config: config.inspector, traces, serverTimings: runtime?.serverTimings ?? null })
 
   fastify.get('/', async (_request, reply) => reply.redirect('/blogs/', 302))
   await fastify.register(healthRoutes)

@@ -25,8 +25,11 @@ export class AppError extends Error {
 
 export const notFound = (message = 'There is no such page.') => new AppError(404, 'NOT_FOUND', message)
 
+/** A byte limit as messages give it: "5.0 MiB". */
+export const mibText = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MiB`
+
 /** What a user is told for any upload over the limit, however it was found out. */
-export const uploadTooLargeMessage = (maxUploadBytes: number) => `The upload is too large (the limit is ${(maxUploadBytes / 1048576).toFixed(1)} MiB).`
+export const uploadTooLargeMessage = (maxUploadBytes: number) => `The upload is too large (the limit is ${mibText(maxUploadBytes)}).`
 
 /** A COMMIT sent but never answered: the server may have applied it. */
 export const outcomeUnknown = (cause: unknown) =>

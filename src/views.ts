@@ -22,6 +22,52 @@ function formatDate(value: Date | string): string {
   return `${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()}, ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())} UTC`
 }
 
+/** What the post page's <img> needs to know about a post's image. */
+export interface PostImageFacts {
+  imageLoc: string | null
+  thumbLoc: string | null
+  imageWidth: number | null
+  imageHeight: number | null
+  thumbWidth: number | null
+  thumbHeight: number | null
+}
+
+export interface ImageAttributes {
+  src: string
+  srcset?: string
+  sizes?: string
+  width?: number
+  height?: number
+}
+
+// The post page's image slot (public/style.css): .post's content box is 760 - 2x20 (.wrap) -
+// 2x28 (padding) - 2 (border) = 662 px, on phones (<= 560 px) the viewport less 2x20 + 2x18 + 2;
+// an image is at most 520 px high.
+const SLOT_PX = 662
+const PHONE_SLOT = 'calc(100vw - 78px)'
+const MAX_HEIGHT_PX = 520
+
+/**
+ * src, srcset and sizes from the stored derivatives (the image and its thumbnail), and the
+ * width and height that reserve the box before it loads, where they are known. The thumbnail is a
+ * still WebP of the first frame: it is offered in place of the image only for a JPEG or PNG (a
+ * GIF or WebP may move).
+ */
+export function postImage(post: PostImageFacts, url: (name: string) => string): ImageAttributes {
+  const attrs: ImageAttributes = { src: url(post.imageLoc!) }
+  const { imageWidth: w, imageHeight: h } = post
+  if (!w || !h) return attrs
+  attrs.width = w
+  attrs.height = h
+  if (post.thumbLoc && post.thumbWidth && /\.(jpg|png)$/.test(post.imageLoc!)) {
+    attrs.srcset = `${url(post.thumbLoc)} ${post.thumbWidth}w, ${attrs.src} ${w}w`
+    // A tall image is narrower than the slot: it is drawn at most MAX_HEIGHT_PX high.
+    const drawn = Math.round((MAX_HEIGHT_PX * w) / h)
+    attrs.sizes = drawn >= SLOT_PX ? `(max-width: 560px) ${PHONE_SLOT}, ${SLOT_PX}px` : `(max-width: 560px) min(${PHONE_SLOT}, ${drawn}px), ${drawn}px`
+  }
+  return attrs
+}
+
 /** Helpers every template may call; they return plain strings and arrays, templates escape them. */
 export const viewHelpers = {
   siteName: 'blog_app',

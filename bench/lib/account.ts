@@ -12,18 +12,20 @@ export interface BenchUser {
 }
 
 const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1]
-const sessionOf = (res: Response) => res.headers.getSetCookie().map((c) => /^blog_session=([^;]+)/.exec(c)?.[1]).find(Boolean)
+const cookieOf = (res: Response, name: string) => res.headers.getSetCookie().map((c) => new RegExp(`^${name}=([^;]+)`).exec(c)?.[1]).find(Boolean)
+const sessionOf = (res: Response) => cookieOf(res, 'blog_session')
 
 export async function signUp(url: string): Promise<BenchUser> {
+  // Before sign-in the form's token pairs with the form cookie (no session yet).
   const page = await fetch(`${url}/account/signup`)
-  const anon = sessionOf(page)
+  const anon = cookieOf(page, 'blog_form')
   const formCsrf = csrfOf(await page.text())
   if (!page.ok || !anon || !formCsrf) throw new Error(`bench sign-up page: status ${page.status}`)
   const tag = randomBytes(6).toString('hex')
   const res = await fetch(`${url}/account/signup`, {
     method: 'POST',
     redirect: 'manual',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `blog_session=${anon}` },
+    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `blog_form=${anon}` },
     body: new URLSearchParams({ _csrf: formCsrf, email: `bench-${tag}@bench.test`, display_name: `bench ${tag}`, password: `bench-${randomBytes(12).toString('hex')}` })
   })
   const session = sessionOf(res)

@@ -11,6 +11,12 @@ export { FIELD_LIMITS }
 /** The image part of the post form. */
 export const UPLOAD = { field: IMAGE_FIELD, filename: 'pixel.png', contentType: 'image/png' }
 
+/**
+ * The member of the W3C `baggage` header that carries the run id; the app copies it onto its
+ * server span as blog.load_test.id (src/telemetry/names.ts LOAD_TEST_BAGGAGE, held equal by a test).
+ */
+export const TESTID_BAGGAGE = 'testid'
+
 /** The session cookie; writes need a signed-in user's session and its CSRF token. */
 export const SESSION_COOKIE = 'blog_session'
 
@@ -190,4 +196,25 @@ export function headerValue(headers, name) {
 export function traceIdOf(value) {
   const m = value ? /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(value.trim()) : null
   return m ? m[1] : undefined
+}
+
+/**
+ * Whether the app kept the trace of a response: the sampled flag of its `traceresponse`
+ * (`00-<trace>-<span>-01`); undefined without a valid header.
+ * @param {string | undefined} value
+ * @returns {boolean | undefined}
+ */
+export function keptOf(value) {
+  const m = value ? /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-([0-9a-f]{2})$/.exec(value.trim()) : null
+  return m ? (parseInt(m[1] ?? '0', 16) & 1) === 1 : undefined
+}
+
+/**
+ * The log line of one slow request: words a `grep` finds whatever k6's log format wraps around
+ * them (`slow_request ... trace_id=<32 hex> kept=true`). Only kept traces are in Tempo and Jaeger.
+ * @param {{ name: string, ms: number, status: number, traceId: string | undefined, kept: boolean | undefined, testid: string }} r
+ * @returns {string}
+ */
+export function slowLine(r) {
+  return `slow_request name="${r.name}" ms=${Math.round(r.ms)} status=${r.status} trace_id=${r.traceId ?? 'none'} kept=${r.kept ?? 'unknown'} testid=${r.testid}`
 }

@@ -7,10 +7,13 @@ import { AppError } from '../errors'
 import { ATTR, SPAN } from '../telemetry/names'
 import { withSpan } from '../telemetry/tracer'
 import { AccountRepository } from '../repositories/account-repository'
-import { sameSecret } from './secrets'
+import { newSecret, sameSecret } from './secrets'
 import { AccountService, type SessionState, type Viewer } from './service'
 
 export const SESSION_COOKIE = 'blog_session'
+/** Before sign-in: a random value whose HMAC is the forms' CSRF token (signed double-submit, no server-side row). */
+export const FORM_COOKIE = 'blog_form'
+const SECRET_SHAPE = /^[A-Za-z0-9_-]{43}$/
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -23,12 +26,14 @@ declare module 'fastify' {
     session: SessionState | null
     /** Who is signed in (by session or API token); null: anonymous. */
     viewer: Viewer | null
-    /** Throws 403 unless `given` is this session's CSRF token. */
+    /** Throws 403 unless `given` is this session's CSRF token (before sign-in: the token of the form cookie). */
     checkCsrf(given: unknown): void
   }
   interface FastifyReply {
+    /** The CSRF token for this page's forms: the session's, or before sign-in the form cookie's (set when missing). */
+    formToken(): string
     /** Starts a new session (new cookie) for `viewer`, ending the one the request came with. */
-    startSession(viewer: Viewer | null): Promise<SessionState>
+    startSession(viewer: Viewer): Promise<SessionState>
     /** Ends the request's session and clears the cookie. */
     endSession(): Promise<void>
   }
@@ -61,8 +66,27 @@ export default fp<{ config: AccountsConfig }>(
     fastify.decorateRequest('session', null)
     fastify.decorateRequest('viewer', null)
 
+    await accounts.start()
+
     fastify.decorateRequest('checkCsrf', function (this: FastifyRequest, given: unknown) {
-      if (!this.session || typeof given !== 'string' || !sameSecret(given, this.session.csrfToken)) throw csrfRejected()
+      if (typeof given !== 'string') throw csrfRejected()
+      if (this.session) {
+        if (!sameSecret(given, this.session.csrfToken)) throw csrfRejected()
+        return
+      }
+      const cookie = this.cookies[FORM_COOKIE]
+      if (cookie === undefined || !SECRET_SHAPE.test(cookie) || !accounts.formTokenMatches(cookie, given)) throw csrfRejected()
+    })
+
+    fastify.decorateReply('formToken', function (this: FastifyReply) {
+      if (this.request.session) return this.request.session.csrfToken
+      let cookie = this.request.cookies[FORM_COOKIE]
+      if (cookie === undefined || !SECRET_SHAPE.test(cookie)) {
+        cookie = newSecret()
+        // A browser-session cookie: it only pairs with the token of a form this browser was shown.
+        this.setCookie(FORM_COOKIE, cookie, cookieOptions(this.request))
+      }
+      return accounts.formToken(cookie)
     })
 
     fastify.decorate('loadViewer', async (request: FastifyRequest, reply: FastifyReply) => {
@@ -83,7 +107,7 @@ export default fp<{ config: AccountsConfig }>(
       const session = await withSpan(SPAN.session, { [ATTR.sessionSource]: 'cookie' }, async (span) => {
         // A malformed cookie is not worth a query.
         const found = /^[A-Za-z0-9_-]{43}$/.test(token) ? await accounts.findSession(token) : null
-        span?.setAttribute(ATTR.sessionState, found ? (found.viewer ? 'user' : 'anonymous') : 'none')
+        span?.setAttribute(ATTR.sessionState, found ? 'user' : 'none')
         return found
       })
       if (!session) {
@@ -94,13 +118,14 @@ export default fp<{ config: AccountsConfig }>(
       request.viewer = session.viewer
     })
 
-    fastify.decorateReply('startSession', async function (this: FastifyReply, viewer: Viewer | null) {
+    fastify.decorateReply('startSession', async function (this: FastifyReply, viewer: Viewer) {
       const old = this.request.session
       const session = await accounts.startSession(viewer)
       if (old) await accounts.endSession(old.token)
       this.request.session = session
       this.request.viewer = viewer
-      this.setCookie(SESSION_COOKIE, session.token, cookieOptions(this.request, accounts.sessionTtlSeconds(viewer !== null)))
+      this.setCookie(SESSION_COOKIE, session.token, cookieOptions(this.request, accounts.sessionTtlSeconds))
+      if (this.request.cookies[FORM_COOKIE] !== undefined) this.clearCookie(FORM_COOKIE, cookieOptions(this.request))
       return session
     })
 

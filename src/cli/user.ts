@@ -1,21 +1,45 @@
 import pino from 'pino'
-import { AccountRepository } from '../repositories/account-repository'
+import { canonicalEmail } from '../accounts/fields'
+import { AccountRepository, type AccountSummary } from '../repositories/account-repository'
 import { loadConfig } from '../config'
 import { migrate, prepareDatabase } from '../db/bootstrap'
 import { createSequelize } from '../db/sequelize'
 
-// `npm run user:admin -- email`: makes an existing user an admin (they may change any post).
+const USAGE = 'usage: npm run user:admin -- <email>   (or: node dist/src/cli/user.js admin|unadmin <email>)'
+
+/** Characters beyond ASCII as \u{...}, so an operator sees a look-alike for what it is. */
+const visible = (text: string) => text.replace(/[^\x20-\x7e]/gu, (c) => `\\u{${c.codePointAt(0)!.toString(16).toUpperCase()}}`)
+
+function describe(account: AccountSummary): string {
+  const email = account.email ?? ''
+  const lines = [
+    `  user id:      ${account.id}`,
+    `  email:        ${email}${visible(email) === email ? '' : `  (as code points: ${visible(email)})`}`,
+    `  display name: ${visible(account.displayName)}`,
+    `  signed up:    ${account.createdAt}`
+  ]
+  return lines.join('\n')
+}
+
+// `npm run user:admin -- email`: makes the one existing account whose canonical email is exactly
+// this one an admin (they may change any post), and shows it. The only way to make an admin.
 async function main(command: string | undefined, email: string | undefined): Promise<void> {
-  if (command !== 'admin' || !email) throw new Error('usage: npm run user:admin -- <email>')
+  if ((command !== 'admin' && command !== 'unadmin') || !email) throw new Error(USAGE)
   const config = loadConfig()
   const log = pino({ level: config.logLevel })
   await prepareDatabase(config.db, log)
   const sequelize = createSequelize(config.db)
   try {
     await migrate(sequelize, log)
-    const normal = email.trim().toLowerCase()
-    if (!(await new AccountRepository(sequelize).makeAdmin(normal))) throw new Error(`no user has the email ${normal} (sign up first)`)
-    process.stdout.write(`${normal} is now an admin\n`)
+    // The same canonical form as sign-up and sign-in; the column compares bytes, so a look-alike
+    // (`ｃｈｉｅｆ@`, another script's letters) is another account, never this one.
+    const canonical = canonicalEmail(email).email
+    const repo = new AccountRepository(sequelize)
+    const account = await repo.accountByEmail(canonical)
+    if (!account) throw new Error(`no user has the email ${canonical}${visible(canonical) === canonical ? '' : ` (${visible(canonical)})`}; nothing changed (the account must sign up first)`)
+    const makeAdmin = command === 'admin'
+    await repo.setAdmin(account.id, makeAdmin)
+    process.stdout.write(`${account.email} ${makeAdmin ? 'is now an admin' : 'is no longer an admin'}${account.isAdmin === makeAdmin ? ' (unchanged)' : ''}:\n${describe(account)}\n`)
   } finally {
     await sequelize.close()
   }

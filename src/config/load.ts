@@ -15,6 +15,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     // Ajv says e.g. "env/PORT must be <= 65535"; keep the variable names, drop the "env/" prefix.
     throw new ConfigError(`Invalid configuration: ${(err as Error).message.replaceAll('env/', '')}`)
   }
+  // Granting admin to whoever signs up with an address made the first comer an admin (issue 25).
+  if (env.ADMIN_EMAILS?.trim()) {
+    throw new ConfigError(
+      'Invalid configuration: ADMIN_EMAILS is no longer read: an email typed into the sign-up form must not make anyone an admin. ' +
+        'Remove it, and make an existing account admin with `npm run user:admin -- <email>` (docs/operations.md, "Accounts and admins").'
+    )
+  }
   if (e.STORAGE === 's3' && !e.S3_BUCKET) throw new ConfigError('Invalid configuration: S3_BUCKET must be set when STORAGE=s3')
   // The inspector shows every recent request's trace (URLs, SQL, timings): on an address other
   // machines can reach, only with a token.
@@ -61,7 +68,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       dbHealthCheckIntervalMs: e.DB_HEALTH_CHECK_INTERVAL_MS
     },
     accounts: {
-      adminEmails: new Set(e.ADMIN_EMAILS.split(',').map((m) => m.trim().toLowerCase()).filter(Boolean)),
       sessionTtlSeconds: e.SESSION_TTL_HOURS * 3600,
       loginMaxFailures: e.LOGIN_MAX_FAILURES,
       loginWindowSeconds: e.LOGIN_WINDOW_MINUTES * 60

@@ -97,8 +97,8 @@ export const EnvSchema = Type.Object({
   LOAD_SAMPLE_INTERVAL_MS: Type.Integer({ default: 1000, minimum: 10 }),
   DB_HEALTH_CHECK_INTERVAL_MS: Type.Integer({ default: 2000, minimum: 0 }),
 
-  // Accounts. Emails (comma list) whose users are admins, besides `npm run user:admin -- email`.
-  ADMIN_EMAILS: Type.String({ default: '', pattern: '^\\s*[^\\s,]*(\\s*,\\s*[^\\s,]*)*\\s*$' }),
+  // Accounts. Admins are made by an operator only (`npm run user:admin -- email`); the former
+  // ADMIN_EMAILS is refused (src/config/load.ts).
   // A session lasts this long from sign-in (no sliding renewal).
   SESSION_TTL_HOURS: Type.Integer({ default: 168, minimum: 1, maximum: 24 * 366 }),
   // After this many failed sign-ins for one email from one client, 429 until the window ends.

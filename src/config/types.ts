@@ -28,8 +28,6 @@ export interface LoadConfig {
 }
 
 export interface AccountsConfig {
-  /** Lower-case emails of admins. */
-  adminEmails: ReadonlySet<string>
   sessionTtlSeconds: number
   loginMaxFailures: number
   loginWindowSeconds: number

@@ -2,6 +2,7 @@ import type { Sequelize } from 'sequelize'
 import { Umzug, SequelizeStorage } from 'umzug'
 import { MIGRATIONS as migrations, MIGRATIONS_TABLE, SEED_NAMES, SEEDS_TABLE } from './migration-list'
 import * as accounts from './migrations/003-accounts'
+import * as identity from './migrations/004-identity'
 import { samplePosts } from './seeds/sample-posts'
 
 export function createMigrator(sequelize: Sequelize): Umzug<ReturnType<Sequelize['getQueryInterface']>> {
@@ -29,9 +30,10 @@ export function createSeeder(sequelize: Sequelize): Umzug<Sequelize> {
           const [rows] = await context.query('SELECT 1 FROM `blog` LIMIT 1')
           if ((rows as unknown[]).length > 0) return
           const qi = context.getQueryInterface()
-          await qi.bulkInsert('blog', samplePosts.map((p) => ({ ...p, image_loc: null })))
+          await qi.bulkInsert('blog', samplePosts.map((p) => ({ ...p, image_loc: null, published_dt: p.modified_dt })))
           // Their authors become users who cannot sign in, as migration 003 does for old rows.
           await accounts.adoptAuthors(context)
+          await identity.fillDisplayNameKeys(context)
         }
       }
     ],

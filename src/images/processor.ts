@@ -61,8 +61,8 @@ export interface ImageHeader {
   bytesPerSample: number
 }
 
-/** What a user is told for a file that is not one of the accepted image types (by content or by name). */
-export const NOT_AN_IMAGE = 'The image must be a PNG, JPEG, GIF or WebP file.'
+/** Said of the content: a file named holiday.jpg looks right to the person who chose it. */
+export const NOT_AN_IMAGE = 'This file is not a readable image: its content is not PNG, JPEG, GIF or WebP, whatever its name says.'
 const UNREADABLE = 'The image could not be read: send a complete PNG, JPEG, GIF or WebP file.'
 
 // libvips band formats (sharp's `depth`) in bytes per sample.

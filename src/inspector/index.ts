@@ -7,6 +7,7 @@ import inspectorRoutes from './routes'
 import { INSPECTOR_PREFIX, isInspectorPath } from './prefix'
 import { formatMs } from './format'
 import type { TraceSource } from './trace-buffer'
+import { UnkeptTraces } from './unkept'
 
 /**
  * The request timing badge at the foot of a page. Read by the layout when it renders, after the
@@ -45,6 +46,8 @@ export interface InspectorOptions {
   config: InspectorConfig
   /** The buffer the OTel bootstrap fills (null without it: the pages say so). */
   traces: TraceSource | null
+  /** The performance_schema reader, to say why a trace has no DB server time (null: DB_SERVER_TIMINGS off or no SDK). */
+  serverTimings?: { readonly enabled: boolean } | null
 }
 
 /**
@@ -53,8 +56,17 @@ export interface InspectorOptions {
  * nothing when disabled, so /_inspect/* is the app's ordinary 404.
  */
 export default fp<InspectorOptions>(
-  async (fastify, { config, traces }) => {
+  async (fastify, { config, traces, serverTimings = null }) => {
     if (!config.enabled) return
+    // After the telemetry plugin's hooks, which decide at onSend whether a trace is kept.
+    const unkept = traces ? new UnkeptTraces() : null
+    if (unkept) {
+      fastify.addHook('onResponse', (request, _reply, done) => {
+        const ids = traceIdsOf(request)
+        if (ids && !ids.sampled && !isInspectorPath(request.url)) unkept.add(ids.traceId)
+        done()
+      })
+    }
     if (config.badge) {
       fastify.addHook('onRequest', (request, reply, done) => {
         if (!isInspectorPath(request.url)) {
@@ -67,7 +79,7 @@ export default fp<InspectorOptions>(
       })
     }
     // No per-request log line for these pages: the URL can carry ?token= (denials are logged).
-    await fastify.register(inspectorRoutes, { prefix: INSPECTOR_PREFIX, config, traces, logLevel: 'warn' })
+    await fastify.register(inspectorRoutes, { prefix: INSPECTOR_PREFIX, config, traces, unkept, serverTimings, logLevel: 'warn' })
   },
   { name: 'inspector', dependencies: ['telemetry'] }
 )

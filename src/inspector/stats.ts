@@ -106,6 +106,8 @@ export const isStaticRoute = (route: string) => route.startsWith('/assets/') || 
 
 export interface RequestFilter {
   route?: string
+  /** GET, POST...: a route answers several methods, each its own work. */
+  method?: string
   /** Include static files (off by default). */
   includeStatic?: boolean
   /** '5xx' or '404' */
@@ -124,6 +126,7 @@ export function filterRequests(rows: RequestRow[], f: RequestFilter): RequestRow
   const out = rows.filter(
     (r) =>
       (f.route ? r.route === f.route : f.includeStatic || !isStaticRoute(r.route)) &&
+      (!f.method || r.method === f.method) &&
       statusMatch(r.status) && (f.slowerThanMs === undefined || r.durationMs > f.slowerThanMs)
   )
   if (f.sort === 'slowest') out.sort((a, b) => b.durationMs - a.durationMs)
@@ -162,7 +165,7 @@ export function routeStats(rows: RequestRow[]): RouteStats[] {
     return {
       method: g[0]!.method,
       route: g[0]!.route,
-      href: `${INSPECTOR_PREFIX}/?route=${encodeURIComponent(g[0]!.route)}&sort=slowest`,
+      href: `${INSPECTOR_PREFIX}/?route=${encodeURIComponent(g[0]!.route)}&method=${encodeURIComponent(g[0]!.method)}&sort=slowest`,
       count: g.length,
       errors: g.filter((r) => r.status >= 500).length,
       p50: formatMs(percentile(d, 50)),

@@ -41,6 +41,13 @@ export default fp<{ maxUploadBytes: number }>(
         return this.send({ message: err.message, code: err.code })
       }
       const status = err.statusCode
+      // A page answered before the route's hooks ran (an unknown URL, a body refused unread) has
+      // not looked at the session: its header would say "Sign in" to someone signed in. Not when
+      // shedding load (429, 5xx): the database may be the trouble, and this would add a query.
+      const request = this.request
+      if (status < 500 && status !== 429 && !request.viewer && !request.session && typeof this.server.loadViewer === 'function') {
+        await this.server.loadViewer(request, this).catch(() => undefined)
+      }
       const pageTitle = status === 404 ? 'Not found' : status >= 500 ? 'Error' : 'Request not accepted'
       return this.type('text/html; charset=utf-8').send(await this.render('errors/error', { pageTitle, status, message: err.message }))
     })

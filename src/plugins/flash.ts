@@ -8,7 +8,10 @@ const MESSAGES = {
   signedUp: 'Welcome! Your account is ready and you are signed in.',
   signedIn: 'You are signed in.',
   signedOut: 'You are signed out.',
-  tokenRevoked: 'The API token was revoked.'
+  tokenRevoked: 'The API token was revoked.',
+  renamed: 'Your display name was changed, on your posts too.',
+  passwordChanged: 'Your password was changed. Other browsers signed in as you were signed out.',
+  accountDeleted: 'Your account was deleted. Your posts stay, shown as by “deleted user”.'
 } as const
 export type FlashKind = keyof typeof MESSAGES
 const COOKIE = 'flash'

@@ -7,6 +7,21 @@ import { AppError, uploadTooLargeMessage } from '../errors'
 const kBadUrl = Symbol('blog.badUrl')
 type MarkedMessage = IncomingMessage & { [kBadUrl]?: true }
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * A form with a file after its text fields: a body declared larger than any post is read up
+     * to the file (the form is shown again with the text kept, 413) instead of refused unread.
+     */
+    uploadForm?: boolean
+  }
+}
+
+const declaredTooLarge = new WeakSet<FastifyRequest>()
+
+/** True when the request declared a body over the limit and its route reads the fields anyway (uploadForm). */
+export const bodyDeclaredTooLarge = (request: FastifyRequest): boolean => declaredTooLarge.has(request)
+
 /**
  * Fastify's own answer to a path it cannot decode (`/%ff`) is a bare JSON 400 that skips every
  * hook: no security headers, timings, span or log line. Instead the request is routed again
@@ -57,8 +72,11 @@ function capBody(raw: IncomingMessage, maxBytes: number, tooLarge: () => Error):
     let seen = 0
     const counter = new Transform({
       transform(chunk: Buffer, _enc, done) {
+        // The chunk that crosses the cap still goes through (a form's fields, read before its
+        // file, may arrive in it); the next one fails: at most one chunk past the cap is read.
+        const past = seen > maxBytes
         seen += chunk.length
-        done(seen > maxBytes ? tooLarge() : null, chunk)
+        done(past ? tooLarge() : null, chunk)
       }
     })
     counter.once('error', (err) => (dest as unknown as Writable).destroy(err))
@@ -109,11 +127,14 @@ export default fp<RequestGuardOptions>(
         return done(new AppError(421, 'MISDIRECTED', 'This server does not answer for that host name.', { reason: `host ${JSON.stringify(host.slice(0, 100))}` }))
       }
       // Refused on the declared length, before a byte of it is read (and the connection is not
-      // kept: reading the rest only to find the next request is the waste this avoids).
+      // kept: reading the rest only to find the next request is the waste this avoids). A post
+      // form reads its text fields first, then stops at the file: the text is not lost.
       const length = Number(request.headers['content-length'] ?? 0)
       if (length > maxBodyBytes) {
         reply.header('Connection', 'close')
-        return done(new AppError(413, 'BODY_TOO_LARGE', tooLarge, { reason: `content-length ${length}` }))
+        if (!request.routeOptions.config?.uploadForm) return done(new AppError(413, 'BODY_TOO_LARGE', tooLarge, { reason: `content-length ${length}` }))
+        declaredTooLarge.add(request)
+        capBody(request.raw, maxBodyBytes, () => new AppError(413, 'BODY_TOO_LARGE', tooLarge, { reason: `content-length ${length}, read past ${maxBodyBytes} bytes` }))
       }
       if (request.headers['transfer-encoding'] !== undefined && request.headers['content-length'] === undefined) {
         capBody(request.raw, maxBodyBytes, () => new AppError(413, 'BODY_TOO_LARGE', tooLarge, { reason: `chunked body past ${maxBodyBytes} bytes` }))

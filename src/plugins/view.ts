@@ -3,11 +3,12 @@ import view from '@fastify/view'
 import ejs from 'ejs'
 import fp from 'fastify-plugin'
 import { ROOT } from '../paths'
-import { FIELD_RULES } from '../posts/fields'
+import { FORM_RULES } from '../posts/fields'
 import { ATTR, SPAN } from '../telemetry/names'
 import { CSRF_FIELD } from '../validation/forms'
+import { signInPath } from '../accounts/next'
 import { withSpan } from '../telemetry/tracer'
-import { templateLocals, viewHelpers } from '../views'
+import { postImage, templateLocals, viewHelpers, type PostImageFacts } from '../views'
 
 declare module 'fastify' {
   interface FastifyReply {
@@ -48,17 +49,26 @@ export default fp<ViewPluginOptions>(
       options: ejsOptions(opts.cache),
       defaultContext: {
         ...viewHelpers,
-        fields: FIELD_RULES,
+        fields: FORM_RULES,
         csrfField: CSRF_FIELD,
         maxUploadMiB: +(opts.maxUploadBytes / 1048576).toFixed(1),
         // Looked up when a page renders: the store is registered after the views.
-        imageUrl: (name: string): string => fastify.imageStore.url(name)
+        imageUrl: (name: string): string => fastify.imageStore.url(name),
+        postImage: (post: PostImageFacts) => postImage(post, (name) => fastify.imageStore.url(name))
       }
     })
 
     fastify.decorateReply('render', async function (name: string, data: Record<string, unknown>) {
-      // Every page's header shows who is signed in; its forms carry the session's CSRF token.
-      const page = { viewer: this.request.viewer ?? null, csrfToken: this.request.session?.csrfToken ?? '', ...data }
+      // Every page's header shows who is signed in (or a sign-in link that comes back to this
+      // page); its forms carry the session's CSRF token.
+      const request = this.request
+      const page = {
+        viewer: request.viewer ?? null,
+        csrfToken: request.session?.csrfToken ?? '',
+        // The path only: a query may carry a token (the inspector's `?token=`), and error pages are not worth returning to.
+        signInHref: signInPath(request.method === 'GET' && this.statusCode < 400 ? request.url.split('?')[0] : undefined),
+        ...data
+      }
       const timings = this.request.timings
       return withSpan(SPAN.viewRender, { [ATTR.viewName]: name }, async () => (await this.viewAsync(name, page)) as string, (ms) => {
         if (timings) timings.renderMs += ms

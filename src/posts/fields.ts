@@ -15,5 +15,17 @@ export const FIELD_RULES = {
 export type FieldName = keyof typeof FIELD_RULES
 export const FIELD_NAMES = Object.keys(FIELD_RULES) as FieldName[]
 
+/**
+ * The image's description: its alt text, read by screen readers instead of the picture. Optional
+ * (without one the image is marked decorative: the title just before it already names the post).
+ * It comes before the file in the form, so it is read even when the file is refused as too large.
+ */
+export const IMAGE_ALT_RULE = { label: 'Image description', minLength: 0, maxLength: 250, inline: true } as const satisfies TextRule
+
+/** Every text field of the post form: the post's own (FIELD_RULES), then the image's description. */
+export const FORM_RULES = { ...FIELD_RULES, image_alt: IMAGE_ALT_RULE } as const satisfies Record<string, TextRule>
+export type FormFieldName = keyof typeof FORM_RULES
+export const FORM_FIELD_NAMES = Object.keys(FORM_RULES) as FormFieldName[]
+
 /** The file part of the form. */
 export const IMAGE_FIELD = 'image_file'

@@ -5,7 +5,7 @@ import type { Viewer } from '../accounts/service'
 import { outcomeUnknown } from '../errors'
 import type { WorkLimit } from '../lib/work-limit'
 import { ImageRejected, type ImageProcessor, type ProcessedImage } from '../images/processor'
-import type { Blog, BlogPage, BlogRepository, ImageNames } from '../repositories/blog-repository'
+import type { Blog, BlogInput, BlogPage, BlogRepository, ImageNames } from '../repositories/blog-repository'
 import type { ImageStorage, StagedImage } from '../storage/storage'
 import { checkPostForm, rejectedForm, type FormPage, type PostForm } from './form'
 
@@ -36,6 +36,9 @@ interface Change {
 }
 
 type Work = (t: Transaction, images: ImageNames | null) => Promise<Change | null | 'forbidden'>
+
+/** What the row stores from a checked form. */
+const input = (form: PostForm): BlogInput => ({ title: form.values.title, content: form.values.content, imageAlt: form.values.image_alt })
 
 /**
  * Posts, with their images: the only place a write's whole life is handled, in this order:
@@ -69,7 +72,7 @@ export class PostsService {
     writer.checkCsrf(form.csrf)
     const invalid = checkPostForm(form)
     if (invalid) return { status: 'invalid', form: invalid, post: null }
-    return this.write(form, writer.limit, null, async (t, images) => ({ id: await this.repo.create(form.values, writer.viewer, images, t), obsolete: [] }))
+    return this.write(form, writer.limit, null, async (t, images) => ({ id: await this.repo.create(input(form), writer.viewer, images, t), obsolete: [] }))
   }
 
   /** A new image (and thumbnail) replaces the old pair; without one the old pair stays. */
@@ -86,7 +89,7 @@ export class PostsService {
       const current = await this.repo.lockForChange(id, t)
       if (!current) return null
       if (!mayChange(writer.viewer, current)) return 'forbidden'
-      await this.repo.update(id, form.values, images ?? undefined, t)
+      await this.repo.update(id, input(form), images ?? undefined, t)
       return { id, obsolete: images ? [current.imageLoc, current.thumbLoc] : [] }
     })
   }
@@ -112,9 +115,9 @@ export class PostsService {
     // Names promoted so far: a failure deletes these and discards the rest of what was staged.
     const promoted: string[] = []
     let keep = false
+    let image: ProcessedImage | undefined
     try {
       if (form?.upload) {
-        let image: ProcessedImage
         try {
           image = await this.processor.process(form.upload.data, limit ?? undefined)
         } catch (err) {
@@ -129,7 +132,10 @@ export class PostsService {
       let change: Change | null | 'forbidden'
       try {
         for (const file of staged) promoted.push(await this.images.promote(file))
-        const images = promoted.length > 0 ? { imageLoc: promoted[0]!, thumbLoc: promoted[1] ?? null } : null
+        const images: ImageNames | null =
+          image && promoted.length > 0
+            ? { imageLoc: promoted[0]!, thumbLoc: promoted[1] ?? null, width: image.width, height: image.height, thumbWidth: image.thumb?.width ?? null, thumbHeight: image.thumb?.height ?? null }
+            : null
         change = await work(t, images)
         if (change && change !== 'forbidden') limit?.signal.throwIfAborted()
       } catch (err) {

@@ -21,12 +21,16 @@ export interface KeepOptions {
 const GROWTH = Math.log(1.05)
 const MIN_MS = 0.01
 const BUCKETS = 360
-/** A route's counts are halved every this many requests: the estimate follows the recent load. */
-const HALF_LIFE = 2000
+/**
+ * A route's counts are halved every this many requests. Long on purpose: the slowest requests of
+ * a load test come in bursts (a queue builds), and an estimate that followed each burst would
+ * call most of its requests ordinary (a 2,000-request half-life kept 51% of a run's slowest 1%).
+ */
+const HALF_LIFE = 20_000
 /** Until a route has this many requests, each is kept: too few to know what slow is. */
 const WARMUP = 100
 /** The threshold is recomputed this often (requests per route). */
-const REFRESH = 50
+const REFRESH = 100
 
 const bucketOf = (ms: number) => (ms <= MIN_MS ? 0 : Math.min(BUCKETS - 1, Math.floor(Math.log(ms / MIN_MS) / GROWTH)))
 const lowerBound = (bucket: number) => MIN_MS * Math.exp(bucket * GROWTH)

@@ -37,6 +37,7 @@ export const ATTR = {
   dbConnectionState: 'db.client.connection.state',
   processTimeMs: 'blog.http.process_time_ms',
   traceKept: 'blog.trace.kept',
+  loadTestId: 'blog.load_test.id',
   loopActiveMs: 'blog.event_loop.active_ms',
   dbServerMs: 'blog.db.server_ms',
   dbLockMs: 'blog.db.lock_ms',
@@ -58,6 +59,9 @@ export const ATTR = {
   telemetryWork: 'blog.telemetry.work'
 } as const
 export type AttributeName = (typeof ATTR)[keyof typeof ATTR]
+
+/** The W3C baggage member whose value becomes ATTR.loadTestId (the k6 scripts send their run id in it). */
+export const LOAD_TEST_BAGGAGE = 'testid'
 
 /** Names of the spans the app makes itself (SQL and server spans are named by pattern, below). */
 export const SPAN = {
@@ -170,6 +174,10 @@ export const ATTRIBUTE_DOCS: Record<AttributeName, AttributeDoc> = {
     type: 'string', stability: 'app',
     brief: 'why this request\'s trace was kept: `error` (5xx), `slow` (among its route\'s slowest, or over `TRACE_KEEP_SLOWER_THAN_MS`), `warmup` (its route\'s first requests), `parent` (a trusted caller sent a sampled traceparent) or `sampler` (the configured sampler\'s baseline)'
   },
+  [ATTR.loadTestId]: {
+    type: 'string', stability: 'app',
+    brief: 'the load test the request belongs to: the `testid` member of the W3C `baggage` header, from a caller in `TRUSTED_TRACE_SOURCES` only (the k6 scripts send their run id, the `testid` label of their metrics), at most 128 characters; one TraceQL or Jaeger tag query selects a whole run'
+  },
   [ATTR.loopActiveMs]: { type: 'double', stability: 'app', brief: 'how long the event loop was busy (with any work) while the span was open' },
   [ATTR.dbServerMs]: { type: 'double', stability: 'app', brief: "the database's own execution time for the statement (performance_schema `TIMER_WAIT`), when it could be joined" },
   [ATTR.dbLockMs]: { type: 'double', stability: 'app', brief: 'the lock time performance_schema recorded for the statement' },
@@ -187,7 +195,7 @@ export const ATTRIBUTE_DOCS: Record<AttributeName, AttributeDoc> = {
   [ATTR.imageQueueMs]: { type: 'int', stability: 'app', brief: 'how long the upload waited for its share of the image memory budget' },
   [ATTR.imageType]: { type: 'string', stability: 'app', brief: 'the written file\'s type as sniffed while it was written' },
   [ATTR.sessionSource]: { type: 'string', stability: 'app', brief: '`cookie` or `api_token`' },
-  [ATTR.sessionState]: { type: 'string', stability: 'app', brief: '`user`, `anonymous` or `none` (no such session)' },
+  [ATTR.sessionState]: { type: 'string', stability: 'app', brief: '`user` (a signed-in session) or `none` (no such session, or expired)' },
   [ATTR.telemetryWork]: { type: 'string', stability: 'app', brief: '`spans` (making a kept trace\'s spans from its record) or `encode` (encoding an OTLP/protobuf export with the app\'s encoder)' }
 }
 
@@ -208,7 +216,8 @@ export const SPAN_DOCS: readonly SpanDoc[] = [
     name: '{METHOD} {route}', kind: 'server', madeBy: 'the app (src/telemetry/plugin.ts)',
     brief: 'one per request (`GET /blogs/show/:id`; the method alone when no route matched); its start and end are the same instants as the response headers and the log line',
     attributes: [ATTR.httpRequestMethod, ATTR.httpRoute, ATTR.httpResponseStatusCode, ATTR.urlPath, ATTR.urlScheme, ATTR.serverAddress,
-      ATTR.serverPort, ATTR.clientAddress, ATTR.networkProtocolVersion, ATTR.userAgent, ATTR.errorType, ATTR.processTimeMs, ATTR.traceKept, ...TIMING]
+      ATTR.serverPort, ATTR.clientAddress, ATTR.networkProtocolVersion, ATTR.userAgent, ATTR.errorType, ATTR.processTimeMs, ATTR.traceKept,
+      ATTR.loadTestId, ...TIMING]
   },
   {
     name: SPAN.poolAcquire, kind: 'internal', madeBy: 'the app (Sequelize pool hooks, src/telemetry/db.ts)',

@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { ms2, now } from './clock'
 import { endFailedPoolWaits } from './db'
-import { ATTR, METRIC, SCOPE } from './names'
+import { ATTR, LOAD_TEST_BAGGAGE, METRIC, SCOPE } from './names'
 import { materialize, RequestTrace } from './request-trace'
 import type { TelemetryRuntime } from './runtime'
 import { measured } from './self-cost'
@@ -239,6 +239,9 @@ function traceRequests(fastify: FastifyInstance, runtime: TelemetryRuntime, trus
       if (colon > 0) server[ATTR.serverPort] = Number(host.slice(colon + 1))
       const ua = request.headers['user-agent']
       if (ua) server[ATTR.userAgent] = ua
+      // A load test's run id, from its baggage: trusted callers only, like their sampled flag.
+      const testId = propagation.getBaggage(rt.parent)?.getEntry(LOAD_TEST_BAGGAGE)?.value
+      if (testId && trusted(request.ip)) server[ATTR.loadTestId] = testId.slice(0, 128)
       const data = { name: serverSpanName(request, route), start: t.start, end: t.end!, attributes: server, error: status >= 500 }
       measured('spans', () => materialize(rt, data, tracer, ids, maskSql))
     }

@@ -1,4 +1,5 @@
 import { Type, type TString } from 'typebox'
+import { isMixedScript } from './scripts'
 
 /**
  * The rules every text a user types goes by (post fields, display names, token names): which
@@ -9,6 +10,7 @@ import { Type, type TString } from 'typebox'
 /** A text field: its label in messages, its length in characters, and where it is shown. */
 export interface TextRule {
   readonly label: string
+  /** Counted without the spaces at either end ("  a  " is one character); 0: the field may be left empty. */
   readonly minLength: number
   readonly maxLength: number
   /**
@@ -36,6 +38,31 @@ export const UNDECODABLE = /\uFFFD/
 /** Bidi embedding, override and isolate controls: an unclosed U+202E reverses what follows it ("gpj.exe" tricks). */
 export const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/
 
+/**
+ * Characters with no visible form of their own: the default-ignorables (zero-width space and
+ * joiners, U+061C, soft hyphen, variation selectors, tag characters, the Hangul fillers U+3164,
+ * U+115F, U+1160 and U+FFA0), every other format character (Cf), and the blank Braille pattern
+ * U+2800. In a name or an email they make two spellings that look the same, or a blank one.
+ */
+export const INVISIBLE = /[\p{Default_Ignorable_Code_Point}\p{Cf}\u2800]/u
+
+/**
+ * The form in which two spellings that mean the same are the same string: NFKC (fullwidth
+ * `ｃ`, `𝐀`, ligatures and circled letters become plain letters), then a case fold (lower, upper,
+ * lower: `ß`, `ẞ` and `SS` all give `ss`, `ı` and `I` give `i`), then NFKC again. Idempotent
+ * for every code point (test/unit/identity.test.ts).
+ */
+export function foldText(value: string): string {
+  return value.normalize('NFKC').toLowerCase().toUpperCase().toLowerCase().normalize('NFKC')
+}
+
+/** The look-alike rules of identities (display names, emails): invisible characters, mixed scripts. */
+export function lookAlikeProblem(label: string, value: string): string | undefined {
+  if (INVISIBLE.test(value)) return `${label} cannot contain invisible characters (such as zero-width spaces, joiners or fillers).`
+  if (isMixedScript(value)) return `${label} cannot mix letters of different scripts (such as Latin and Cyrillic), which could imitate another name.`
+  return undefined
+}
+
 /** Length in characters as MySQL's utf8mb4 columns (and TypeBox) count them: code points, not UTF-16 units. */
 export function characterCount(value: string): number {
   let n = 0
@@ -53,18 +80,29 @@ export function characterProblem(label: string, value: string, inline: boolean):
 
 /** What is wrong with `value` for this field, in words for the form; undefined: nothing. */
 export function textProblem(rule: TextRule, value: string | undefined): string | undefined {
-  if (value === undefined || value.length === 0) return `${rule.label} is required.`
+  const optional = rule.minLength === 0
+  if (value === undefined || value.length === 0) return optional ? undefined : `${rule.label} is required.`
   const chars = characterProblem(rule.label, value, rule.inline)
   if (chars) return chars
-  if (!new RegExp(NOT_BLANK).test(value)) return `${rule.label} cannot be only spaces.`
+  const trimmed = value.trim()
+  // Left blank: an optional field was not given; a required one was not filled in.
+  if (trimmed === '') return optional ? undefined : `${rule.label} cannot be only spaces.`
   const n = characterCount(value)
-  if (n >= rule.minLength && n <= rule.maxLength) return undefined
-  return rule.minLength > 1 ? `${rule.label} must be between ${rule.minLength} and ${rule.maxLength} characters.` : `${rule.label} must be at most ${rule.maxLength} characters.`
+  const core = trimmed.length === value.length ? n : characterCount(trimmed)
+  if (core >= rule.minLength && n <= rule.maxLength) return undefined
+  if (rule.minLength <= 1) return `${rule.label} must be at most ${rule.maxLength} characters.`
+  const range = `${rule.label} must be between ${rule.minLength} and ${rule.maxLength} characters`
+  return core < rule.minLength && n >= rule.minLength ? `${range} (spaces at either end do not count).` : `${range}.`
 }
 
-/** The rule as a TypeBox schema (the same length counting: code points). */
+/**
+ * The rule as a TypeBox schema (the same length counting: code points; TypeBox matches patterns
+ * with the u flag). The minimum without the spaces at either end, as a pattern: two non-space
+ * characters at least minLength - 2 characters apart.
+ */
 export function textSchema(rule: TextRule): TString {
-  return Type.String({ title: rule.label, minLength: rule.minLength, maxLength: rule.maxLength, pattern: NOT_BLANK })
+  const pattern = rule.minLength === 0 ? undefined : rule.minLength === 1 ? NOT_BLANK : `\\S[\\s\\S]{${rule.minLength - 2},}\\S`
+  return Type.String({ title: rule.label, minLength: rule.minLength, maxLength: rule.maxLength, ...(pattern ? { pattern } : {}) })
 }
 
 /** What the user typed, fit to show back in the form: control characters (refused) become U+FFFD. */

@@ -63,13 +63,19 @@ export function csrfOf(html: string): string {
 export const urlencoded = (fields: Record<string, string>) => new URLSearchParams(fields).toString()
 export const FORM_HEADERS = { 'content-type': 'application/x-www-form-urlencoded' }
 
-/** An anonymous session and its token, as the sign-in or sign-up page gives them. */
-export async function anonymousSession(target: Target, page: 'signin' | 'signup' = 'signin'): Promise<{ cookie: string; csrf: string }> {
+/**
+ * The form cookie and its signed CSRF token, as the sign-in or sign-up page gives them to a
+ * browser that is not signed in (no session: nothing is stored server-side).
+ */
+export async function anonymousForm(target: Target, page: 'signin' | 'signup' = 'signin'): Promise<{ cookie: string; csrf: string }> {
   const res = await send(target, 'GET', `/account/${page}`)
   expect(res.status, res.body).toBe(200)
-  const token = setCookie(res, 'blog_session')
-  expect(token, 'the sign-in page should start a session').toBeTruthy()
-  return { cookie: `blog_session=${token}`, csrf: csrfOf(res.body) }
+  // Every cookie the page set, as a browser would send them back (test/app/accounts/identity
+  // asserts that it is the form cookie alone).
+  const raw = res.headers['set-cookie']
+  const cookie = (Array.isArray(raw) ? raw : raw ? [raw] : []).map((line) => line.split(';')[0]!).join('; ')
+  expect(cookie, 'the sign-in page should set a cookie for its form').not.toBe('')
+  return { cookie, csrf: csrfOf(res.body) }
 }
 
 /** The CSRF token of a signed-in session (read from a page with a form). */
@@ -87,7 +93,7 @@ export async function signUp(target: Target, fields: Partial<Pick<Account, 'emai
   const email = fields.email ?? `user-${tag}@example.test`
   const password = fields.password ?? newPassword()
   const displayName = fields.displayName ?? `Writer ${tag}`
-  const anon = await anonymousSession(target, 'signup')
+  const anon = await anonymousForm(target, 'signup')
   const res = await send(target, 'POST', '/account/signup', {
     cookie: anon.cookie,
     headers: FORM_HEADERS,
@@ -102,7 +108,7 @@ export async function signUp(target: Target, fields: Partial<Pick<Account, 'emai
 
 /** Signs in through the form; returns the response and, on success, the new session. */
 export async function signIn(target: Target, email: string, password: string, from?: { cookie: string; csrf: string }): Promise<{ res: Sent; cookie?: string }> {
-  const anon = from ?? (await anonymousSession(target))
+  const anon = from ?? (await anonymousForm(target))
   const res = await send(target, 'POST', '/account/signin', { cookie: anon.cookie, headers: FORM_HEADERS, body: urlencoded({ _csrf: anon.csrf, email, password }) })
   const token = setCookie(res, 'blog_session')
   return { res, ...(res.status === 303 && token ? { cookie: `blog_session=${token}` } : {}) }

@@ -4,7 +4,7 @@ import { interpolateDeep, readYaml, ROOT } from './stack'
 
 // docker-compose.yml as the static tests read it.
 
-export interface Healthcheck { test: string[] | string; interval?: string; retries?: number }
+export interface Healthcheck { test?: string[] | string; disable?: boolean; interval?: string; retries?: number }
 export interface Service {
   image?: string
   build?: { context: string; target?: string; dockerfile?: string; dockerfile_inline?: string }

@@ -165,12 +165,13 @@ export function k6Run(line: string, compose: { services: Record<string, ComposeK
 
 const K6_RUN_VALUE = new Set(['-o', '--out', '-e', '--env', '--tag', '--summary-export', '-u', '--vus', '-d', '--duration', '-i', '--iterations', '-s', '--stage', '--console-output', '--log-output', '--address', '-a', '--config', '-c'])
 
-/** Outputs, script, `-e` variables and summary-export file of k6's `run` arguments. */
-export function k6Args(args: string[]): { outs: string[]; script?: string; env: Record<string, string>; summaryExport?: string } {
+/** Outputs, script, `-e` variables, summary-export and console-output files of k6's `run` arguments. */
+export function k6Args(args: string[]): { outs: string[]; script?: string; env: Record<string, string>; summaryExport?: string; consoleOutput?: string } {
   const outs: string[] = []
   const env: Record<string, string> = {}
   let script: string | undefined
   let summaryExport: string | undefined
+  let consoleOutput: string | undefined
   for (let i = args[0] === 'run' ? 1 : 0; i < args.length; i++) {
     const w = args[i]!
     if (!w.startsWith('-')) {
@@ -183,8 +184,9 @@ export function k6Args(args: string[]): { outs: string[]; script?: string; env: 
     if (flag === '-o' || flag === '--out') outs.push(value)
     else if (flag === '-e' || flag === '--env') env[value.split('=')[0]!] = value.slice(value.indexOf('=') + 1)
     else if (flag === '--summary-export') summaryExport = value
+    else if (flag === '--console-output') consoleOutput = value
   }
-  return { outs, script, env, summaryExport }
+  return { outs, script, env, summaryExport, consoleOutput }
 }
 
 /** The outputs k6 uses: the command line's if it names any, else K6_OUT. */
@@ -194,7 +196,7 @@ export function effectiveOutputs(run: K6Run): string[] {
   return run.env.K6_OUT ? [run.env.K6_OUT] : []
 }
 
-/** Files the run writes: json/csv outputs, --summary-export, and handleSummary's SUMMARY_DIR. */
+/** Files the run writes: json/csv outputs, --summary-export, --console-output, and handleSummary's SUMMARY_DIR. */
 export function writtenPaths(run: K6Run): { path: string; what: string }[] {
   const a = k6Args(run.args)
   const files: { path: string; what: string }[] = []
@@ -203,6 +205,7 @@ export function writtenPaths(run: K6Run): { path: string; what: string }[] {
     if (m) files.push({ path: m[2]!, what: `-o ${o}` })
   }
   if (a.summaryExport) files.push({ path: a.summaryExport, what: '--summary-export' })
+  if (a.consoleOutput) files.push({ path: a.consoleOutput, what: `--console-output ${a.consoleOutput}` })
   const dir = a.env.SUMMARY_DIR ?? run.env.SUMMARY_DIR
   if (dir !== undefined) files.push({ path: path.posix.join(dir, 'summary-x.json'), what: `SUMMARY_DIR=${dir}` })
   return files

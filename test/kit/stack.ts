@@ -175,15 +175,16 @@ export function substituteVariables(expr: string, vars: Record<string, string>):
  * The mysql receiver's metrics that the dashboards query, under the names the collector's
  * prometheus exporter gives them (as test/e2e/stack/collector.test.ts sees them arrive), with the
  * receiver metric each comes from. `optional`: off in the receiver unless otel/collector.yaml
- * enables it. Sums the receiver marks non-monotonic (statement_event.*) come out as gauges,
- * without `_total`, though they only grow.
+ * enables it. Sums the receiver marks non-monotonic (statement_event.*) come out as gauges
+ * (`gauge`), without `_total`, though they only grow: the dashboards take their slope with
+ * deriv(), since rate() is for counters.
  */
-export const MYSQL_METRICS: Record<string, { metric: string; optional?: true }> = {
+export const MYSQL_METRICS: Record<string, { metric: string; optional?: true; gauge?: true }> = {
   mysql_query_client_count_total: { metric: 'mysql.query.client.count', optional: true },
   mysql_query_slow_count_total: { metric: 'mysql.query.slow.count', optional: true },
   mysql_commands_total: { metric: 'mysql.commands', optional: true },
-  mysql_statement_event_wait_time_nanoseconds: { metric: 'mysql.statement_event.wait.time', optional: true },
-  mysql_statement_event_count: { metric: 'mysql.statement_event.count', optional: true },
+  mysql_statement_event_wait_time_nanoseconds: { metric: 'mysql.statement_event.wait.time', optional: true, gauge: true },
+  mysql_statement_event_count: { metric: 'mysql.statement_event.count', optional: true, gauge: true },
   mysql_threads: { metric: 'mysql.threads' },
   mysql_max_used_connections: { metric: 'mysql.max_used_connections', optional: true },
   mysql_handlers_total: { metric: 'mysql.handlers' },

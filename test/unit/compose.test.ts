@@ -34,8 +34,18 @@ function bindSources(volumes: string[] = []): string[] {
 }
 
 function healthcheckCommand(h: Healthcheck): string {
-  return Array.isArray(h.test) ? h.test.join(' ') : h.test
+  return Array.isArray(h.test) ? h.test.join(' ') : (h.test ?? '')
 }
+
+/** The Dockerfile's HEALTHCHECK command (its exec form), or undefined. */
+function dockerfileHealthcheck(text: string): string[] | undefined {
+  const m = /^HEALTHCHECK\b((?:.*\\\n)*.*)$/m.exec(text)
+  const cmd = m ? /CMD (\[.*\])\s*$/s.exec(m[1]!.replace(/\\\n/g, ' ')) : null
+  return cmd ? (JSON.parse(cmd[1]!) as string[]) : undefined
+}
+
+/** One-shot jobs: they run and exit, nothing probes them, and what waits for them waits for exit 0. */
+const ONE_SHOT = ['bucket', 'migrate']
 
 /** [hostIp, hostPort, containerPort] of a `127.0.0.1:8000:8000` entry. */
 function portParts(p: string): string[] {
@@ -46,10 +56,10 @@ describe('docker-compose.yml', () => {
   it('is valid YAML with the project name blog_app', () => {
     expect(() => YAML.parse(raw, { merge: true })).not.toThrow()
     expect(compose.name).toBe('blog_app')
-    expect(Object.keys(services).sort()).toEqual(['app', 'bucket', 'db', 'grafana', 'jaeger', 'k6', 'lb', 'otel-collector', 'prometheus', 'seaweedfs', 'tempo'])
+    expect(Object.keys(services).sort()).toEqual(['app', 'bucket', 'db', 'grafana', 'jaeger', 'k6', 'lb', 'migrate', 'otel-collector', 'prometheus', 'seaweedfs', 'tempo'])
   })
 
-  it('gives every long-running service a healthcheck (k6 and bucket are one-shot jobs)', () => {
+  it('gives every long-running service a healthcheck (k6, bucket and migrate are one-shot jobs)', () => {
     for (const [name, svc] of Object.entries(services)) {
       if (name === 'k6') {
         // A load test runs and exits: there is nothing to probe and nothing waits on it.
@@ -57,10 +67,11 @@ describe('docker-compose.yml', () => {
         expect(svc.healthcheck).toBeUndefined()
         continue
       }
-      if (name === 'bucket') {
-        // Runs once at start and exits; the app waits for it to have succeeded.
-        expect(svc.restart).toBe('no')
-        expect(svc.healthcheck).toBeUndefined()
+      if (ONE_SHOT.includes(name)) {
+        // Runs once at start and exits; the app waits for it to have succeeded. Built from the
+        // app image, whose HEALTHCHECK would probe a server these never start.
+        expect(svc.restart, name).toBe('no')
+        expect(svc.healthcheck, name).toEqual({ disable: true })
         continue
       }
       expect(svc.healthcheck, name).toBeDefined()
@@ -79,9 +90,10 @@ describe('docker-compose.yml', () => {
         }
         expect(condition, `${name} -> ${dep}`).toBe('service_healthy')
         expect(services[dep]!.healthcheck, `${dep} (awaited by ${name})`).toBeDefined()
+        expect(services[dep]!.healthcheck!.disable, `${dep} (awaited by ${name})`).toBeUndefined()
       }
     }
-    expect(Object.keys(services.app!.depends_on ?? {}).sort()).toEqual(['bucket', 'db', 'otel-collector', 'seaweedfs'])
+    expect(Object.keys(services.app!.depends_on ?? {}).sort()).toEqual(['bucket', 'db', 'migrate', 'otel-collector', 'seaweedfs'])
   })
 
   it('pins every image to an exact version, in the compose file, inline Dockerfiles and the Dockerfile', () => {
@@ -122,29 +134,29 @@ describe('docker-compose.yml', () => {
     expect(loadConfig(services.app!.environment!).db.serverTimings.enabled).toBe(true)
   })
 
-  it("points the collector's mysql receiver at the db service, as root with the db's password", () => {
+  it("points the collector's mysql receiver at the db service, as blog_monitor with the password the db created it with", () => {
     const collector = YAML.parse(expandCollectorEnv(readFileSync(path.join(ROOT, 'otel/collector.yaml'), 'utf8'), services['otel-collector']!.environment)) as {
       receivers: { mysql: { endpoint: string; username: string; password: string; collection_interval: string } }
       service: { pipelines: Record<string, { receivers: string[]; exporters: string[] }> }
     }
     const db = parseDatabaseUrl(services.app!.environment!.DATABASE_URL!)
-    expect(collector.receivers.mysql).toMatchObject({ endpoint: `${db.host}:${db.port}`, username: db.user, password: db.password, collection_interval: '10s' })
-    expect(raw).toContain('MYSQL_PASSWORD: root1234$$')
+    expect(collector.receivers.mysql).toMatchObject({ endpoint: `${db.host}:${db.port}`, username: 'blog_monitor', collection_interval: '10s' })
+    expect(collector.receivers.mysql.password).toBe(services.db!.environment!.BLOG_MONITOR_DB_PASSWORD)
+    expect(collector.receivers.mysql.password).toBeTruthy()
     // Its metrics go where the app's do: the prometheus exporter that Prometheus scrapes.
     expect(collector.service.pipelines.metrics).toMatchObject({ receivers: expect.arrayContaining(['mysql']), exporters: ['prometheus'] })
     expect(Object.values(collector.service.pipelines).filter((p) => p.receivers.includes('mysql'))).toHaveLength(1)
   })
 
-  it('escapes the $ of the MySQL password as $$, so app and db agree on root1234$', () => {
-    expect(raw).toContain('mysql://root:root1234$$@db:3306/blog_db')
+  it('escapes the $ of the root password as $$, which only the db service itself uses', () => {
     expect(raw).toContain('MYSQL_ROOT_PASSWORD: root1234$$')
     // An unescaped `$@` would be an interpolation error in Compose; our interpolation agrees.
     expect(() => interpolate('mysql://root:root1234$@db:3306/blog_db', {})).toThrow(/invalid interpolation/)
-    const url = services.app!.environment!.DATABASE_URL!
-    expect(url).toBe('mysql://root:root1234$@db:3306/blog_db')
-    const db = parseDatabaseUrl(url)
-    expect(db).toMatchObject({ host: 'db', port: 3306, user: 'root', password: 'root1234$', database: 'blog_db' })
-    expect(services.db!.environment!.MYSQL_ROOT_PASSWORD).toBe(db.password)
+    expect(services.db!.environment!.MYSQL_ROOT_PASSWORD).toBe('root1234$')
+    for (const [name, svc] of Object.entries(services)) {
+      if (name === 'db') continue
+      expect(JSON.stringify(svc), `${name} must not use root`).not.toContain('root1234')
+    }
     // The healthcheck reads the password from the container's environment ($$ -> $ for its shell).
     expect(healthcheckCommand(services.db!.healthcheck!)).toContain('"$MYSQL_ROOT_PASSWORD"')
     expect(healthcheckCommand(services.db!.healthcheck!)).toMatch(/mysqladmin ping -h 127\.0\.0\.1/)
@@ -161,7 +173,9 @@ describe('docker-compose.yml', () => {
     // The replicas publish nothing: the balancer has the host port.
     expect(services.app!.ports).toBeUndefined()
     expect(services.lb!.ports).toContain('127.0.0.1:8000:8000')
-    expect(healthcheckCommand(services.app!.healthcheck!)).toContain('http://127.0.0.1:8000/health')
+    // The image's own probe, on the PORT the app listens on (8000 here).
+    expect(services.app!.healthcheck!.test).toEqual(['CMD', ...dockerfileHealthcheck(dockerfile)!])
+    expect(healthcheckCommand(services.app!.healthcheck!)).toContain("'http://127.0.0.1:' + (process.env.PORT || 8000) + '/health'")
     // The Host names the healthcheck and k6 send are ones the app answers for.
     expect(config.allowedHosts?.has('127.0.0.1')).toBe(true)
     expect(config.allowedHosts?.has(new URL(services.k6!.environment!.BASE_URL!).hostname)).toBe(true)
@@ -183,7 +197,7 @@ describe('docker-compose.yml', () => {
       if (svc.build) expect(statSync(path.resolve(ROOT, svc.build.context)).isDirectory(), `${name}: build context`).toBe(true)
     }
     expect(Object.keys(compose.volumes ?? {})).toEqual(expect.arrayContaining(['db-data', 'seaweedfs-data']))
-    expect(services.db!.volumes).toContain('./initial_data.sql:/docker-entrypoint-initdb.d/initial_data.sql:ro')
+    expect(services.db!.volumes).toEqual(expect.arrayContaining(['./deploy/mysql/compose-init.sh:/docker-entrypoint-initdb.d/users.sh:ro', './deploy/mysql/users.sql:/etc/blog/users.sql:ro']))
   })
 
   it('wires OTLP, scrape and datasource addresses to the services and ports that serve them', () => {
@@ -279,7 +293,87 @@ describe('docker-compose.yml', () => {
     }
     const out = execFileSync('docker', ['compose', '--project-directory', ROOT, '-f', path.join(ROOT, 'docker-compose.yml'), 'config', '--format', 'json'], { encoding: 'utf8' })
     const resolved = JSON.parse(out) as ComposeFile
-    expect(resolved.services.app!.environment!.DATABASE_URL).toBe('mysql://root:root1234$@db:3306/blog_db')
+    expect(resolved.services.app!.environment!.DATABASE_URL).toBe('mysql://blog_app:blog_app_dev@db:3306/blog_db')
+  })
+})
+
+describe('docker-compose.yml: the database users and the migrations (issue 27, item 4)', () => {
+  const env = (name: string) => services[name]!.environment!
+
+  it('migrates once, in the one-shot `migrate` service as blog_migrate, before any replica starts', () => {
+    const migrate = services.migrate!
+    expect(migrate.build).toEqual(services.app!.build)
+    expect(migrate.command).toEqual(['node', 'dist/src/cli/db.js', 'seed'])
+    expect(existsSync(path.join(ROOT, 'src/cli/db.ts'))).toBe(true)
+    expect(migrate.restart).toBe('no')
+    expect(migrate.depends_on).toEqual({ db: { condition: 'service_healthy' } })
+    expect(services.app!.depends_on!.migrate).toEqual({ condition: 'service_completed_successfully' })
+    expect(parseDatabaseUrl(env('migrate').DATABASE_URL!)).toMatchObject({ host: 'db', user: 'blog_migrate', database: 'blog_db' })
+  })
+
+  it('runs the app as blog_app, which never migrates or seeds', () => {
+    const config = loadConfig(env('app'))
+    expect(config.db).toMatchObject({ host: 'db', user: 'blog_app', database: 'blog_db', migrateOnStart: false, seedOnStart: false })
+    // Same database as the migrations, other user.
+    expect(config.db.database).toBe(parseDatabaseUrl(env('migrate').DATABASE_URL!).database)
+  })
+
+  it('creates the three users at the db volume\'s first start, with the passwords their clients use', () => {
+    const init = readFileSync(path.join(ROOT, 'deploy/mysql/compose-init.sh'), 'utf8')
+    // compose-init.sh reads users.sql where the compose file mounts it, and these variables.
+    expect(services.db!.volumes).toContain('./deploy/mysql/users.sql:/etc/blog/users.sql:ro')
+    expect(init).toContain('cat /etc/blog/users.sql')
+    const vars = [...new Set([...init.matchAll(/\$(BLOG_[A-Z_]+_DB_PASSWORD)/g)].map((m) => m[1]!))].sort()
+    expect(vars).toEqual(['BLOG_APP_DB_PASSWORD', 'BLOG_MIGRATE_DB_PASSWORD', 'BLOG_MONITOR_DB_PASSWORD'])
+    const db = env('db')
+    expect(parseDatabaseUrl(env('app').DATABASE_URL!).password).toBe(db.BLOG_APP_DB_PASSWORD)
+    expect(parseDatabaseUrl(env('migrate').DATABASE_URL!).password).toBe(db.BLOG_MIGRATE_DB_PASSWORD)
+    expect(env('otel-collector').MYSQL_PASSWORD).toBe(db.BLOG_MONITOR_DB_PASSWORD)
+    // One variable sets each password everywhere.
+    const other = interpolateDeep(parsed, { BLOG_APP_DB_PASSWORD: 'x1', BLOG_MIGRATE_DB_PASSWORD: 'x2', BLOG_MONITOR_DB_PASSWORD: 'x3' }).services
+    expect(parseDatabaseUrl(other.app!.environment!.DATABASE_URL!).password).toBe('x1')
+    expect(other.db!.environment!.BLOG_APP_DB_PASSWORD).toBe('x1')
+    expect(parseDatabaseUrl(other.migrate!.environment!.DATABASE_URL!).password).toBe('x2')
+    expect(other.db!.environment!.BLOG_MIGRATE_DB_PASSWORD).toBe('x2')
+    expect(other['otel-collector']!.environment!.MYSQL_PASSWORD).toBe('x3')
+    expect(other.db!.environment!.BLOG_MONITOR_DB_PASSWORD).toBe('x3')
+    // The user names are users.sql's defaults.
+    const users = readFileSync(path.join(ROOT, 'deploy/mysql/users.sql'), 'utf8')
+    for (const u of ['blog_app', 'blog_migrate', 'blog_monitor']) expect(users).toContain(`'${u}'`)
+  })
+})
+
+describe('docker-compose.yml: Jaeger\'s memory store (issue 27, item 5)', () => {
+  const jaegerConfig = () => YAML.parse(expandCollectorEnv(readFileSync(path.join(ROOT, 'otel/jaeger.yaml'), 'utf8'), services.jaeger!.environment)) as {
+    service: { extensions: string[]; pipelines: Record<string, { receivers: string[]; exporters: string[] }> }
+    extensions: { healthcheckv2: { http: { endpoint: string } }; jaeger_storage: { backends: Record<string, { memory?: { max_traces: number } }> }; jaeger_query: { storage: { traces: string }; http: { endpoint: string } } }
+    receivers: { otlp: { protocols: { grpc: { endpoint: string } } } }
+    exporters: { jaeger_storage_exporter: { trace_storage: string } }
+  }
+
+  it('runs Jaeger with otel/jaeger.yaml, whose memory store keeps an explicit, documented number of traces', () => {
+    const jaeger = services.jaeger!
+    expect(jaeger.command).toEqual(['--config=/etc/jaeger/jaeger.yaml'])
+    expect(jaeger.volumes).toContain('./otel/jaeger.yaml:/etc/jaeger/jaeger.yaml:ro')
+    const config = jaegerConfig()
+    const store = config.exporters.jaeger_storage_exporter.trace_storage
+    expect(config.extensions.jaeger_query.storage.traces).toBe(store)
+    expect(config.extensions.jaeger_storage.backends[store]!.memory!.max_traces).toBe(100000)
+    expect(interpolateDeep(parsed, { JAEGER_MAX_TRACES: '250000' }).services.jaeger!.environment!.JAEGER_MAX_TRACES).toBe('250000')
+    // The trade-off is written where an operator looks for it.
+    for (const f of ['otel/jaeger.yaml', 'docs/operations.md']) expect(readFileSync(path.join(ROOT, f), 'utf8'), f).toMatch(/JAEGER_MAX_TRACES/)
+  })
+
+  it('listens where the collector, the healthcheck and the published port expect it', () => {
+    const config = jaegerConfig()
+    expect(config.receivers.otlp.protocols.grpc.endpoint).toBe('0.0.0.0:4317')
+    const collector = YAML.parse(expandCollectorEnv(readFileSync(path.join(ROOT, 'otel/collector.yaml'), 'utf8'))) as { exporters: Record<string, { endpoint: string }> }
+    expect(collector.exporters['otlp/jaeger']!.endpoint).toBe('jaeger:4317')
+    expect(config.extensions.jaeger_query.http.endpoint).toBe('0.0.0.0:16686')
+    expect(services.jaeger!.ports).toContain('127.0.0.1:16686:16686')
+    expect(config.extensions.healthcheckv2.http.endpoint).toBe('0.0.0.0:13133')
+    expect(healthcheckCommand(services.jaeger!.healthcheck!)).toContain('http://127.0.0.1:13133/status')
+    expect(config.service.extensions).toEqual(expect.arrayContaining(['jaeger_storage', 'jaeger_query', 'healthcheckv2']))
   })
 })
 
@@ -301,6 +395,17 @@ describe('Dockerfile', () => {
     const cmd = JSON.parse(/^CMD (\[.*\])$/m.exec(dockerfile)![1]!) as string[]
     expect(cmd.join(' ')).toBe(pkg.scripts.start)
     expect(cmd).toEqual(['node', '--require', './dist/otel/bootstrap.js', 'dist/src/server.js'])
+  })
+
+  it('declares a HEALTHCHECK on /health and the PORT the app listens on (the image probes itself outside Compose too)', () => {
+    const cmd = dockerfileHealthcheck(dockerfile)
+    expect(cmd, 'no HEALTHCHECK in the Dockerfile').toBeDefined()
+    expect(cmd![0]).toBe('node')
+    expect(cmd!.join(' ')).toContain("'http://127.0.0.1:' + (process.env.PORT || 8000) + '/health'")
+    expect(dockerfile).toMatch(/^ENV [^]*PORT=8000/m)
+    expect(readFileSync(path.join(ROOT, 'src/routes/health.ts'), 'utf8')).toMatch(/fastify\.get\('\/health'/)
+    const stages = dockerfile.split(/^FROM /m)
+    expect(stages[stages.length - 1]).toMatch(/^HEALTHCHECK /m)
   })
 
   it('copies only paths that exist and that .dockerignore lets through', () => {

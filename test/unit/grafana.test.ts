@@ -11,15 +11,22 @@ import { allPanels, DASHBOARD_FILES, dashboardExprs, DB_SERVER_ROW, MYSQL_METRIC
 const { services } = loadCompose()
 
 describe('Grafana under Compose', () => {
-  it('lets the anonymous Viewer follow metrics -> trace links, which need Explore access in Grafana 12', () => {
+  it('admits anonymous users as plain Viewers, without the deprecated viewers_can_edit, and still links exemplars to a trace', () => {
     const env = services.grafana!.environment!
-    // Viewer, not Editor: viewers_can_edit adds datasources:explore without the right to save.
-    expect(env).toMatchObject({ GF_AUTH_ANONYMOUS_ORG_ROLE: 'Viewer', GF_USERS_VIEWERS_CAN_EDIT: 'true' })
-    // The links that need it: exemplars to Tempo/Jaeger, and each dashboard's Explore links.
-    const ds = readYaml<{ datasources: { uid: string; jsonData?: { exemplarTraceIdDestinations?: unknown[] } }[] }>('grafana/provisioning/datasources/datasources.yaml').datasources
-    expect(ds.find((d) => d.uid === 'prometheus')!.jsonData!.exemplarTraceIdDestinations).toHaveLength(2)
-    for (const f of DASHBOARD_FILES) expect(readJson<Dashboard>(f).links!.some((l) => l.url.startsWith('/explore?')), f).toBe(true)
-    expect(readFileSync(path.join(ROOT, 'docs/operations.md'), 'utf8')).toContain('GF_USERS_VIEWERS_CAN_EDIT')
+    // Grafana 12 OSS has no role between Viewer (no Explore) and Editor (edits every dashboard):
+    // custom roles are Enterprise-only and viewers_can_edit is deprecated.
+    expect(env).toMatchObject({ GF_AUTH_ANONYMOUS_ENABLED: 'true', GF_AUTH_ANONYMOUS_ORG_ROLE: 'Viewer' })
+    expect(Object.keys(env).filter((k) => /VIEWERS_CAN_EDIT|EDITORS_CAN_ADMIN/.test(k))).toEqual([])
+    // An exemplar link that needs no Explore: the Jaeger UI on its published host port.
+    const ds = readYaml<{ datasources: { uid: string; jsonData?: { exemplarTraceIdDestinations?: { name: string; url?: string; datasourceUid?: string }[] } }[] }>('grafana/provisioning/datasources/datasources.yaml').datasources
+    const byUrl = ds.find((d) => d.uid === 'prometheus')!.jsonData!.exemplarTraceIdDestinations!.filter((d) => d.url)
+    expect(byUrl).toEqual([expect.objectContaining({ name: 'trace_id', url: 'http://localhost:16686/trace/$${__value.raw}' })])
+    expect(services.jaeger!.ports).toContain('127.0.0.1:16686:16686')
+    // Explore (Tempo searches, the datasource links) is for signed-in users: the docs say so.
+    for (const f of DASHBOARD_FILES) expect(readJson<Dashboard>(f).links!.some((l) => l.url.startsWith('http://localhost:16686/')), f).toBe(true)
+    const ops = readFileSync(path.join(ROOT, 'docs/operations.md'), 'utf8')
+    expect(ops).toMatch(/sign in as admin[^.]*Explore|Explore[^.]*sign in as admin/i)
+    expect(ops).not.toContain('GF_USERS_VIEWERS_CAN_EDIT')
   })
 })
 
@@ -44,7 +51,7 @@ describe('Grafana provisioning', () => {
   it('links exemplars to a trace datasource and traces back to Prometheus', () => {
     const prom = datasources.find((d) => d.uid === 'prometheus')!
     const dest = prom.jsonData!.exemplarTraceIdDestinations!
-    expect(dest.map((d) => d.datasourceUid).sort()).toEqual(['jaeger', 'tempo'])
+    expect(dest.filter((d) => d.datasourceUid).map((d) => d.datasourceUid).sort()).toEqual(['jaeger', 'tempo'])
     // The prometheus exporter names the exemplar label trace_id (collector.test.ts sees it).
     expect(dest.every((d) => d.name === 'trace_id')).toBe(true)
     const tempo = datasources.find((d) => d.uid === 'tempo')!
@@ -54,7 +61,7 @@ describe('Grafana provisioning', () => {
     }
   })
 
-  it("names the span metrics as Grafana's Service Graph table queries them, and uses only those names", () => {
+  it("names the span metrics as Grafana's Service Graph table queries them, and uses no other span-metric name", () => {
     const collector = readYaml<{ connectors: { spanmetrics: { namespace: string; histogram: { unit: string } } } }>('otel/collector.yaml')
     // namespace traces.spanmetrics + unit s -> traces_spanmetrics_{calls_total,duration_seconds_bucket}
     // (test/e2e/stack/collector.test.ts sees these names arrive in a real Prometheus).
@@ -62,10 +69,58 @@ describe('Grafana provisioning', () => {
     expect(collector.connectors.spanmetrics.histogram.unit).toBe('s')
     const files = [...DASHBOARD_FILES, 'grafana/provisioning/datasources/datasources.yaml']
     const used = new Set(files.flatMap((f) => [...readFileSync(path.join(ROOT, f), 'utf8').matchAll(/\btraces_span[a-z_]*/g)].map((m) => m[0])))
-    expect([...used].sort()).toEqual([...SERVICE_GRAPH_TABLE_METRICS].sort())
+    expect([...used].filter((m) => !(SERVICE_GRAPH_TABLE_METRICS as readonly string[]).includes(m))).toEqual([])
+    expect(used.size).toBeGreaterThan(0)
     // Tempo's own span-metrics processor would write the same names a second time.
     const tempo = readYaml<{ overrides: { defaults: { metrics_generator: { processors: string[] } } } }>('otel/tempo.yaml')
     expect(tempo.overrides.defaults.metrics_generator.processors).toEqual(['service-graphs'])
+  })
+
+  // Spanmetrics count only the traces the app kept (slow, failed, sampled): rates, error ratios and
+  // percentiles from them would be biased. They are there for their exemplars (trace links).
+  it('computes every rate, error ratio and percentile from the app\'s own histograms, and spanmetrics only for exemplars', () => {
+    const APP_HISTOGRAMS = /\b(http_server_request_duration_seconds|db_client_operation_duration_seconds)_(bucket|count|sum)\b/
+    let exemplarOnly = 0
+    for (const d of dashboards) {
+      for (const p of allPanels(d)) {
+        for (const t of p.targets ?? []) {
+          if (!t.expr?.includes('traces_spanmetrics_')) continue
+          const where = `${d.title} / ${p.title} / ${t.refId}`
+          expect(t.exemplar, `${where}: a spanmetrics query is there for its exemplars`).toBe(true)
+          // Its own line is invisible and out of legend and tooltip; another query of the panel draws the numbers.
+          const override = ((p.fieldConfig as { overrides?: { matcher: { id: string; options: string }; properties: { id: string; value: unknown }[] }[] } | undefined)?.overrides ?? [])
+            .find((o) => o.matcher.id === 'byFrameRefID' && o.matcher.options === t.refId)
+          expect(override, `${where}: no override hiding its line`).toBeDefined()
+          expect(override!.properties).toEqual(expect.arrayContaining([
+            { id: 'custom.lineWidth', value: 0 },
+            { id: 'custom.hideFrom', value: { legend: true, tooltip: true, viz: false } }
+          ]))
+          const others = (p.targets ?? []).filter((o) => o !== t)
+          expect(others.some((o) => APP_HISTOGRAMS.test(o.expr ?? '') && !o.expr!.includes('traces_spanmetrics_')), `${where}: no app-histogram query beside it`).toBe(true)
+          exemplarOnly++
+        }
+      }
+    }
+    expect(exemplarOnly).toBeGreaterThanOrEqual(3)
+    // Span -> metrics links use the app's histograms too.
+    for (const d of datasources) {
+      for (const q of d.jsonData?.tracesToMetrics?.queries ?? []) {
+        expect(q.query, d.uid).not.toContain('traces_spanmetrics_')
+        expect(q.query, d.uid).toMatch(APP_HISTOGRAMS)
+      }
+    }
+  })
+
+  it('takes the slope of the gauges that only grow (mysql.statement_event.*) with deriv, never rate/irate/increase', () => {
+    const gauges = Object.entries(MYSQL_METRICS).filter(([, m]) => m.gauge).map(([name]) => name)
+    expect(gauges.sort()).toEqual(['mysql_statement_event_count', 'mysql_statement_event_wait_time_nanoseconds'])
+    const counterFns = /\b(rate|irate|increase)\(\s*([a-z_:][a-z0-9_:]*)/g
+    for (const e of dashboardExprs()) {
+      for (const m of e.expr.matchAll(counterFns)) expect(gauges, `${e.dashboard} / ${e.panel} / ${e.refId}: ${m[1]}(${m[2]})`).not.toContain(m[2])
+    }
+    expect(dashboardExprs().filter((e) => gauges.some((g) => e.expr.includes(g))).every((e) => /deriv\(mysql_statement_event_/.test(e.expr))).toBe(true)
+    // What the old query did, which the check refuses.
+    expect([...'rate(mysql_statement_event_count[5m])'.matchAll(counterFns)].map((m) => m[2])).toEqual(['mysql_statement_event_count'])
   })
 
   it("writes Grafana's own $__tags as $$__tags (provisioning files expand environment variables)", () => {

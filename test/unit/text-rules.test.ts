@@ -1,7 +1,7 @@
 import { Value } from 'typebox/value'
 import { describe, expect, it } from 'vitest'
 import { DISPLAY_NAME_RULE, TOKEN_NAME_RULE } from '../../src/accounts/fields'
-import { FIELD_RULES } from '../../src/posts/fields'
+import { FIELD_RULES, IMAGE_ALT_RULE } from '../../src/posts/fields'
 import { characterCount, textProblem, textSchema } from '../../src/validation/text'
 
 // One set of text rules (src/validation/text.ts) for the post form and the account forms.
@@ -17,10 +17,22 @@ describe('text rules', () => {
   })
 
   it('agree with the TypeBox schema made from the same rule', () => {
-    const samples = ['', ' ', 'x', 'ok', 'é'.repeat(200), '🧪'.repeat(200), '🧪'.repeat(201), 't'.repeat(201), '\t \n']
-    for (const value of samples) {
-      expect(textProblem(FIELD_RULES.title, value) === undefined, JSON.stringify(value)).toBe(Value.Check(textSchema(FIELD_RULES.title), value))
+    const samples = ['', ' ', 'x', 'ok', 'é'.repeat(200), '🧪'.repeat(200), '🧪'.repeat(201), 't'.repeat(201), '\t \n', '  a  ', ' 🧪 ', ' ab ', '\u3000a\u3000', 'a b', ' 🧪🧪 ']
+    for (const rule of [FIELD_RULES.title, FIELD_RULES.content, DISPLAY_NAME_RULE, IMAGE_ALT_RULE]) {
+      for (const value of samples) {
+        expect(textProblem(rule, value) === undefined, `${rule.label}: ${JSON.stringify(value)}`).toBe(Value.Check(textSchema(rule), value))
+      }
     }
+  })
+
+  it('count the minimum without the spaces at either end; an optional field may be left blank', () => {
+    expect(textProblem(FIELD_RULES.title, '   a   ')).toBe('Title must be between 2 and 200 characters (spaces at either end do not count).')
+    expect(textProblem(FIELD_RULES.title, ' ab ')).toBeUndefined()
+    expect(textProblem(FIELD_RULES.title, '\u3000🧪\u3000')).toMatch(/spaces at either end/)
+    expect(textProblem(IMAGE_ALT_RULE, '')).toBeUndefined()
+    expect(textProblem(IMAGE_ALT_RULE, '   ')).toBeUndefined()
+    expect(textProblem(IMAGE_ALT_RULE, 'x'.repeat(251))).toBe('Image description must be at most 250 characters.')
+    expect(textProblem(IMAGE_ALT_RULE, 'a\u202Eb')).toMatch(/text-direction/)
   })
 
   it('give the same messages to a display name as to a title (inline text)', () => {

@@ -1,6 +1,6 @@
 import { DataTypes, Model, type CreationOptional, type InferAttributes, type InferCreationAttributes, type Sequelize } from 'sequelize'
 import { DISPLAY_NAME_RULE } from '../../accounts/fields'
-import { FIELD_RULES } from '../../posts/fields'
+import { FIELD_RULES, IMAGE_ALT_RULE } from '../../posts/fields'
 
 export class BlogModel extends Model<InferAttributes<BlogModel>, InferCreationAttributes<BlogModel>> {
   declare id: CreationOptional<number>
@@ -9,6 +9,12 @@ export class BlogModel extends Model<InferAttributes<BlogModel>, InferCreationAt
   declare content: string
   declare image_loc: string | null
   declare thumb_loc: CreationOptional<string | null>
+  declare image_width: CreationOptional<number | null>
+  declare image_height: CreationOptional<number | null>
+  declare thumb_width: CreationOptional<number | null>
+  declare thumb_height: CreationOptional<number | null>
+  declare image_alt: CreationOptional<string | null>
+  declare published_dt: CreationOptional<Date>
   declare user_id: number | null
   declare modified_dt: CreationOptional<Date>
 }
@@ -25,6 +31,12 @@ export function defineBlogModel(sequelize: Sequelize): typeof BlogModel {
       content: { type: DataTypes.TEXT, allowNull: false },
       image_loc: { type: DataTypes.STRING(255), allowNull: true },
       thumb_loc: { type: DataTypes.STRING(255), allowNull: true },
+      image_width: { type: DataTypes.SMALLINT.UNSIGNED, allowNull: true },
+      image_height: { type: DataTypes.SMALLINT.UNSIGNED, allowNull: true },
+      thumb_width: { type: DataTypes.SMALLINT.UNSIGNED, allowNull: true },
+      thumb_height: { type: DataTypes.SMALLINT.UNSIGNED, allowNull: true },
+      image_alt: { type: DataTypes.STRING(IMAGE_ALT_RULE.maxLength), allowNull: true },
+      published_dt: { type: DataTypes.DATE, allowNull: false, defaultValue: DataTypes.NOW },
       user_id: { type: DataTypes.INTEGER, allowNull: true },
       modified_dt: { type: DataTypes.DATE, allowNull: false, defaultValue: DataTypes.NOW }
     },

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
+import { signInPath } from '../../accounts/next'
 import { forbidden, signInRequired } from '../../accounts/plugin'
 import { readPostForm, type FormPage } from '../../posts/form'
 import { mayChange, type Writer } from '../../posts/service'
@@ -15,8 +16,7 @@ const ListQuery = Type.Object({ page: Type.Integer({ minimum: 1, maximum: 1_000_
 const CsrfBody = Type.Object({ [CSRF_FIELD]: Type.String({ maxLength: 100, default: '' }) })
 
 const NO_SUCH_POST = 'There is no such post. It may have been deleted.'
-const emptyValues = { title: '', content: '' }
-const SIGN_IN = '/account/signin'
+const emptyValues = { title: '', content: '', image_alt: '' }
 
 /**
  * The HTML pages of the blog, and the JSON delete. Anyone may read; writing needs a signed-in
@@ -49,13 +49,16 @@ const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     limit: requestWorkLimit(reply, requestTimeoutMs)
   })
 
-  const renderForm = (reply: FastifyReply, form: FormPage, post: Pick<Blog, 'id' | 'imageLoc'> | null) =>
-    reply.code(form.status).render(post ? 'blogs/modify' : 'blogs/new', {
+  const renderForm = (reply: FastifyReply, form: FormPage, post: Pick<Blog, 'id' | 'imageLoc'> | null) => {
+    // Shown before the whole body was read (a file over the limit): the rest is not worth reading.
+    if (!reply.request.raw.complete) reply.header('Connection', 'close')
+    return reply.code(form.status).render(post ? 'blogs/modify' : 'blogs/new', {
       pageTitle: post ? 'Edit post' : 'New post',
       values: form.values,
       errors: form.errors,
       post
     })
+  }
 
   fastify.get('/', { schema: { querystring: ListQuery } }, async (request, reply) => {
     const page = await posts.list(request.query.page, pageSize)
@@ -70,11 +73,11 @@ const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.get('/new', async (request, reply) => {
-    if (!request.viewer) return reply.redirect(SIGN_IN, 303)
+    if (!request.viewer) return reply.redirect(signInPath(request.url), 303)
     return reply.render('blogs/new', { pageTitle: 'New post', values: emptyValues, errors: {}, post: null })
   })
 
-  fastify.post('/new', { ...writeLimit }, async (request, reply) => {
+  fastify.post('/new', { ...writeLimit, config: { uploadForm: true } }, async (request, reply) => {
     const who = writer(request, reply)
     const form = await readPostForm(request)
     const result = await posts.create(who, form)
@@ -83,11 +86,11 @@ const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.get('/modify/:id', { schema: { params: IdParams } }, async (request, reply) => {
-    if (!request.viewer) return reply.redirect(SIGN_IN, 303)
+    if (!request.viewer) return reply.redirect(signInPath(request.url), 303)
     const post = await posts.get(request.params.id)
     if (!post) return reply.notFound(NO_SUCH_POST)
     if (!mayChange(request.viewer, post)) throw forbidden()
-    const values = { title: post.title, content: post.content }
+    const values = { title: post.title, content: post.content, image_alt: post.imageAlt ?? '' }
     return reply.render('blogs/modify', { pageTitle: 'Edit post', values, errors: {}, post })
   })
 
@@ -97,6 +100,7 @@ const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       url: '/modify/:id',
       schema: { params: IdParams },
       ...writeLimit,
+      config: { uploadForm: true },
       handler: async (request, reply) => {
         const id = request.params.id
         const who = writer(request, reply)
@@ -120,7 +124,16 @@ const blogRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     return { message: `Post ${id} deleted` }
   })
 
-  // The no-JavaScript delete button on the show page.
+  // Delete asks first: the show page links here, this page's button posts below.
+  fastify.get('/delete/:id', { schema: { params: IdParams } }, async (request, reply) => {
+    if (!request.viewer) return reply.redirect(signInPath(request.url), 303)
+    const post = await posts.get(request.params.id)
+    if (!post) return reply.notFound(NO_SUCH_POST)
+    if (!mayChange(request.viewer, post)) throw forbidden()
+    return reply.render('blogs/delete', { pageTitle: 'Delete post', post })
+  })
+
+  // The no-JavaScript delete button of the confirmation page.
   fastify.post('/delete/:id', { schema: { params: IdParams, body: CsrfBody }, ...writeLimit }, async (request, reply) => {
     const viewer = signedIn(request)
     request.checkCsrf(request.body[CSRF_FIELD])

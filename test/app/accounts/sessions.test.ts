@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import app_, { appServerOptions } from '../../../src/app'
 import { useTestApp, type TestEnv } from '../../kit/app'
 import {
-  anonymousSession, FORM_HEADERS, newPassword, send, setCookie, setCookieLine, signIn, signUp, urlencoded
+  anonymousForm, FORM_HEADERS, newPassword, send, setCookie, setCookieLine, signIn, signUp, urlencoded
 } from '../../kit/accounts'
 
 let env: TestEnv
@@ -14,7 +14,7 @@ const sessionCount = async () => Number((await env.query<{ n: number }>('SELECT 
 
 describe('sign-up', () => {
   it('re-renders the form with messages for a bad email, a blank name and a short password (400), creating nobody', async () => {
-    const anon = await anonymousSession(app, 'signup')
+    const anon = await anonymousForm(app, 'signup')
     const res = await send(app, 'POST', '/account/signup', { cookie: anon.cookie, headers: FORM_HEADERS, body: urlencoded({ _csrf: anon.csrf, email: 'not-an-email', display_name: '   ', password: 'short' }) })
     expect(res.status).toBe(400)
     expect(res.body).toContain('Enter an email address')
@@ -26,7 +26,7 @@ describe('sign-up', () => {
   it('refuses an email or a display name already taken (409), including the authors adopted from existing posts', async () => {
     const first = await signUp(app)
     const again = async (email: string, display_name: string) => {
-      const anon = await anonymousSession(app, 'signup')
+      const anon = await anonymousForm(app, 'signup')
       return send(app, 'POST', '/account/signup', { cookie: anon.cookie, headers: FORM_HEADERS, body: urlencoded({ _csrf: anon.csrf, email, display_name, password: newPassword() }) })
     }
     const sameEmail = await again(first.email.toUpperCase(), 'Someone New')
@@ -62,7 +62,7 @@ describe('sign-up', () => {
 describe('sessions', () => {
   it('sets an HttpOnly, SameSite=Lax, expiring cookie (not Secure over plain HTTP), and rotates it on sign-in', async () => {
     const account = await signUp(app)
-    const anon = await anonymousSession(app)
+    const anon = await anonymousForm(app)
     const { res, cookie } = await signIn(app, account.email, account.password, anon)
     expect(res.status).toBe(303)
     const line = setCookieLine(res, 'blog_session')!
@@ -84,7 +84,7 @@ describe('sessions', () => {
     await behindProxy.register(app_, { config: env.config })
     try {
       const res = await send(behindProxy, 'GET', '/account/signin', { headers: { 'x-forwarded-proto': 'https' } })
-      expect(setCookieLine(res, 'blog_session')).toMatch(/; Secure/i)
+      expect(setCookieLine(res, 'blog_form')).toMatch(/; Secure/i)
     } finally {
       await behindProxy.close()
     }
@@ -97,7 +97,7 @@ describe('sessions', () => {
     await env.query('UPDATE `session` SET `expires_dt` = UTC_TIMESTAMP() - INTERVAL 1 SECOND WHERE `user_id` = ?', [user!.id])
     const res = await send(app, 'GET', '/blogs/new', { cookie: account.cookie })
     expect(res.status).toBe(303)
-    expect(res.headers.location).toBe('/account/signin')
+    expect(res.headers.location).toBe('/account/signin?next=%2Fblogs%2Fnew')
     expect(setCookie(res, 'blog_session')).toBe('')
     expect((await send(app, 'DELETE', '/blogs/delete/1', { cookie: account.cookie })).status).toBe(401)
   })
@@ -123,7 +123,7 @@ describe('sessions', () => {
 describe('sign-in throttling', () => {
   it('answers 429 with Retry-After after LOGIN_MAX_FAILURES failures, even to the right password, for that email and client only', async () => {
     const account = await signUp(app)
-    const anon = await anonymousSession(app)
+    const anon = await anonymousForm(app)
     for (let i = 1; i <= 2; i++) {
       const { res } = await signIn(app, account.email, 'wrong password!', anon)
       expect(res.status, `failure ${i}`).toBe(401)
@@ -141,7 +141,7 @@ describe('sign-in throttling', () => {
 
     // Another client (another address) is not locked out of the same account.
     const fromElsewhere = await app.inject({ method: 'GET', url: '/account/signin', remoteAddress: '10.9.8.7' })
-    const cookie = `blog_session=${setCookie({ status: 200, headers: fromElsewhere.headers as Record<string, string>, body: '' }, 'blog_session')}`
+    const cookie = `blog_form=${setCookie({ status: 200, headers: fromElsewhere.headers as Record<string, string>, body: '' }, 'blog_form')}`
     const csrf = /name="_csrf" value="([^"]*)"/.exec(fromElsewhere.body)![1]!
     const ok = await app.inject({ method: 'POST', url: '/account/signin', remoteAddress: '10.9.8.7', headers: { ...FORM_HEADERS, cookie }, payload: urlencoded({ _csrf: csrf, email: account.email, password: account.password }) })
     expect(ok.statusCode).toBe(303)
@@ -154,12 +154,12 @@ describe('sign-in throttling', () => {
 
   it('a success clears the failures', async () => {
     const account = await signUp(app)
-    const anon = await anonymousSession(app)
+    const anon = await anonymousForm(app)
     await signIn(app, account.email, 'wrong password!', anon)
     await signIn(app, account.email, 'wrong password!', anon)
     const { res, cookie } = await signIn(app, account.email, account.password, anon)
     expect(res.status).toBe(303)
-    const again = await anonymousSession(app)
+    const again = await anonymousForm(app)
     expect((await signIn(app, account.email, 'wrong password!', again)).res.status).toBe(401)
     expect(cookie).toBeDefined()
   })

@@ -48,7 +48,8 @@ describe('POST /blogs/new: uploads', () => {
     await expectNothingWritten(env, async () => {
       const res = await postNew({ title, content: 'Content' }, { image_file: { data: 'just some text, not an image at all', filename: 'x.png', type: 'image/png' } })
       expect(res.statusCode).toBe(415)
-      expect(res.body).toContain('<p class="field-error" id="image_file-error">The image must be a PNG, JPEG, GIF or WebP file.</p>')
+      // Said of the content: the name (x.png) looks right to the person who chose the file.
+      expect(res.body).toContain('<p class="field-error" id="image_file-error">This file is not a readable image: its content is not PNG, JPEG, GIF or WebP, whatever its name says.</p>')
       // The form comes back with what the user typed.
       expect(res.body).toContain(`value="${ejsEscape(title)}"`)
     })
@@ -65,7 +66,8 @@ describe('POST /blogs/new: uploads', () => {
     await expectNothingWritten(env, async () => {
       const res = await postNew({ title: unique('Exe'), content: 'Content' }, { image_file: png('evil.exe') })
       expect(res.statusCode).toBe(415)
-      expect(res.body).toContain('<p class="field-error" id="image_file-error">')
+      // Its content is an image: the name is what is wrong.
+      expect(res.body).toContain('<p class="field-error" id="image_file-error">The file name must end in .png, .jpg, .jpeg, .gif or .webp.</p>')
     })
   })
 
@@ -85,13 +87,25 @@ describe('POST /blogs/new: uploads', () => {
     expect(await fileState(env)).toEqual(before)
   })
 
-  it('rejects a 6 MiB file with 413 and writes nothing', async () => {
-    const big = Buffer.concat([PNG_1x1, Buffer.alloc(6 * 1024 * 1024)])
-    const title = unique('Too big')
+  // Over the limit by its declared length (read up to the file only), or within the body's
+  // limit but over the file's (read to the multipart limit): the form comes back either way.
+  it.each([
+    ['a 6 MiB file (the body declared too large)', 6 * 1024 * 1024],
+    ['a 5.5 MiB file (cut at the multipart limit)', 5.5 * 1024 * 1024]
+  ])('rejects %s with 413: the form again with its text kept and the limit named, the header signed in, nothing written', async (_case, size) => {
+    const big = Buffer.concat([PNG_1x1, Buffer.alloc(size)])
+    const title = unique('Too big <kept>')
+    const author = await defaultAuthor(app)
     await expectNothingWritten(env, async () => {
-      const res = await postNew({ title, content: 'Content' }, { image_file: { data: big, filename: 'big.png', type: 'image/png' } })
+      const res = await postNew({ title, content: 'Content kept & shown', image_alt: 'A described picture' }, { image_file: { data: big, filename: 'big.png', type: 'image/png' } })
       expect(res.statusCode).toBe(413)
-      expect(res.body).toContain('The upload is too large (the limit is 5.0 MiB).')
+      expect(res.headers.connection).toBe('close')
+      expect(res.body).toContain('<form class="post-form" method="post" action="/blogs/new"')
+      expect(res.body).toContain(`value="${ejsEscape(title)}"`)
+      expect(res.body).toContain('>Content kept &amp; shown</textarea>')
+      expect(res.body).toContain('value="A described picture"')
+      expect(res.body).toContain('<p class="field-error" id="image_file-error">The image is too large: the limit is 5.0 MiB.')
+      expect(res.body).toContain(`Signed in as ${ejsEscape(author.displayName)}`)
     })
   })
 

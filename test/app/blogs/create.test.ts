@@ -91,6 +91,7 @@ const validationCases: [string, Field, string | undefined, string][] = [
   ['too short', 'title', 'x', 'Title must be between 2 and 200 characters.'],
   ['too long', 'title', 't'.repeat(201), 'Title must be between 2 and 200 characters.'],
   ['only spaces', 'title', '     ', 'Title cannot be only spaces.'],
+  ['one letter in spaces', 'title', '   a   ', 'Title must be between 2 and 200 characters (spaces at either end do not count).'],
   ['missing', 'content', undefined, 'Content is required.'],
   ['too short', 'content', 'c', 'Content must be between 2 and 4000 characters.'],
   ['too long', 'content', 'c'.repeat(4001), 'Content must be between 2 and 4000 characters.'],
@@ -135,8 +136,12 @@ describe('POST /blogs/new: validation', () => {
     await expectNothingWritten(env, async () => {
       const res = await postNew({ title: 'x', content: ' ' })
       expect(res.statusCode).toBe(400)
-      expect(res.body).toContain('<p class="form-summary" role="alert">')
-      for (const f of ['title', 'content']) expect(res.body).toContain(`<p class="field-error" id="${f}-error">`)
+      // The summary takes focus and links each message to its field.
+      expect(res.body).toContain('<div class="form-summary" role="alert" tabindex="-1" autofocus>')
+      for (const f of ['title', 'content']) {
+        expect(res.body).toContain(`<p class="field-error" id="${f}-error">`)
+        expect(res.body).toMatch(new RegExp(`<li><a href="#${f}">[^<]+</a></li>`))
+      }
     })
   })
 

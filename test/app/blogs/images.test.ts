@@ -62,7 +62,7 @@ describe('an uploaded photo is stored without its metadata, upright, with a thum
     expect(thumb.includes('SecretCam')).toBe(false)
   })
 
-  it('the list page shows the thumbnail, the show page the full image', async () => {
+  it('the list page shows the thumbnail; the show page the full image, offering the thumbnail for small screens', async () => {
     const post = await createPost(app, env, {}, { data: await picture(1000, 800, 'png'), filename: 'big.png', type: 'image/png' })
     expect(post.thumb_loc).toMatch(GENERATED_NAME)
     const list = await app.inject('/blogs/')
@@ -70,8 +70,8 @@ describe('an uploaded photo is stored without its metadata, upright, with a thum
     expect(card).toContain(`<img src="/static/uploads/${post.thumb_loc}"`)
     expect(card).not.toContain(post.image_loc!)
     const show = await app.inject(`/blogs/show/${post.id}`)
-    expect(show.body).toContain(`<img src="/static/uploads/${post.image_loc}"`)
-    expect(show.body).not.toContain(post.thumb_loc!)
+    expect(show.body).toContain(`<img src="/static/uploads/${post.image_loc}" srcset="/static/uploads/${post.thumb_loc} 480w, /static/uploads/${post.image_loc} 1000w"`)
+    expect(show.body).toContain('width="1000" height="800"')
     // Both are served.
     for (const name of [post.image_loc!, post.thumb_loc!]) expect((await app.inject(`/static/uploads/${name}`)).statusCode).toBe(200)
   })
@@ -97,6 +97,14 @@ describe('an uploaded photo is stored without its metadata, upright, with a thum
     const meta = await sharp(await readStored(env, post.image_loc!)).metadata()
     expect({ format: meta.format, pages: meta.pages, width: meta.width, height: meta.height }).toEqual({ format: 'gif', pages: 3, width: 60, height: 40 })
     expect(post.thumb_loc).toBeNull()
+  })
+
+  it('does not offer the still thumbnail of a GIF in place of the image on its page (it may move)', async () => {
+    const post = await createPost(app, env, {}, { data: await picture(900, 600, 'gif'), filename: 'big.gif', type: 'image/gif' })
+    expect(post.thumb_loc).toMatch(/\.webp$/)
+    const show = await app.inject(`/blogs/show/${post.id}`)
+    expect(show.body).toContain(`<img src="/static/uploads/${post.image_loc}" width="900" height="600" alt="">`)
+    expect(show.body).not.toContain('srcset')
   })
 
   it('re-encodes PNG as PNG and WebP as WebP', async () => {

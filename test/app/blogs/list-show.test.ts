@@ -4,7 +4,7 @@ import { buildApp, createTestEnv, useTestApp, type TestEnv } from '../../kit/app
 import { defaultAuthor } from '../../kit/accounts'
 import { postForm } from '../../kit/form'
 import { createPost, ejsEscape, listedIds, postCard, unique, unusedId } from '../../kit/posts'
-import { PNG_1x1 } from '../../fixtures/images'
+import { PNG_1x1, solidPng } from '../../fixtures/images'
 import { samplePosts } from '../../../src/db/seeds/sample-posts'
 
 let env: TestEnv
@@ -12,6 +12,10 @@ let app: FastifyInstance
 useTestApp((t) => ({ env, app } = t))
 
 const newestSample = [...samplePosts].sort((a, b) => b.modified_dt.localeCompare(a.modified_dt))[0]!
+// Two posts made within one second would share a publication date (DATETIME): tests that order
+// by it place the older one a minute back.
+const backdate = (id: number, minutes: number) =>
+  env.query('UPDATE `blog` SET `published_dt` = `published_dt` - INTERVAL ? MINUTE, `modified_dt` = `modified_dt` - INTERVAL ? MINUTE WHERE `id` = ?', [minutes, minutes, id])
 
 describe('GET /', () => {
   it('redirects to the post list with 302', async () => {
@@ -31,6 +35,7 @@ describe('GET /blogs/ (the list)', () => {
 
   it('shows the newest posts first', async () => {
     const older = await createPost(app, env, { title: unique('Older') })
+    await backdate(older.id, 1)
     const newer = await createPost(app, env, { title: unique('Newer') })
     const res = await app.inject('/blogs/')
     expect(res.statusCode).toBe(200)
@@ -56,7 +61,19 @@ describe('GET /blogs/ (the list)', () => {
     expect(card).toContain(`<p class="excerpt">${content}</p>`)
   })
 
-  it('cuts a longer content to its first 200 characters followed by "…" (&hellip;)', async () => {
+  it('ends a longer excerpt at the last whole word within its 200 characters, then "…"', async () => {
+    const words = 'Harbour lights come on one by one. '.repeat(8)
+    const post = await createPost(app, env, { content: words })
+    const card = postCard((await app.inject('/blogs/')).body, post.id)
+    const excerpt = /<p class="excerpt">([^<]*)&hellip;<\/p>/.exec(card!)![1]!
+    expect(words.startsWith(excerpt)).toBe(true)
+    expect(excerpt.length).toBeLessThanOrEqual(200)
+    // The character after it in the content ends a word.
+    expect(words[excerpt.length]).toBe(' ')
+    expect(excerpt).toMatch(/\S$/)
+  })
+
+  it('cuts a content of one long word at 200 characters followed by "…" (&hellip;)', async () => {
     const content = 'y'.repeat(199) + 'A' + 'B' + 'tail that must not appear'.repeat(5)
     const post = await createPost(app, env, { content })
     const card = postCard((await app.inject('/blogs/')).body, post.id)
@@ -187,7 +204,7 @@ describe('GET /blogs/show/:id', () => {
     expect(res.body).toContain(`<span class="author">${post.author}</span>`)
     expect(res.body).toContain('<p>Plain body text.</p>')
     expect(res.body).toContain(`<a class="button" href="/blogs/modify/${post.id}">Edit</a>`)
-    expect(res.body).toContain(`<form method="post" action="/blogs/delete/${post.id}"`)
+    expect(res.body).toContain(`<a class="button danger" href="/blogs/delete/${post.id}">Delete</a>`)
     expect(res.body).not.toContain('class="post-image"')
   })
 
@@ -202,16 +219,52 @@ describe('GET /blogs/show/:id', () => {
     expect(res.body).not.toContain('<script>x')
   })
 
-  it('shows the image when the post has one', async () => {
+  it('shows the image when the post has one, its box reserved, and no alt text without a description (the title names the post)', async () => {
     const post = await createPost(app, env, {}, { data: PNG_1x1, filename: 'a.png', type: 'image/png' })
     const res = await app.inject(`/blogs/show/${post.id}`)
     expect(res.statusCode).toBe(200)
-    expect(res.body).toContain(`<figure class="post-image"><img src="/static/uploads/${post.image_loc}" alt="Image for ${post.title}"></figure>`)
+    expect(res.body).toContain(`<figure class="post-image"><img src="/static/uploads/${post.image_loc}" width="1" height="1" alt=""></figure>`)
   })
 
-  it('answers an unknown id with a 404 HTML page', async () => {
-    const res = await app.inject(`/blogs/show/${await unusedId(env)}`)
+  it('offers the thumbnail in a srcset for a large still image, with its description as alt text', async () => {
+    const title = unique('Wide')
+    const res = await postForm(app, '/blogs/new', { title, content: 'A wide one.', image_alt: 'Boats at a pier, <dusk>' }, { image_file: { data: solidPng(1200, 600, [10, 20, 30]), filename: 'w.png', type: 'image/png' } })
+    expect(res.statusCode).toBe(303)
+    const [row] = await env.query<{ id: number; image_loc: string; thumb_loc: string; image_width: number; image_height: number; thumb_width: number; thumb_height: number; image_alt: string }>('SELECT * FROM `blog` WHERE `title` = ?', [title])
+    expect(row).toMatchObject({ image_width: 1200, image_height: 600, thumb_width: 480, thumb_height: 240, image_alt: 'Boats at a pier, <dusk>' })
+    const show = await app.inject(`/blogs/show/${row!.id}`)
+    expect(show.body).toContain(
+      `<img src="/static/uploads/${row!.image_loc}" srcset="/static/uploads/${row!.thumb_loc} 480w, /static/uploads/${row!.image_loc} 1200w" sizes="(max-width: 560px) calc(100vw - 78px), 662px" width="1200" height="600" alt="Boats at a pier, &lt;dusk&gt;">`
+    )
+  })
+
+  it('shows the publication date, and "edited" with its own date once changed; an edit keeps the post in its place', async () => {
+    const first = await createPost(app, env, { title: unique('First published') })
+    await backdate(first.id, 10)
+    const second = await createPost(app, env, { title: unique('Second published') })
+    await backdate(second.id, 5)
+    const edited = await postForm(app, `/blogs/modify/${first.id}`, { title: first.title, content: 'Fixed a typo.' })
+    expect(edited.statusCode).toBe(303)
+    const [row] = await env.query<{ published: string; modified: string }>(
+      "SELECT DATE_FORMAT(`published_dt`, '%Y-%m-%dT%H:%i:%sZ') AS `published`, DATE_FORMAT(`modified_dt`, '%Y-%m-%dT%H:%i:%sZ') AS `modified` FROM `blog` WHERE `id` = ?",
+      [first.id]
+    )
+    expect(row!.modified > row!.published).toBe(true)
+    const ids = listedIds((await app.inject('/blogs/')).body)
+    expect(ids.indexOf(second.id)).toBeLessThan(ids.indexOf(first.id))
+    const show = (await app.inject(`/blogs/show/${first.id}`)).body
+    expect(show).toContain(`<time datetime="${row!.published}">`)
+    expect(show).toContain(`<span class="edited">edited <time datetime="${row!.modified}">`)
+    expect((await app.inject(`/blogs/show/${second.id}`)).body).not.toContain('class="edited"')
+  })
+
+  it('answers an unknown id with a 404 HTML page, whose header shows who is signed in', async () => {
+    const author = await defaultAuthor(app)
+    const res = await app.inject({ url: `/blogs/show/${await unusedId(env)}`, headers: { cookie: author.cookie } })
     expect(res.statusCode).toBe(404)
+    expect(res.body).toContain(`Signed in as ${ejsEscape(author.displayName)}`)
+    // And so does the page for a URL no route has.
+    expect((await app.inject({ url: '/no/such/page', headers: { cookie: author.cookie } })).body).toContain(`Signed in as ${ejsEscape(author.displayName)}`)
     expect(res.headers['content-type']).toMatch(/^text\/html/)
     expect(res.body).toContain('<p class="status">404</p>')
     expect(res.body).toContain('There is no such post.')

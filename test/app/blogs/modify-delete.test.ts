@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { defaultAuthor, FORM_HEADERS, type Account } from '../../kit/accounts'
+import { defaultAuthor, FORM_HEADERS, signUp, type Account } from '../../kit/accounts'
 import { useTestApp, type TestEnv } from '../../kit/app'
 import { postForm, type UploadFile } from '../../kit/form'
 import {
@@ -76,7 +76,7 @@ describe('GET /blogs/modify/:id', () => {
 describe.each(['POST', 'PUT'] as const)('%s /blogs/modify/:id', (method) => {
   it('updates the post and redirects with 303 to it', async () => {
     const post = await createPost(app, env, { title: unique('Before'), content: 'Old content' })
-    await env.query('UPDATE `blog` SET `modified_dt` = ? WHERE `id` = ?', ['2020-01-01 00:00:00', post.id])
+    await env.query('UPDATE `blog` SET `modified_dt` = ?, `published_dt` = ? WHERE `id` = ?', ['2020-01-01 00:00:00', '2020-01-01 00:00:00', post.id])
     const fields = { title: unique(`After ${method} ☕`), content: 'New content\r\nsecond line' }
     const res = await sendModify(method, post.id, fields)
     expect(res.statusCode).toBe(303)
@@ -85,6 +85,9 @@ describe.each(['POST', 'PUT'] as const)('%s /blogs/modify/:id', (method) => {
     const row = await rowById(env, post.id)
     expect(row).toMatchObject({ ...fields, author: post.author, image_loc: null })
     expect(row!.modified_dt.getTime()).toBeGreaterThan(new Date('2020-01-02T00:00:00Z').getTime())
+    // Published when it was published: the list keeps its place.
+    const [dates] = await env.query<{ published: string }>("SELECT DATE_FORMAT(`published_dt`, '%Y-%m-%d %H:%i:%s') AS `published` FROM `blog` WHERE `id` = ?", [post.id])
+    expect(dates!.published).toBe('2020-01-01 00:00:00')
 
     const show = await app.inject({ url: `/blogs/show/${post.id}`, cookies: { flash: 'updated' } })
     expect(show.body).toContain('<p class="flash" role="status">Your changes were saved.</p>')
@@ -107,6 +110,18 @@ describe.each(['POST', 'PUT'] as const)('%s /blogs/modify/:id', (method) => {
     const after = await fileState(env)
     expect(after.stored).toEqual([...before.stored.filter((n) => n !== oldName), row!.image_loc!].sort())
     expect(after.incoming).toEqual([])
+  })
+
+  it("changes the image's description, and clears it when sent blank", async () => {
+    const post = await createPost(app, env, {}, png)
+    expect((await sendModify(method, post.id, { title: post.title, content: post.content, image_alt: 'A red square' })).statusCode).toBe(303)
+    expect((await env.query<{ image_alt: string | null }>('SELECT `image_alt` FROM `blog` WHERE `id` = ?', [post.id]))[0]!.image_alt).toBe('A red square')
+    expect((await app.inject({ url: `/blogs/modify/${post.id}`, headers: signedIn() })).body).toContain('name="image_alt" type="text" maxlength="250" value="A red square"')
+    expect((await sendModify(method, post.id, { title: post.title, content: post.content, image_alt: '   ' })).statusCode).toBe(303)
+    expect((await env.query<{ image_alt: string | null }>('SELECT `image_alt` FROM `blog` WHERE `id` = ?', [post.id]))[0]!.image_alt).toBeNull()
+    const tooLong = await sendModify(method, post.id, { title: post.title, content: post.content, image_alt: 'x'.repeat(251) })
+    expect(tooLong.statusCode).toBe(400)
+    expect(tooLong.body).toContain('<p class="field-error" id="image_alt-error">Image description must be at most 250 characters.</p>')
   })
 
   it('keeps the old image when no new one is sent', async () => {
@@ -210,6 +225,33 @@ describe('DELETE /blogs/delete/:id', () => {
     expect(res.headers['content-type']).toMatch(/^application\/json/)
     expect(res.json()).toMatchObject({ code: 'NOT_FOUND', message: expect.any(String) })
     expect(await countRows(env)).toBe(rows)
+  })
+})
+
+describe('GET /blogs/delete/:id (the confirmation)', () => {
+  it('asks first: a page naming the post, whose form posts the delete; nothing is deleted yet', async () => {
+    const post = await createPost(app, env, { title: unique('Delete <me>?') }, png)
+    const show = await app.inject({ url: `/blogs/show/${post.id}`, headers: signedIn() })
+    expect(show.body).toContain(`<a class="button danger" href="/blogs/delete/${post.id}">Delete</a>`)
+    expect(show.body).not.toContain(`action="/blogs/delete/${post.id}"`)
+    const res = await app.inject({ url: `/blogs/delete/${post.id}`, headers: signedIn() })
+    expect(res.statusCode).toBe(200)
+    expect(res.body).toContain('<h1 class="page-title">Delete this post?</h1>')
+    expect(res.body).toContain(`&ldquo;${ejsEscape(post.title)}&rdquo;`)
+    expect(res.body).toContain('with its image')
+    expect(res.body).toContain(`<form method="post" action="/blogs/delete/${post.id}" class="actions">`)
+    expect(res.body).toContain(`name="_csrf" value="${author.csrf}"`)
+    expect(await rowById(env, post.id)).toBeDefined()
+  })
+
+  it("sends a signed-out visitor to sign in, refuses someone else's post with 403, and answers 404 for an unknown post", async () => {
+    const post = await createPost(app, env)
+    const other = await signUp(app)
+    expect((await app.inject({ url: `/blogs/delete/${post.id}`, headers: { cookie: other.cookie } })).statusCode).toBe(403)
+    const anonymous = await app.inject({ url: `/blogs/delete/${post.id}` })
+    expect(anonymous.statusCode).toBe(303)
+    expect(anonymous.headers.location).toMatch(/^\/account\/signin/)
+    expect((await app.inject({ url: `/blogs/delete/${await unusedId(env)}`, headers: signedIn() })).statusCode).toBe(404)
   })
 })
 

@@ -13,7 +13,7 @@ import { useDisposableApps, type TestEnv } from '../../kit/app'
 const { newEnv, newApp, closeApp } = useDisposableApps()
 
 const INITIAL_DATA = path.join(ROOT, 'initial_data.sql')
-const MIGRATIONS = [{ name: '001-create-blog' }, { name: '002-blog-thumb' }, { name: '003-accounts' }]
+const MIGRATIONS = [{ name: '001-create-blog' }, { name: '002-blog-thumb' }, { name: '003-accounts' }, { name: '004-identity' }, { name: '005-post-dates-and-images' }]
 const migrationsRun = (env: TestEnv) => env.query('SELECT `name` FROM `schema_migrations` ORDER BY `name`')
 
 /** Runs initial_data.sql the way `mysql < initial_data.sql` would, with blog_db renamed to env.database. */
@@ -71,7 +71,7 @@ async function countPosts(env: TestEnv): Promise<number> {
   return Number(row!.n)
 }
 
-const TABLES = ['blog', 'user', 'session', 'api_token', 'login_throttle']
+const TABLES = ['blog', 'user', 'session', 'api_token', 'login_throttle', 'app_secret']
 
 /** Users named after the sample authors, without email or password, own the sample posts. */
 async function expectAdoptedAuthors(env: TestEnv): Promise<void> {
@@ -196,6 +196,20 @@ describe('starting the app on a database made by initial_data.sql', () => {
     expect(await showCreateTable(env)).toBe(await showCreateTable(current))
     expect(await env.query('SELECT `id` FROM `blog` WHERE `thumb_loc` IS NOT NULL')).toEqual([])
     expect(await dumpPosts(env)).toEqual(expectedPosts)
+  })
+
+  it('keeps the dates of existing posts: each was published at its last change, and none reads as edited; image sizes unknown', async () => {
+    const env = await newEnv()
+    await runInitialData(env)
+    await newApp(env)
+    const rows = await env.query<{ id: number; published: string; modified: string; sizes: number }>(
+      "SELECT `id`, DATE_FORMAT(`published_dt`, '%Y-%m-%d %H:%i:%s') AS `published`, DATE_FORMAT(`modified_dt`, '%Y-%m-%d %H:%i:%s') AS `modified`, " +
+        'COUNT(`image_width`) + COUNT(`thumb_width`) + COUNT(`image_alt`) AS `sizes` FROM `blog` GROUP BY `id` ORDER BY `id`'
+    )
+    expect(rows.map((r) => r.published)).toEqual(samplePosts.map((p) => p.modified_dt))
+    for (const r of rows) expect(r).toMatchObject({ modified: r.published, sizes: 0 })
+    expect(await showCreateTable(env)).toContain('KEY `idx_blog_published_dt_id` (`published_dt`,`id`)')
+    expect(await showCreateTable(env)).not.toContain('idx_blog_modified_dt_id')
   })
 
   it('can be restarted on the same database without changes', async () => {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { anonymousSession, FORM_HEADERS, send, urlencoded } from '../../kit/accounts'
+import { anonymousForm, FORM_HEADERS, send, urlencoded } from '../../kit/accounts'
 import { createTestEnv, type TestEnv } from '../../kit/app'
 import { assertBuilt, killAllServers, startListening, startServer, waitForExit } from '../../kit/server'
 
@@ -38,7 +38,7 @@ describe.each([
   it('is throttled at LOGIN_MAX_FAILURES failed sign-ins and then by the write limit: 40 failures, 36 of them 429', async () => {
     const server = await startListening({ ...env.env, TRUST_PROXY: trustProxy, WRITE_RATE_LIMIT: '30', LOGIN_MAX_FAILURES: '5' })
     try {
-      const anon = await anonymousSession(server.port)
+      const anon = await anonymousForm(server.port)
       const email = `victim-${trustProxy.replace(/\W/g, '')}@example.test`
       const statuses: number[] = []
       for (let i = 1; i <= 40; i++) {

@@ -62,8 +62,10 @@ const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/
 function acceptable(field: keyof typeof FIELD_RULES, value: string): boolean {
   const { minLength, maxLength } = FIELD_RULES[field]
   const length = [...value].length
+  // The minimum is counted without the spaces at either end.
+  const core = [...value.trim()].length
   const inline = field !== 'content'
-  return length >= minLength && length <= maxLength && /\S/.test(value) && !CONTROL.test(value) &&
+  return core >= minLength && length <= maxLength && /\S/.test(value) && !CONTROL.test(value) &&
     !value.includes('\uFFFD') && !(inline && /[\u202A-\u202E\u2066-\u2069]/.test(value))
 }
 

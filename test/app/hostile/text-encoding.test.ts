@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { describe, expect, it } from 'vitest'
-import { anonymousSession, defaultAuthor, FORM_HEADERS, send, urlencoded } from '../../kit/accounts'
+import { anonymousForm, defaultAuthor, FORM_HEADERS, send, urlencoded } from '../../kit/accounts'
 import { useTestApp, type TestEnv } from '../../kit/app'
 import { postForm } from '../../kit/form'
 import { countRows, expectNothingWritten, unique } from '../../kit/posts'
@@ -68,7 +68,7 @@ describe('text-direction overrides', () => {
   })
 
   it('in a display name (the author shown beside titles) gets the sign-up form back with the reason', async () => {
-    const anon = await anonymousSession(app, 'signup')
+    const anon = await anonymousForm(app, 'signup')
     const res = await send(app, 'POST', '/account/signup', {
       cookie: anon.cookie,
       headers: FORM_HEADERS,

@@ -36,6 +36,35 @@ async function postId(title: string): Promise<number> {
   return row!.id
 }
 
+describe('the inspector when only some traces are kept (none but failures here)', () => {
+  let child: ServerChild
+
+  beforeAll(async () => {
+    child = await startListening(
+      { ...env.env, INSPECTOR_ENABLED: 'true', TRACE_KEEP_SLOWEST_PERCENT: '0', OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0', OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'pino,runtime-node' },
+      { telemetry: true }
+    )
+  })
+
+  afterAll(async () => {
+    await child?.kill()
+  })
+
+  it('says that a trace was not kept, and why traces are kept, where a trace it never saw is "not found"', async () => {
+    const res = await request(child.port, '/blogs/')
+    expect(res.headers.traceresponse).toMatch(/-00$/)
+    // Recorded when the response has gone out: ask until it is.
+    const page = () => request(child.port, `/_inspect/traces/${traceIdOf(res)}`)
+    await expect.poll(async () => (await page()).body, { timeout: 5000 }).toContain('<h1>Trace not kept</h1>')
+    const kept = await page()
+    expect(kept.status).toBe(404)
+    expect(kept.body).toContain('TRACE_KEEP_SLOWEST_PERCENT')
+    const unknown = await request(child.port, `/_inspect/traces/${randomBytes(16).toString('hex')}`)
+    expect(unknown.status).toBe(404)
+    expect(unknown.body).toContain('<h1>Trace not found</h1>')
+  })
+})
+
 describe.each(MODES)('the inspector with server spans made by $name', (mode) => {
   let receiver: OtlpReceiver
   let child: ServerChild
@@ -69,7 +98,7 @@ describe.each(MODES)('the inspector with server spans made by $name', (mode) => 
     expect(page.headers['cache-control']).toBe('no-store')
     expect(waterfallLabels(page.body)).toEqual(['GET /blogs/show/:id', 'pool.acquire', 'SELECT', 'view.render'])
     const [sql] = attributeValues(page.body, 'db.query.text')
-    expect(sql).toBe('SELECT `id`, `title`, `author`, `content`, `image_loc`, `thumb_loc`, `user_id`, DATE_FORMAT(`modified_dt`, ?) AS `modified_iso` FROM `blog` WHERE `id` = ?')
+    expect(sql).toBe('SELECT `id`, `title`, `author`, `content`, `image_loc`, `thumb_loc`, `image_width`, `image_height`, `thumb_width`, `thumb_height`, `image_alt`, `user_id`, DATE_FORMAT(`published_dt`, ?) AS `published_iso`, IF(`modified_dt` > `published_dt`, DATE_FORMAT(`modified_dt`, ?), NULL) AS `edited_iso` FROM `blog` WHERE `id` = ?')
     expect(page.body).not.toContain(title)
     expect(page.body).toContain(`href="${JAEGER_URL}/trace/${traceId}"`)
     // The SELECT's bar is split: loop busy and the rest (no DB server time: the shared MariaDB
@@ -78,6 +107,8 @@ describe.each(MODES)('the inspector with server spans made by $name', (mode) => 
     expect(parts.length, page.body).toBeGreaterThanOrEqual(1)
     expect(parts.join(' ')).not.toContain('part-server')
     expect(page.body).toContain('event loop busy')
+    // The DB server's '–' says why.
+    expect(page.body).toContain("<dd class=\"total-note\">Not measured: the database&#39;s performance_schema is off")
     expect(attributeValues(page.body, 'blog.event_loop.active_ms')).toHaveLength(3)
     // Bars are drawn with SVG attributes, never inline styles (the CSP allows no inline style).
     const rects = page.body.match(/<rect class="wf-rect"[^>]*>/g) ?? []
@@ -131,7 +162,7 @@ describe.each(MODES)('the inspector with server spans made by $name', (mode) => 
     const row = all.body.slice(all.body.indexOf(`/_inspect/traces/${okId}`)).split('</tr>')[0]!
     expect(row).toMatch(/<span class="method">GET<\/span> \/blogs\//)
     expect(row).toContain('>200<')
-    expect(row).toMatch(/<td class="num">1<\/td>/)
+    expect(row).toMatch(/<td class="num col-queries">1<\/td>/)
 
     const notFound = await inspect(child.port, '/_inspect/?status=4xx')
     expect(traceLinks(notFound.body)).toContain(traceIdOf(missing))
@@ -148,6 +179,38 @@ describe.each(MODES)('the inspector with server spans made by $name', (mode) => 
     expect((await request(child.port, '/_inspect/?status=abc')).status).toBe(400)
   })
 
+  it('filters by method as well as route: POST /blogs/new lists no GET of the form, and the routes page links carry the method', async () => {
+    const form = await request(child.port, { path: '/blogs/new', headers: { cookie: author.cookie } })
+    expect(form.status).toBe(200)
+    const sent = await postForm(child.port, '/blogs/new', { title: `Method ${randomBytes(4).toString('hex')}`, content: 'Posted.' }, {}, { as: author })
+    expect(sent.status).toBe(303)
+    await inspect(child.port, `/_inspect/traces/${traceIdOf(sent)}`)
+    const posts = await inspect(child.port, `/_inspect/?route=${encodeURIComponent('/blogs/new')}&method=POST`)
+    expect(traceLinks(posts.body)).toContain(traceIdOf(sent))
+    expect(traceLinks(posts.body)).not.toContain(traceIdOf(form))
+    expect(posts.body).toContain('<option value="POST" selected>POST</option>')
+    const routes = await inspect(child.port, '/_inspect/routes')
+    expect(routes.body).toContain(`href="/_inspect/?route=${encodeURIComponent('/blogs/new')}&amp;method=POST&amp;sort=slowest"`)
+  })
+
+  it('answers a trace URL that names no trace id with its own "trace not found" page, and reads an id in capitals', async () => {
+    for (const bad of ['not-a-trace', '1234', 'g'.repeat(32)]) {
+      const res = await request(child.port, `/_inspect/traces/${bad}`)
+      expect(res.status, bad).toBe(404)
+      expect(res.body).toContain('<section class="inspector-panel inspector-empty">')
+      expect(res.body).toContain('That is not a trace id')
+    }
+    const ok = await request(child.port, '/blogs/')
+    await inspect(child.port, `/_inspect/traces/${traceIdOf(ok)}`)
+    expect((await inspect(child.port, `/_inspect/traces/${traceIdOf(ok).toUpperCase()}`)).status).toBe(200)
+  })
+
+  it("shows who is signed in to the blog in its header", async () => {
+    const page = await inspect(child.port, '/_inspect/', { cookie: author.cookie })
+    expect(page.body).toContain(`Signed in as ${author.displayName}`)
+    expect(page.body).not.toContain('>Sign in<')
+  })
+
   it('shows per-route percentiles and the top SQL statements', async () => {
     for (let i = 0; i < 3; i++) await request(child.port, '/blogs/')
     const page = await inspect(child.port, '/_inspect/routes')
@@ -158,7 +221,7 @@ describe.each(MODES)('the inspector with server spans made by $name', (mode) => 
     expect(row).toMatch(/<td class="num">–<\/td>\s*$/)
     expect(page.body).toContain('DB itself')
     expect(page.body).toContain('Top SQL')
-    expect(page.body).toContain('FROM `blog` ORDER BY `modified_dt` DESC, `id` DESC LIMIT ? OFFSET ?')
+    expect(page.body).toContain('FROM `blog` ORDER BY `published_dt` DESC, `id` DESC LIMIT ? OFFSET ?')
   })
 
   it("does not record or trace its own pages", async () => {

@@ -44,7 +44,7 @@ describe('two app processes started at once on a fresh database', () => {
     for (const c of children) expect((await request(c.port, '/blogs/')).status).toBe(200)
 
     const migrations = await env.query<{ name: string }>('SELECT `name` FROM `schema_migrations`')
-    expect(migrations.map((m) => m.name)).toEqual(['001-create-blog', '002-blog-thumb', '003-accounts'])
+    expect(migrations.map((m) => m.name)).toEqual(['001-create-blog', '002-blog-thumb', '003-accounts', '004-identity', '005-post-dates-and-images'])
     const seeds = await env.query<{ name: string }>('SELECT `name` FROM `schema_seeds`')
     expect(seeds.map((s) => s.name)).toEqual(['001-sample-posts'])
     const [count] = await env.query<{ n: number }>('SELECT COUNT(*) AS n FROM `blog`')

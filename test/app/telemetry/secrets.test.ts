@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect, it } from 'vitest'
-import { anonymousSession, csrfOf, FORM_HEADERS, send, setCookie, signIn, signUp, urlencoded } from '../../kit/accounts'
+import { anonymousForm, csrfOf, FORM_HEADERS, send, setCookie, signIn, signUp, urlencoded } from '../../kit/accounts'
 import { parseTraceHeader } from '../../kit/otlp-receiver'
 import { request } from '../../kit/server'
 import { useTracedServer } from '../../kit/traced-server'
@@ -19,7 +19,7 @@ describe('secrets in telemetry and logs', () => {
     const account = await signUp(s.child.port, { password })
     const failed = await signIn(s.child.port, account.email, wrong)
     expect(failed.res.status).toBe(401)
-    const anon = await anonymousSession(s.child.port)
+    const anon = await anonymousForm(s.child.port)
     const ok = await signIn(s.child.port, account.email, password, anon)
     expect(ok.res.status).toBe(303)
     const sessionToken = ok.cookie!.split('=')[1]!
@@ -35,7 +35,9 @@ describe('secrets in telemetry and logs', () => {
     for (const res of [ok.res, del]) await s.receiver.waitForTrace(parseTraceHeader(String(res.headers.traceresponse)).traceId)
     await sleep(200)
 
-    const secrets = { password, wrong, sessionToken, anonymousToken: anon.cookie.split('=')[1]!, csrf, anonymousCsrf: anon.csrf, apiToken, apiTokenBody: apiToken.slice(8) }
+    // The key that signs the forms' tokens before sign-in (stored once, at start-up).
+    const [formKey] = await s.env.query<{ secret: string }>('SELECT `secret` FROM `app_secret`')
+    const secrets = { password, wrong, sessionToken, anonymousToken: anon.cookie.split('=')[1]!, csrf, anonymousCsrf: anon.csrf, apiToken, apiTokenBody: apiToken.slice(8), formKey: formKey!.secret }
     const logs = s.child.stdout() + s.child.stderr()
     expect(logs).toContain('/account/signin')
     expect(s.receiver.requests.length).toBeGreaterThan(0)

@@ -15,7 +15,7 @@ const NEVER = { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAM
 const traceparent = (traceId: string, flags: '00' | '01') => `00-${traceId}-${randomBytes(8).toString('hex')}-${flags}`
 
 async function get(port: number, tp: string, headers: Record<string, string> = {}) {
-  const res = await request(port, { path: '/blogs/', headers: { ...headers, traceparent: tp } })
+  const res = await request(port, { path: '/blogs/', headers: { traceparent: tp, ...headers } })
   expect(res.status).toBe(200)
   return { res, ...parseTraceHeader(res.headers.traceresponse) }
 }
@@ -55,6 +55,18 @@ describe('a trusted client (loopback, by default)', () => {
     const spans = await t.receiver.waitForTrace(traceId, (s) => s.some((x) => x.name === 'GET /blogs/'))
     expect(spans.find((s) => s.name === 'GET /blogs/')?.parentSpanId).toBeTruthy()
   })
+
+  it('names the load test of its baggage on the server span (blog.load_test.id), as the k6 scripts send it', async () => {
+    const traceId = randomBytes(16).toString('hex')
+    await get(t.child.port, traceparent(traceId, '01'), { baggage: 'other=1,testid=arrival-20261206T101500Z;p=1' })
+    const spans = await t.receiver.waitForTrace(traceId, (s) => s.some((x) => x.name === 'GET /blogs/'))
+    expect(spans.find((s) => s.name === 'GET /blogs/')!.attributes['blog.load_test.id']).toBe('arrival-20261206T101500Z')
+    // Without the member, no attribute.
+    const plain = randomBytes(16).toString('hex')
+    await get(t.child.port, traceparent(plain, '01'), { baggage: 'other=1' })
+    const server = (await t.receiver.waitForTrace(plain, (s) => s.some((x) => x.name === 'GET /blogs/'))).find((s) => s.name === 'GET /blogs/')!
+    expect(server.attributes).not.toHaveProperty('blog.load_test.id')
+  })
 })
 
 describe('an untrusted client under the default sampler (always on)', () => {
@@ -66,5 +78,12 @@ describe('an untrusted client under the default sampler (always on)', () => {
     expect(r.traceId).toBe(traceId)
     expect(r.res.headers.traceresponse).toMatch(/-01$/)
     await t.receiver.waitForTrace(traceId, (s) => s.some((x) => x.name === 'GET /blogs/'))
+  })
+
+  it('cannot label its requests as a load test either: its baggage stays off the span', async () => {
+    const traceId = randomBytes(16).toString('hex')
+    await get(t.child.port, traceparent(traceId, '00'), { baggage: 'testid=forged' })
+    const server = (await t.receiver.waitForTrace(traceId, (s) => s.some((x) => x.name === 'GET /blogs/'))).find((s) => s.name === 'GET /blogs/')!
+    expect(server.attributes).not.toHaveProperty('blog.load_test.id')
   })
 })

@@ -12,7 +12,7 @@ import { SERVER_SPAN_MODES, useTracedServer } from '../../kit/traced-server'
 // what the compiled app exports, in both ways of making server spans.
 
 const LIST_SQL = /^SELECT .* FROM `blog` ORDER BY .* LIMIT \? OFFSET \?$/
-const SHOW_SQL = /^SELECT `id`, `title`, `author`, `content`, `image_loc`, `thumb_loc`, `user_id`, DATE_FORMAT\(`modified_dt`, \?\) AS `modified_iso` FROM `blog` WHERE `id` = \?$/
+const SHOW_SQL = /^SELECT `id`, `title`, `author`, `content`, `image_loc`, `thumb_loc`, `image_width`, `image_height`, `thumb_width`, `thumb_height`, `image_alt`, `user_id`, DATE_FORMAT\(`published_dt`, \?\) AS `published_iso`, IF\(`modified_dt` > `published_dt`, DATE_FORMAT\(`modified_dt`, \?\), NULL\) AS `edited_iso` FROM `blog` WHERE `id` = \?$/
 
 const SESSION_SQL = /^SELECT `session`\.`csrf_token`, .* FROM `session` LEFT JOIN `user` .* WHERE `session`\.`id` = \? AND `session`\.`expires_dt` > UTC_TIMESTAMP\(\)$/
 

@@ -160,8 +160,12 @@ describe('a post through the real form in Chromium', () => {
       expect(await storedFiles(env.uploadDir)).toEqual([path.basename(secondImage!)])
       await shot('show-edited')
 
-      // Delete, with the no-JavaScript button.
-      await page.getByRole('button', { name: 'Delete' }).click()
+      // Delete: the link asks first, on a page whose button posts without JavaScript.
+      await page.getByRole('link', { name: 'Delete' }).click()
+      await page.waitForURL(/\/blogs\/delete\/\d+$/)
+      expect(await storedFiles(env.uploadDir)).toEqual([path.basename(secondImage!)])
+      await shot('delete-confirm')
+      await page.getByRole('button', { name: 'Delete this post' }).click()
       await page.waitForURL('**/blogs/')
       expect(await page.locator('.flash').innerText()).toContain('The post was deleted.')
       expect(await page.locator('.post-card').count()).toBe(0)

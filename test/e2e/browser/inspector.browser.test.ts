@@ -115,8 +115,9 @@ describe('the inspector in a browser', () => {
     await docsShot(page, 'inspector-trace', true)
 
     await page.goto(`http://127.0.0.1:${child.port}/_inspect/traces/${uploadTrace}`)
-    // The image's work is two spans now: blog.image.process (decode, re-encode) and blog.image.write.
-    await page.locator('details.wf-span.cat-image summary', { hasText: 'blog.image.write' }).click()
+    // The image's work is two spans: blog.image.process (decode, re-encode: image processing) and
+    // blog.image.write (image storage).
+    await page.locator('details.wf-span.cat-store summary', { hasText: 'blog.image.write' }).first().click()
     await page.screenshot({ path: path.join(SHOTS, 'inspector-trace-upload.png'), fullPage: true })
     await docsShot(page, 'inspector-upload-trace', true)
 

@@ -284,9 +284,12 @@ describe('metrics: app and spanmetrics -> collector -> Prometheus', () => {
   it("answers the trace datasources' span-to-metrics queries", async () => {
     const ds = readYaml<{ datasources: { uid: string; jsonData?: { tracesToMetrics?: { queries: { query: string }[] } } }[] }>('grafana/provisioning/datasources/datasources.yaml').datasources
     const queries = ds.flatMap((d) => d.jsonData?.tracesToMetrics?.queries ?? []).map((q) => q.query)
-    expect(queries.length).toBe(4)
-    // What Grafana makes of each for a span of the show route ($$ is the provisioning escape).
-    const exprs = queries.map((q) => q.replaceAll('$$', '$').replace('$__tags', 'service_name="blog-app"').replace('${__span.name}', 'GET /blogs/show/:id'))
+    expect(queries.length).toBe(6)
+    // What Grafana makes of each ($$ is the provisioning escape): $__tags holds the span's tags the
+    // datasource maps (service.name -> job, http.route, db.operation.name), so the route queries
+    // are for the show route's server span and the SQL one for its SELECT.
+    const tagsOf = (q: string) => (q.includes('db_client_operation') ? 'job="blog-app",db_operation_name="SELECT"' : 'job="blog-app",http_route="/blogs/show/:id"')
+    const exprs = queries.map((q) => q.replaceAll('$$', '$').replace('$__tags', tagsOf(q)))
     // rate() needs an increase it can see: if the collector's first flush of the show route's
     // series already held every call of the load (a slow machine), show a few more pages.
     const empty = async () => (await Promise.all(exprs.map(async (e) => ((await seriesWithData(e)).length === 0 ? e : null)))).filter(Boolean)

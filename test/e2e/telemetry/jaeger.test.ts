@@ -57,7 +57,7 @@ describe('traces in a real Jaeger v2', () => {
     const { server, sql } = expectRequestTrace(fromJaeger(trace), {
       name: 'GET /blogs/show/:id', status: 200, spanId,
       children: ['pool.acquire', 'SELECT', 'view.render'], view: 'blogs/show',
-      sql: [/^SELECT `id`, `title`, `author`, `content`, `image_loc`, `thumb_loc`, `user_id`, DATE_FORMAT\(`modified_dt`, \?\) AS `modified_iso` FROM `blog` WHERE `id` = \?$/]
+      sql: [/^SELECT `id`, `title`, `author`, `content`, `image_loc`, `thumb_loc`, `image_width`, `image_height`, `thumb_width`, `thumb_height`, `image_alt`, `user_id`, DATE_FORMAT\(`published_dt`, \?\) AS `published_iso`, IF\(`modified_dt` > `published_dt`, DATE_FORMAT\(`modified_dt`, \?\), NULL\) AS `edited_iso` FROM `blog` WHERE `id` = \?$/]
     })
     expect(server.parentId).toBeUndefined()
     expect(server.attributes['url.path']).toBe(`/blogs/show/${row!.id}`)
