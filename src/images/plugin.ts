@@ -1,5 +1,4 @@
 import fp from 'fastify-plugin'
-import sharp from 'sharp'
 import { ImageProcessor, type ImageProcessorOptions } from './processor'
 
 declare module 'fastify' {
@@ -18,11 +17,7 @@ const CONCURRENCY = 2
 /** `fastify.imageProcessor`. */
 export default fp<ImageProcessorPluginOptions>(
   async (fastify, opts) => {
-    // Every upload is decoded once: libvips' operation cache would only hold memory.
-    sharp.cache(false)
-    // One libvips thread per image (its default is one per core): with two images at once that is
-    // the pod's CPU limit, and each thread's buffers count against memory the budget does not see.
-    sharp.concurrency(1)
+    // sharp itself (and its settings) is loaded with the first image: ./sharp.ts.
     fastify.decorate('imageProcessor', new ImageProcessor({ ...opts, concurrency: CONCURRENCY }))
   },
   { name: 'image-processor' }

@@ -1,11 +1,12 @@
 import { performance } from 'node:perf_hooks'
-import sharp, { type Sharp } from 'sharp'
+import type { Sharp } from 'sharp'
 import { deadlinePassed } from '../errors'
 import { sniffImageType, type ImageType } from '../storage/sniff'
 import { ATTR, SPAN } from '../telemetry/names'
 import { withSpan } from '../telemetry/tracer'
 import type { WorkLimit } from '../lib/work-limit'
 import { Admission } from './admission'
+import { sharp } from './sharp'
 
 /** Longest side of a stored image: more than any page shows, and it bounds the stored bytes. */
 export const MAX_IMAGE_SIDE = 4096
@@ -134,7 +135,7 @@ export class ImageProcessor {
   /** The header only (for an animation, the frames are counted without being decoded). */
   private async header(input: Buffer, type: ImageType): Promise<ImageHeader> {
     try {
-      const meta = await sharp(input, { failOn: 'error', limitInputPixels: false }).metadata()
+      const meta = await sharp()(input, { failOn: 'error', limitInputPixels: false }).metadata()
       if (meta.format !== type) throw new ImageRejected(415, 'NOT_AN_IMAGE', NOT_AN_IMAGE)
       const animated = type === 'gif' || type === 'webp'
       return {
@@ -176,7 +177,7 @@ export class ImageProcessor {
     // failOn 'error' refuses truncated and corrupt data; 'warning' would also refuse the
     // harmless quirks many cameras write. limitInputPixels counts every frame of an animation.
     const open = (data: Buffer, pages: boolean) =>
-      sharp(data, { failOn: 'error', limitInputPixels: this.opts.maxPixels, animated: pages && animated, autoOrient: true }).timeout(timeout())
+      sharp()(data, { failOn: 'error', limitInputPixels: this.opts.maxPixels, animated: pages && animated, autoOrient: true }).timeout(timeout())
     try {
       const full = await toFormat(open(input, true).resize({ width: MAX_IMAGE_SIDE, height: MAX_IMAGE_SIDE, fit: 'inside', withoutEnlargement: true }), type)
         .toBuffer({ resolveWithObject: true })
