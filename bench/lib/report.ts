@@ -29,18 +29,18 @@ export interface RunResult {
   p50Trace: (Breakdown & { traceId: string }) | null
   slowestTrace: (Breakdown & { traceId: string }) | null
   /** The slowest 1% of requests by their own X-Process-Time: how many, and how many of their traces were exported. */
-  slowest: { count: number; exported: number } | null
+  slowest: { count: number; exported: number; flagged: number } | null
 }
 
 /**
  * Of the slowest 1% of answered requests (by the X-Process-Time each reported), how many traces
  * reached the harness's OTLP sink: what a load test is run to find, and what head sampling loses.
  */
-export function slowestExported(samples: LoadResult['samples'], exported: ReadonlySet<string>): { count: number; exported: number } | null {
+export function slowestExported(samples: LoadResult['samples'], exported: ReadonlySet<string>): { count: number; exported: number; flagged: number } | null {
   const timed = samples.filter((s) => Number.isFinite(s.processMs) && s.responseTraceId !== '').sort((a, b) => b.processMs - a.processMs)
   if (timed.length === 0) return null
   const slowest = timed.slice(0, Math.max(1, Math.floor(timed.length / 100)))
-  return { count: slowest.length, exported: slowest.filter((s) => exported.has(s.responseTraceId)).length }
+  return { count: slowest.length, exported: slowest.filter((s) => exported.has(s.responseTraceId)).length, flagged: slowest.filter((s) => s.kept).length }
 }
 
 export function summariseRun(variant: string, round: number, target: string, load: LoadResult, okStatus: (s: number) => boolean, app: ProcSample, db: ProcSample, spans: BenchSpan[]): RunResult {
@@ -122,7 +122,7 @@ export interface Summary {
   p50Trace: (Breakdown & { traceId: string }) | null
   slowestTrace: (Breakdown & { traceId: string }) | null
   /** Over all rounds: the slowest 1% of each round's requests, and how many of their traces were exported. */
-  slowest: { count: number; exported: number } | null
+  slowest: { count: number; exported: number; flagged: number } | null
   verdict: string
 }
 
@@ -176,7 +176,11 @@ export function summarise(results: RunResult[], variants: string[]): Summary[] {
         p50Trace: rs[rs.length - 1]!.p50Trace,
         slowestTrace: rs.map((r) => r.slowestTrace).filter((t) => t !== null).sort((a, b) => b!.total - a!.total)[0] ?? null,
         slowest: rs.some((r) => r.slowest)
-          ? { count: rs.reduce((a, r) => a + (r.slowest?.count ?? 0), 0), exported: rs.reduce((a, r) => a + (r.slowest?.exported ?? 0), 0) }
+          ? {
+              count: rs.reduce((a, r) => a + (r.slowest?.count ?? 0), 0),
+              exported: rs.reduce((a, r) => a + (r.slowest?.exported ?? 0), 0),
+              flagged: rs.reduce((a, r) => a + (r.slowest?.flagged ?? 0), 0)
+            }
           : null
       }
       // Replicas: the verdict's CPU thresholds are per process (a core each), so the mean of them.
@@ -252,11 +256,11 @@ export function reportLines(summary: Summary[], heading: string): string[] {
   const withSlowest = summary.filter((s) => s.slowest)
   if (withSlowest.length > 0) {
     lines.push('', 'The slowest 1% of requests (by their own X-Process-Time, per round): how many of their traces were exported:', '')
-    lines.push('| variant | path | slowest requests | traces exported | share |')
-    lines.push('|' + ' --- |'.repeat(5))
+    lines.push('| variant | path | slowest requests | said kept (traceresponse -01) | traces exported | share exported |')
+    lines.push('|' + ' --- |'.repeat(6))
     for (const s of withSlowest) {
       const k = s.slowest!
-      lines.push(`| ${s.variant} | ${s.path} | ${k.count} | ${k.exported} | ${pct(k.exported / Math.max(1, k.count))} |`)
+      lines.push(`| ${s.variant} | ${s.path} | ${k.count} | ${k.flagged} | ${k.exported} | ${pct(k.exported / Math.max(1, k.count))} |`)
     }
   }
   const withPhases = summary.filter((s) => s.phases)

@@ -22,11 +22,14 @@ const GROWTH = Math.log(1.05)
 const MIN_MS = 0.01
 const BUCKETS = 360
 /**
- * A route's counts are halved every this many requests. Long on purpose: the slowest requests of
- * a load test come in bursts (a queue builds), and an estimate that followed each burst would
- * call most of its requests ordinary (a 2,000-request half-life kept 51% of a run's slowest 1%).
+ * Two memories of a route's durations, halved every this many requests. The slowest requests of a
+ * load test come in bursts (a queue builds): an estimate that follows each burst calls most of
+ * its requests ordinary (a 2,000-request half-life alone kept 51% of a run's slowest 1%). A long
+ * memory alone stays inflated by the process's slow start (JIT, cold pool: 57%). The threshold is
+ * the lower of the two: a burst cannot raise it fast, a warm-up does not hold it up.
  */
-const HALF_LIFE = 20_000
+const SHORT_HALF_LIFE = 1_000
+const LONG_HALF_LIFE = 20_000
 /** Until a route has this many requests, each is kept: too few to know what slow is. */
 const WARMUP = 100
 /** The threshold is recomputed this often (requests per route). */
@@ -35,44 +38,57 @@ const REFRESH = 100
 const bucketOf = (ms: number) => (ms <= MIN_MS ? 0 : Math.min(BUCKETS - 1, Math.floor(Math.log(ms / MIN_MS) / GROWTH)))
 const lowerBound = (bucket: number) => MIN_MS * Math.exp(bucket * GROWTH)
 
-/**
- * A running estimate of how slow a route's slowest requests are: a histogram of its recent
- * durations in 5% buckets, decayed by halving. `threshold` is the lower edge of the bucket that
- * holds the slowest `percent`%: a request at or over it is among the slowest (with the bucket's
- * 5% of slack on the side of keeping more).
- */
-class RouteDurations {
+/** A histogram of durations in 5% buckets, decayed by halving every `halfLife` additions. */
+class DecayingHistogram {
   private readonly counts = new Float64Array(BUCKETS)
   private total = 0
-  private seen = 0
-  threshold = 0
 
-  add(ms: number, percent: number): void {
-    this.counts[bucketOf(ms)]! += 1
+  constructor(private readonly halfLife: number) {}
+
+  add(bucket: number, seen: number): void {
+    this.counts[bucket]! += 1
     this.total += 1
-    this.seen += 1
-    if (this.seen % HALF_LIFE === 0) {
+    if (seen % this.halfLife === 0) {
       for (let i = 0; i < BUCKETS; i++) this.counts[i]! /= 2
       this.total /= 2
     }
-    if (this.seen % REFRESH === 0 || this.seen === WARMUP) this.refresh(percent)
   }
 
-  get warm(): boolean {
-    return this.seen >= WARMUP
-  }
-
-  private refresh(percent: number): void {
+  /** The lower edge of the bucket holding the slowest `percent`%. */
+  tailEdge(percent: number): number {
     const tail = (this.total * percent) / 100
     let above = 0
     for (let b = BUCKETS - 1; b >= 0; b--) {
       above += this.counts[b]!
-      if (above >= tail) {
-        this.threshold = lowerBound(b)
-        return
-      }
+      if (above >= tail) return lowerBound(b)
     }
-    this.threshold = 0
+    return 0
+  }
+}
+
+/**
+ * A running estimate of how slow a route's slowest requests are. `threshold`: a request at or
+ * over it is among the slowest `percent`%, with margin on the side of keeping more (about twice
+ * the share, and a bucket's 5%).
+ */
+class RouteDurations {
+  private readonly short = new DecayingHistogram(SHORT_HALF_LIFE)
+  private readonly long = new DecayingHistogram(LONG_HALF_LIFE)
+  private seen = 0
+  threshold = 0
+
+  add(ms: number, percent: number): void {
+    const b = bucketOf(ms)
+    this.seen += 1
+    this.short.add(b, this.seen)
+    this.long.add(b, this.seen)
+    // Twice the share: the estimate lags a distribution that drifts (a process still warming, a
+    // load that changes), and a request must not be missed for being slow an instant too early.
+    if (this.seen % REFRESH === 0 || this.seen === WARMUP) this.threshold = Math.min(this.short.tailEdge(2 * percent), this.long.tailEdge(2 * percent))
+  }
+
+  get warm(): boolean {
+    return this.seen >= WARMUP
   }
 }
 

@@ -40,7 +40,7 @@ describe("the bench's share of the slowest requests whose trace was exported", (
     const samples = Array.from({ length: 300 }, (_, i) => sample(i + 1, `t${i}`))
     // The three slowest are t299, t298, t297; two of them were exported, and plenty of fast ones.
     const got = slowestExported(samples, new Set(['t299', 't297', 't1', 't2', 't3']))
-    expect(got).toEqual({ count: 3, exported: 2 })
+    expect(got).toEqual({ count: 3, exported: 2, flagged: 0 })
   })
 
   it('ignores requests that carried no timing or trace header', () => {
