@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
+import type { Blog } from './repositories/blog-repository'
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']
 const pad = (n: number) => (n < 10 ? '0' : '') + n
 
@@ -23,14 +24,7 @@ function formatDate(value: Date | string): string {
 }
 
 /** What the post page's <img> needs to know about a post's image. */
-export interface PostImageFacts {
-  imageLoc: string | null
-  thumbLoc: string | null
-  imageWidth: number | null
-  imageHeight: number | null
-  thumbWidth: number | null
-  thumbHeight: number | null
-}
+export type PostImageFacts = Pick<Blog, 'imageLoc' | 'thumbLoc' | 'imageWidth' | 'imageHeight' | 'thumbWidth' | 'thumbHeight'>
 
 export interface ImageAttributes {
   src: string

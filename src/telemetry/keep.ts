@@ -103,9 +103,10 @@ export class KeepPolicy {
 
   constructor(readonly opts: KeepOptions) {}
 
-  decide(route: string, durationMs: number, status: number, parent: Context, trustedSampledParent: boolean, traceId: string, name: string): KeepReason | null {
+  /** `name` is the server span's (`METHOD route`): the sampler's argument and the route's key. */
+  decide(name: string, durationMs: number, status: number, parent: Context, trustedSampledParent: boolean, traceId: string): KeepReason | null {
     if (this.opts.off) return null
-    const slow = this.isSlow(route, durationMs)
+    const slow = this.isSlow(name, durationMs)
     if (status >= 500) return 'error'
     if (slow) return slow
     if (trustedSampledParent) return 'parent'

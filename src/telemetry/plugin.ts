@@ -12,7 +12,6 @@ import { ATTR, LOAD_TEST_BAGGAGE, METRIC, SCOPE } from './names'
 import { materialize, RequestTrace } from './request-trace'
 import type { TelemetryRuntime } from './runtime'
 import { measured } from './self-cost'
-import { maskSql } from './sql'
 import { kRequestStart, newTimings, timingStore, type RequestTimings } from './timing'
 import { recordError, tracer } from './tracer'
 import { UNTRUSTED_PARENT } from './trust'
@@ -176,7 +175,7 @@ function decide(request: FastifyRequest, status: number, runtime: TelemetryRunti
   const name = serverSpanName(request)
   // The server span's loop-busy time ends where the span does, not when its spans are made.
   rt.loopMs = performance.eventLoopUtilization(rt.elu).active
-  rt.kept = runtime.keep.decide(name, (t.end ?? now()) - t.start, status, rt.parent, rt.trustedSampledParent, rt.traceId, name)
+  rt.kept = runtime.keep.decide(name, (t.end ?? now()) - t.start, status, rt.parent, rt.trustedSampledParent, rt.traceId)
   runtime.tail.decide(rt.traceId, rt.kept !== null)
 }
 
@@ -246,7 +245,7 @@ function traceRequests(fastify: FastifyInstance, runtime: TelemetryRuntime, trus
       const testId = propagation.getBaggage(rt.parent)?.getEntry(LOAD_TEST_BAGGAGE)?.value
       if (testId && trusted(request.ip)) server[ATTR.loadTestId] = testId.slice(0, 128)
       const data = { name: serverSpanName(request, route), start: t.start, end: t.end!, attributes: server, error: status >= 500 }
-      measured('spans', () => materialize(rt, data, tracer, ids, maskSql))
+      measured('spans', () => materialize(rt, data, tracer, ids))
     }
     done()
   })

@@ -4,6 +4,7 @@ import { hrTime } from './clock'
 import { CONNECTION_ID } from './db-server'
 import type { KeepReason } from './keep'
 import { ATTR } from './names'
+import { maskSql } from './sql'
 import { KEPT } from './trust'
 
 /**
@@ -110,7 +111,7 @@ export interface IdPresets {
  * piece of work as its child, each with its own recorded start and end. The span processors
  * (timing join, exporters, inspector) see them as any other spans.
  */
-export function materialize(rt: RequestTrace, server: ServerSpanData, tracer: Tracer, ids: IdPresets, maskSql: (sql: string) => string): void {
+export function materialize(rt: RequestTrace, server: ServerSpanData, tracer: Tracer, ids: IdPresets): void {
   const root = rt.parent.setValue(KEPT, rt.kept)
   // The server span's id is the one traceresponse and the log line already named; a new trace's
   // id too (a continued trace takes its parent's).

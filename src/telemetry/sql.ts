@@ -5,7 +5,7 @@ import { CONNECTION_ID } from './db-server'
 import { ATTR, DB_SYSTEM } from './names'
 import type { Work } from './request-trace'
 import { timingStore, type RequestTimings } from './timing'
-import { tracer } from './tracer'
+import { errorTypeOf, tracer } from './tracer'
 
 /**
  * One measurement per SQL statement, from mysql2's diagnostics channels (`mysql2:query`,
@@ -114,16 +114,13 @@ function onAnswer(message: unknown): void {
   ctx[kStatement] = undefined
   const end = now()
   const took = end - s.start
-  if (s.work) {
-    const code = ctx.error === undefined ? undefined : (ctx.error as { code?: unknown }).code
-    s.timings!.trace!.finish(s.work, end, ctx.error === undefined ? undefined : typeof code === 'string' ? code : 'Error')
-  }
+  const errorType = ctx.error === undefined ? undefined : errorTypeOf(ctx.error)
+  if (s.work) s.timings!.trace!.finish(s.work, end, errorType)
   if (s.span) {
-    if (ctx.error !== undefined) {
+    if (errorType !== undefined) {
       // No message: a driver's error text can quote the offending value (a duplicate key).
-      const code = (ctx.error as { code?: unknown }).code
       s.span.setStatus({ code: SpanStatusCode.ERROR })
-      s.span.setAttribute(ATTR.errorType, typeof code === 'string' ? code : 'Error')
+      s.span.setAttribute(ATTR.errorType, errorType)
     }
     s.span.end()
   }

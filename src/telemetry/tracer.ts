@@ -7,10 +7,10 @@ export const tracer = trace.getTracer(SCOPE)
 
 /** Marks a span as failed the way every span of this app does: exception event, ERROR, error.type. */
 export function recordError(span: Span, err: unknown): void {
-  const e = err as Error & { code?: string | number }
+  const e = err as Error
   span.recordException(e)
   span.setStatus({ code: SpanStatusCode.ERROR, message: e.message })
-  span.setAttribute(ATTR.errorType, typeof e.code === 'string' ? e.code : e.name)
+  span.setAttribute(ATTR.errorType, errorTypeOf(err))
 }
 
 /** What work may do to its span as it goes: add attributes. */
@@ -19,9 +19,10 @@ export interface SpanAttributes {
   setAttributes(attributes: Attributes): unknown
 }
 
-const errorTypeOf = (err: unknown) => {
-  const e = err as Error & { code?: unknown }
-  return typeof e.code === 'string' ? e.code : (e?.name ?? 'Error')
+/** error.type of a failure: its code when it has one (a driver's `ER_...`), else its class. */
+export function errorTypeOf(err: unknown): string {
+  const e = err as { code?: unknown; name?: unknown } | null | undefined
+  return typeof e?.code === 'string' ? e.code : typeof e?.name === 'string' ? e.name : 'Error'
 }
 
 /**
