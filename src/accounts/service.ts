@@ -1,9 +1,9 @@
-import { createHmac } from 'node:crypto'
+import { createHmac, hkdfSync } from 'node:crypto'
 import type { AccountsConfig } from '../config'
 import { hashPassword, verifyPassword } from './password'
 import type { AccountRepository, ApiTokenSummary, UserRecord } from '../repositories/account-repository'
 import { DELETED_AUTHOR, storedNameKey } from './fields'
-import { digest, newApiToken, newSecret, sameSecret } from './secrets'
+import { digest, newApiToken, newSecret, sameSecret, seal, unseal } from './secrets'
 
 /** Who is making a request: what routes and templates may use. */
 export interface Viewer {
@@ -26,12 +26,17 @@ export type PasswordCheck = { status: 'ok' } | { status: 'wrong' } | Throttled
 
 /** New API tokens a user may make per hour (each is a credential: a stolen session must not mint hundreds). */
 export const TOKENS_PER_HOUR = 10
+/** How long the page after "make a token" may still show it (the redirect is followed at once; this covers a slow link). */
+export const NEW_TOKEN_SHOWN_FOR_S = 120
+
+const revealContext = (session: SessionState) => `api-token-reveal\n${session.viewer.id}\n${session.csrfToken}`
 
 const viewerOf = (user: UserRecord): Viewer => ({ id: user.id, displayName: user.displayName, isAdmin: user.isAdmin })
 
 /** Accounts: sign-up, sign-in with throttling, sessions and API tokens. State lives in the database. */
 export class AccountService {
   private formKey: Buffer | undefined
+  private revealKey: Buffer | undefined
 
   constructor(
     private readonly repo: AccountRepository,
@@ -41,6 +46,8 @@ export class AccountService {
   /** Loads the secret that signs the forms' tokens before sign-in (stored once, shared by every replica). */
   async start(): Promise<void> {
     this.formKey = Buffer.from(await this.repo.appSecret('form_csrf', newSecret()), 'base64url')
+    // Its own key for encryption, derived so that no second secret has to be stored.
+    this.revealKey = Buffer.from(hkdfSync('sha256', this.formKey, Buffer.alloc(0), 'api-token-reveal', 32))
   }
 
   /**
@@ -154,6 +161,26 @@ export class AccountService {
     const token = newApiToken()
     await this.repo.createToken(userId, name, digest(token))
     return token
+  }
+
+  /**
+   * A new token sealed for the one page that shows it (post-redirect-get): the browser carries it
+   * across the redirect in a short-lived cookie, so the database still holds only the hash, and
+   * it opens only for the same session within NEW_TOKEN_SHOWN_FOR_S.
+   */
+  sealNewToken(session: SessionState, token: string, now = Date.now()): string {
+    if (!this.revealKey) throw new Error('AccountService.start() has not run')
+    return seal(this.revealKey, revealContext(session), `${now}\n${token}`)
+  }
+
+  /** The token `sealNewToken` sealed for this session, or null (another session, altered, or too old). */
+  openNewToken(session: SessionState, sealed: string, now = Date.now()): string | null {
+    if (!this.revealKey) throw new Error('AccountService.start() has not run')
+    const opened = unseal(this.revealKey, revealContext(session), sealed)
+    const cut = opened?.indexOf('\n') ?? -1
+    if (opened == null || cut < 0) return null
+    const age = now - Number(opened.slice(0, cut))
+    return age >= 0 && age <= NEW_TOKEN_SHOWN_FOR_S * 1000 ? opened.slice(cut + 1) : null
   }
 
   listApiTokens(userId: number): Promise<ApiTokenSummary[]> {

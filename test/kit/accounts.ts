@@ -129,3 +129,21 @@ export function defaultAuthor(app: FastifyInstance): Promise<Account> {
   if (!a) authors.set(app, (a = signUp(app)))
   return a
 }
+
+/**
+ * Makes an API token on the account page as a browser does: the form's POST answers 303, and the
+ * page it leads to shows the token once (the sealed cookie it is carried in, sent back once).
+ */
+export async function makeApiToken(target: Target, account: Pick<Account, 'cookie' | 'csrf'>, name = 'script'): Promise<{ token: string; made: Sent; page: Sent; carried: string }> {
+  const made = await send(target, 'POST', '/account/tokens', { cookie: account.cookie, headers: FORM_HEADERS, body: urlencoded({ _csrf: account.csrf, name }) })
+  expect(made.status, made.body).toBe(303)
+  expect(made.headers.location).toBe('/account#new-token')
+  const carried = setCookie(made, 'blog_new_token')
+  expect(carried, 'the POST should carry the token to the next page in a cookie').toBeTruthy()
+  const page = await send(target, 'GET', '/account', { cookie: `${account.cookie}; blog_new_token=${carried}` })
+  expect(page.status, page.body).toBe(200)
+  expect(page.headers['cache-control']).toBe('no-store')
+  const m = /<code id="new-token">([^<]+)<\/code>/.exec(page.body)
+  expect(m, 'the account page should show the new token').not.toBeNull()
+  return { token: m![1]!, made, page, carried: carried! }
+}

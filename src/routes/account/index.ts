@@ -6,7 +6,7 @@ import {
 } from '../../accounts/fields'
 import { localPath, NEXT_FIELD, signInPath } from '../../accounts/next'
 import { signInRequired } from '../../accounts/plugin'
-import { TOKENS_PER_HOUR, type Throttled } from '../../accounts/service'
+import { NEW_TOKEN_SHOWN_FOR_S, TOKENS_PER_HOUR, type Throttled } from '../../accounts/service'
 import { AppError } from '../../errors'
 import { CSRF_FIELD } from '../../validation/forms'
 import { textProblem } from '../../validation/text'
@@ -39,6 +39,9 @@ const tooManyTokens = () =>
     expected: true,
     reason: 'API token creation limit'
   })
+
+/** Carries a new API token, sealed, across the redirect to the one page that shows it. */
+const NEW_TOKEN_COOKIE = 'blog_new_token'
 
 const throttleMessage = (t: Throttled) => {
   const minutes = Math.ceil(t.retryAfterS / 60)
@@ -145,13 +148,23 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/', async (request, reply) => {
     if (!request.viewer) return reply.redirect(signInPath('/account'), 303)
-    return accountPage(request, reply, 200)
+    const sealed = request.cookies[NEW_TOKEN_COOKIE]
+    if (sealed === undefined || !request.session) return accountPage(request, reply, 200)
+    // Read once: a reload of this page finds the cookie gone and makes nothing.
+    reply.clearCookie(NEW_TOKEN_COOKIE, { path: '/account' })
+    const newToken = accounts.openNewToken(request.session, sealed)
+    if (newToken === null) return accountPage(request, reply, 200)
+    reply.header('Cache-Control', 'no-store')
+    return accountPage(request, reply, 200, { newToken })
   })
 
   // In the per-client write budget, and at most TOKENS_PER_HOUR per user.
   fastify.post('/tokens', { schema: { body: TokenBody }, ...fastify.writeLimit }, async (request, reply) => {
     request.checkCsrf(request.body[CSRF_FIELD])
     const viewer = signedIn(request)
+    // Forms are signed in by a session cookie only (an API token does not reach this route).
+    const session = request.session
+    if (!session) throw signInRequired()
     const name = request.body.name.trim()
     const problem = textProblem(TOKEN_NAME_RULE, name)
     if (problem) return accountPage(request, reply, 400, { errors: { name: problem }, name })
@@ -160,9 +173,15 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       reply.header('Retry-After', '3600')
       throw tooManyTokens()
     }
-    // Shown once, in this response only; never cached.
-    reply.header('Cache-Control', 'no-store')
-    return accountPage(request, reply, 201, { newToken: token })
+    // Post-redirect-get: the account page shows it once, and reloading that page makes no second token.
+    reply.setCookie(NEW_TOKEN_COOKIE, accounts.sealNewToken(session, token), {
+      path: '/account',
+      httpOnly: true,
+      sameSite: 'strict',
+      secure: request.protocol === 'https',
+      maxAge: NEW_TOKEN_SHOWN_FOR_S
+    })
+    return reply.redirect('/account#new-token', 303)
   })
 
   fastify.post('/tokens/:id/delete', { schema: { params: TokenParams, body: CsrfBody } }, async (request, reply) => {

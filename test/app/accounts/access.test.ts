@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { ROOT } from '../../../src/paths'
 import { useTestApp, type TestEnv } from '../../kit/app'
-import { csrfFor, FORM_HEADERS, makeAdmin, send, signUp, urlencoded, type Account } from '../../kit/accounts'
+import { csrfFor, FORM_HEADERS, makeAdmin, makeApiToken, send, setCookieLine, signUp, urlencoded, type Account } from '../../kit/accounts'
 import { postForm } from '../../kit/form'
 import { createPost, rowById, unique } from '../../kit/posts'
 import { assertBuilt } from '../../kit/server'
@@ -160,14 +160,7 @@ describe('npm run user:admin -- <email>', () => {
 })
 
 describe('API tokens for DELETE /blogs/delete/:id', () => {
-  const makeToken = async (account: Account, name = 'script') => {
-    const res = await send(app, 'POST', '/account/tokens', { cookie: account.cookie, headers: FORM_HEADERS, body: urlencoded({ _csrf: account.csrf, name }) })
-    expect(res.status, res.body).toBe(201)
-    expect(res.headers['cache-control']).toBe('no-store')
-    const m = /<code id="new-token">([^<]+)<\/code>/.exec(res.body)
-    expect(m).not.toBeNull()
-    return m![1]!
-  }
+  const makeToken = async (account: Account, name = 'script') => (await makeApiToken(app, account, name)).token
   const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
 
   it('lets the author delete with a token made on the account page; stores only its hash', async () => {
@@ -184,6 +177,32 @@ describe('API tokens for DELETE /blogs/delete/:id', () => {
     const page = await send(app, 'GET', '/account', { cookie: author.cookie })
     expect(page.body).toContain('last used')
     expect(page.body).not.toContain(token)
+  })
+
+  it('shows a new token once, after a redirect: reloading the page makes no second token and shows none', async () => {
+    const account = await signUp(app)
+    const count = async () => (await env.query('SELECT `id` FROM `api_token` WHERE `user_id` = (SELECT `id` FROM `user` WHERE `email` = ?)', [account.email])).length
+    const { token, page, carried } = await makeApiToken(app, account, 'once')
+    expect(await count()).toBe(1)
+    // The page cleared the cookie it read; a browser's reload sends neither it nor a form.
+    expect(setCookieLine(page, 'blog_new_token')).toMatch(/^blog_new_token=;.*Expires=Thu, 01 Jan 1970/)
+    const reload = await send(app, 'GET', '/account', { cookie: account.cookie })
+    expect(reload.status).toBe(200)
+    expect(reload.body).not.toContain(token)
+    expect(reload.body).not.toContain('id="new-token"')
+    expect(await count()).toBe(1)
+    // The sealed cookie is not the token, and opens for no other session, nor altered.
+    expect(carried).not.toContain(token.slice(8))
+    const other = await signUp(app)
+    const stolen = await send(app, 'GET', '/account', { cookie: `${other.cookie}; blog_new_token=${carried}` })
+    expect(stolen.status).toBe(200)
+    expect(stolen.body).not.toContain(token)
+    const flipped = carried.slice(0, -2) + (carried.endsWith('AA') ? 'BA' : 'AA')
+    const altered = await send(app, 'GET', '/account', { cookie: `${account.cookie}; blog_new_token=${flipped}` })
+    expect(altered.status).toBe(200)
+    expect(altered.body).not.toContain('id="new-token"')
+    const junk = await send(app, 'GET', '/account', { cookie: `${account.cookie}; blog_new_token=%%%not-base64` })
+    expect(junk.status).toBe(200)
   })
 
   it("refuses another user's token with 403, a wrong or revoked one with 401", async () => {

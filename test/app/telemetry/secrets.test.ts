@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect, it } from 'vitest'
-import { anonymousForm, csrfOf, FORM_HEADERS, send, setCookie, signIn, signUp, urlencoded } from '../../kit/accounts'
+import { anonymousForm, csrfOf, FORM_HEADERS, makeApiToken, send, setCookie, signIn, signUp, urlencoded } from '../../kit/accounts'
 import { parseTraceHeader } from '../../kit/otlp-receiver'
 import { request } from '../../kit/server'
 import { useTracedServer } from '../../kit/traced-server'
@@ -26,8 +26,7 @@ describe('secrets in telemetry and logs', () => {
 
     // A token made on the account page, used for a JSON delete.
     const csrf = csrfOf((await send(s.child.port, 'GET', '/account', { cookie: ok.cookie })).body)
-    const made = await send(s.child.port, 'POST', '/account/tokens', { cookie: ok.cookie, headers: FORM_HEADERS, body: urlencoded({ _csrf: csrf, name: 'ci' }) })
-    const apiToken = /<code id="new-token">([^<]+)<\/code>/.exec(made.body)![1]!
+    const { token: apiToken, carried: sealedToken } = await makeApiToken(s.child.port, { cookie: ok.cookie!, csrf }, 'ci')
     const del = await request(s.child.port, { method: 'DELETE', path: '/blogs/delete/999999', headers: { authorization: `Bearer ${apiToken}` } })
     expect(del.status).toBe(404)
 
@@ -37,7 +36,7 @@ describe('secrets in telemetry and logs', () => {
 
     // The key that signs the forms' tokens before sign-in (stored once, at start-up).
     const [formKey] = await s.env.query<{ secret: string }>('SELECT `secret` FROM `app_secret`')
-    const secrets = { password, wrong, sessionToken, anonymousToken: anon.cookie.split('=')[1]!, csrf, anonymousCsrf: anon.csrf, apiToken, apiTokenBody: apiToken.slice(8), formKey: formKey!.secret }
+    const secrets = { password, wrong, sessionToken, anonymousToken: anon.cookie.split('=')[1]!, csrf, anonymousCsrf: anon.csrf, apiToken, apiTokenBody: apiToken.slice(8), sealedToken, formKey: formKey!.secret }
     const logs = s.child.stdout() + s.child.stderr()
     expect(logs).toContain('/account/signin')
     expect(s.receiver.requests.length).toBeGreaterThan(0)
