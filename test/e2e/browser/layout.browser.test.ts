@@ -239,6 +239,21 @@ describe('the blog on a phone and in dark mode', () => {
     expect(await page.evaluate('document.activeElement.id')).toBe('main')
   })
 
+  it('a new API token: shown once after the redirect, fits the phone; a reload makes no second one and shows none', async () => {
+    const tokens = () => env.query('SELECT `id` FROM `api_token` WHERE `name` = ?', ['phone script'])
+    await page.goto('/account')
+    await page.fill('#name', 'phone script')
+    await page.getByRole('button', { name: 'Make a token' }).click()
+    await page.waitForURL('**/account#new-token')
+    const token = await page.locator('#new-token').innerText()
+    expect(token).toMatch(/^blogtok_[A-Za-z0-9_-]{43}$/)
+    expect.soft(await checkEveryMode('account-new-token')).toEqual([])
+    await page.reload()
+    expect(await page.locator('#new-token').count()).toBe(0)
+    expect(await page.content()).not.toContain(token)
+    expect(await tokens()).toHaveLength(1)
+  })
+
   it('an error page: fits the phone, AA contrast, and its header knows who is signed in', async () => {
     const res = await page.goto('/blogs/show/999999')
     expect(res?.status()).toBe(404)
