@@ -16,12 +16,12 @@ import { signUp, type BenchUser } from './lib/account'
 import { ROOT, startApp, startOtlpSink } from './lib/app'
 import { startBalancer } from '../harness/balancer'
 import { connectionOptions, databaseUrl, dataSetKey, dropDatabases, prepareData, type DataSet } from './lib/data'
-import { closedLoad, maxLoad, rateLoad, setPropagation, type Scenario } from './lib/load'
+import { closedLoad, maxLoad, rateLoad, setPropagation, type LoadResult, type Scenario } from './lib/load'
 import { idleRssMb, uploadPeak, worstAcceptedPng, worstAcceptedSide, type UploadPeak } from './lib/memory'
 import { findPid, pidByPort, ProcGroupMonitor, ProcMonitor } from './lib/proc'
 import { memoryLines, memoryRows, pairedRatioLines, pairedRatios, reportLines, summarise, summariseRun, type RunResult } from './lib/report'
 import { loadConfig } from '../src/config'
-import { decodeTraces } from './lib/spans'
+import { decodeTraces, type BenchSpan } from './lib/spans'
 import { renderSvg } from './lib/svg'
 import { PRESETS, variantEnv } from './presets'
 
@@ -41,6 +41,13 @@ async function writeScenario(user: BenchUser): Promise<Scenario> {
   fd.append('image_file', new Blob([new Uint8Array(PIXEL_PNG)], { type: 'image/png' }), 'pixel.png')
   const res = new Response(fd)
   return { method: 'POST', path: '/blogs/new', body: Buffer.from(await res.arrayBuffer()), headers: { 'content-type': res.headers.get('content-type')!, cookie: user.cookie } }
+}
+
+/** One line per request in the order it finished: X-Process-Time, status, said kept, trace exported. */
+function writeSamples(file: string, load: LoadResult, spans: BenchSpan[]): void {
+  const exported = new Set(spans.map((s) => s.traceId))
+  const rows = load.samples.map((s) => `${s.processMs},${s.status},${s.kept ? 1 : 0},${exported.has(s.responseTraceId) ? 1 : 0}`)
+  writeFileSync(file, ['process_ms,status,kept,exported', ...rows].join('\n') + '\n')
 }
 
 async function main(): Promise<void> {
@@ -65,6 +72,8 @@ async function main(): Promise<void> {
       // a/b pairs of variants whose CPU per request is compared round by round (default: each against the first)
       compare: { type: 'string' },
       'upload-worst': { type: 'string' },
+      // Each run's requests in the order they finished (X-Process-Time, status, said kept, exported), for studying the keep rule offline
+      samples: { type: 'boolean', default: false },
       'admin-url': { type: 'string', default: process.env.BENCH_ADMIN_URL ?? 'mysql://root@127.0.0.1:3306' }
     }
   })
@@ -193,6 +202,7 @@ async function main(): Promise<void> {
           await new Promise((r) => setTimeout(r, 1500))
           const spans = decodeTraces(sink.take())
           const result = summariseRun(v, round, target.path, load, target === scenario ? okStatus : (s) => s === 200, appS, dbS, spans)
+          if (values.samples) writeSamples(path.join(outDir, `samples-${v.replace(/[^\w=.-]+/g, '_')}-${round}.csv`), load, spans)
           if (lbS) Object.assign(result, { lb: lbS, replicas: app.pids.length })
           results.push(result)
         }

@@ -1,7 +1,7 @@
-import { SamplingDecision, SpanKind, type Context, type Sampler } from '@opentelemetry/api'
+import { diag, SamplingDecision, SpanKind, type Context, type Sampler } from '@opentelemetry/api'
 
 /** Why a request's trace is kept (the server span's blog.trace.kept). */
-export type KeepReason = 'error' | 'slow' | 'warmup' | 'parent' | 'sampler'
+export type KeepReason = 'error' | 'slow' | 'slow_late' | 'warmup' | 'parent' | 'sampler'
 
 export interface KeepOptions {
   /** Keep the slowest this-many percent of each route's requests (0: no such rule). */
@@ -34,6 +34,24 @@ const LONG_HALF_LIFE = 20_000
 const WARMUP = 100
 /** The threshold is recomputed this often (requests per route). */
 const REFRESH = 100
+/**
+ * Hindsight: a request not kept but at least NEAR of its route's threshold is looked at again
+ * each time the threshold is recomputed, for the next HINDSIGHT requests of its route, and kept
+ * late if the threshold has come down to it. The estimate follows the load with a lag: when a
+ * slower phase ends (a warm-up, a burst, the previous load), the bar stays high for a while and
+ * the next phase's slowest requests fall under it (a 50-connection run kept 94% of its slowest
+ * 1% without this). At most MAX_NEAR wait per route; past it the oldest goes.
+ */
+const NEAR = 0.6
+const HINDSIGHT = 2_000
+const MAX_NEAR = 256
+
+/** A request held for a second look: its duration, its place in the route's count, how to keep it. */
+interface NearMiss {
+  ms: number
+  seen: number
+  keep: () => void
+}
 
 const bucketOf = (ms: number) => (ms <= MIN_MS ? 0 : Math.min(BUCKETS - 1, Math.floor(Math.log(ms / MIN_MS) / GROWTH)))
 const lowerBound = (bucket: number) => MIN_MS * Math.exp(bucket * GROWTH)
@@ -66,6 +84,16 @@ class DecayingHistogram {
   }
 }
 
+function runAll(fns: (() => void)[]): void {
+  for (const fn of fns) {
+    try {
+      fn()
+    } catch (err) {
+      diag.error('blog_app: keeping a trace late failed', err)
+    }
+  }
+}
+
 /**
  * A running estimate of how slow a route's slowest requests are. `threshold`: a request at or
  * over it is among the slowest `percent`%, with margin on the side of keeping more (about twice
@@ -74,7 +102,8 @@ class DecayingHistogram {
 class RouteDurations {
   private readonly short = new DecayingHistogram(SHORT_HALF_LIFE)
   private readonly long = new DecayingHistogram(LONG_HALF_LIFE)
-  private seen = 0
+  private near: NearMiss[] = []
+  seen = 0
   threshold = 0
 
   add(ms: number, percent: number): void {
@@ -84,7 +113,33 @@ class RouteDurations {
     this.long.add(b, this.seen)
     // Twice the share: the estimate lags a distribution that drifts (a process still warming, a
     // load that changes), and a request must not be missed for being slow an instant too early.
-    if (this.seen % REFRESH === 0 || this.seen === WARMUP) this.threshold = Math.min(this.short.tailEdge(2 * percent), this.long.tailEdge(2 * percent))
+    if (this.seen % REFRESH === 0 || this.seen === WARMUP) {
+      this.threshold = Math.min(this.short.tailEdge(2 * percent), this.long.tailEdge(2 * percent))
+      if (this.near.length > 0) this.review()
+    }
+  }
+
+  /** True when a request of `ms` not kept now is worth a second look. */
+  nearMiss(ms: number): boolean {
+    return this.seen >= WARMUP && ms >= NEAR * this.threshold
+  }
+
+  hold(ms: number, keep: () => void): void {
+    if (this.near.length >= MAX_NEAR) this.near.shift()
+    this.near.push({ ms, seen: this.seen, keep })
+  }
+
+  /** Keeps the held requests the new threshold calls slow; forgets those past their look-back. */
+  private review(): void {
+    const late: (() => void)[] = []
+    let kept = 0
+    for (const n of this.near) {
+      if (n.ms >= this.threshold) late.push(n.keep)
+      else if (this.seen - n.seen <= HINDSIGHT) this.near[kept++] = n
+    }
+    this.near.length = kept
+    // After this request's own work: the spans are made outside its time.
+    if (late.length > 0) setImmediate(runAll, late)
   }
 
   get warm(): boolean {
@@ -112,6 +167,20 @@ export class KeepPolicy {
     if (trustedSampledParent) return 'parent'
     const baseline = this.opts.sampler.shouldSample(parent, traceId, name, SpanKind.SERVER, {}, [])
     return baseline.decision === SamplingDecision.RECORD_AND_SAMPLED ? 'sampler' : null
+  }
+
+  /**
+   * For a request `decide` did not keep: true when it is close enough to its route's slowest to be
+   * looked at again (then `holdForReview` with how to keep it). Cheap: checked for every such request.
+   */
+  worthReview(name: string, durationMs: number): boolean {
+    if (this.opts.off || this.opts.slowestPercent <= 0) return false
+    return this.routes.get(name)?.nearMiss(durationMs) ?? false
+  }
+
+  /** Holds a request for its route's next reviews; `keep` runs (later, on its own) if the threshold comes down to it. */
+  holdForReview(name: string, durationMs: number, keep: () => void): void {
+    this.routes.get(name)?.hold(durationMs, keep)
   }
 
   /** Counts the request into its route's estimate, and says whether it is among the slowest. */

@@ -9,7 +9,7 @@ import fp from 'fastify-plugin'
 import { ms2, now } from './clock'
 import { endFailedPoolWaits } from './db'
 import { ATTR, LOAD_TEST_BAGGAGE, METRIC, SCOPE } from './names'
-import { materialize, RequestTrace } from './request-trace'
+import { materialize, RequestTrace, type ServerSpanData } from './request-trace'
 import type { TelemetryRuntime } from './runtime'
 import { measured } from './self-cost'
 import { kRequestStart, newTimings, timingStore, type RequestTimings } from './timing'
@@ -149,6 +149,29 @@ function nameHttpSpans(fastify: FastifyInstance): void {
   })
 }
 
+/** The server span of a kept request: its name, instants and the HTTP semantic-convention attributes. */
+function serverSpanData(request: FastifyRequest, t: RequestTimings, route: string | undefined, attributes: Attributes, trusted: (ip: string) => boolean): ServerSpanData {
+  const rt = t.trace!
+  const host = request.host
+  const colon = host.lastIndexOf(':')
+  const server: Attributes = {
+    ...attributes,
+    [ATTR.urlPath]: request.url.split('?', 1)[0],
+    [ATTR.serverAddress]: colon > 0 ? host.slice(0, colon) : host,
+    [ATTR.networkProtocolVersion]: request.raw.httpVersion,
+    [ATTR.clientAddress]: request.ip,
+    [ATTR.processTimeMs]: processTimeMs(t)
+  }
+  if (colon > 0) server[ATTR.serverPort] = Number(host.slice(colon + 1))
+  const ua = request.headers['user-agent']
+  if (ua) server[ATTR.userAgent] = ua
+  // A load test's run id, from its baggage: trusted callers only, like their sampled flag.
+  const testId = propagation.getBaggage(rt.parent)?.getEntry(LOAD_TEST_BAGGAGE)?.value
+  if (testId && trusted(request.ip)) server[ATTR.loadTestId] = testId.slice(0, 128)
+  const status = attributes[ATTR.httpResponseStatusCode] as number
+  return { name: serverSpanName(request, route), start: t.start, end: t.end!, attributes: server, error: status >= 500 }
+}
+
 export interface TraceIds {
   traceId: string
   spanId: string
@@ -228,24 +251,21 @@ function traceRequests(fastify: FastifyInstance, runtime: TelemetryRuntime, trus
     if (status >= 500) attributes[ATTR.errorType] = String(status)
     requestDuration.record((t.end - t.start) / 1000, attributes)
     if (rt.kept) {
-      const host = request.host
-      const colon = host.lastIndexOf(':')
-      const server: Attributes = {
-        ...attributes,
-        [ATTR.urlPath]: request.url.split('?', 1)[0],
-        [ATTR.serverAddress]: colon > 0 ? host.slice(0, colon) : host,
-        [ATTR.networkProtocolVersion]: request.raw.httpVersion,
-        [ATTR.clientAddress]: request.ip,
-        [ATTR.processTimeMs]: processTimeMs(t)
-      }
-      if (colon > 0) server[ATTR.serverPort] = Number(host.slice(colon + 1))
-      const ua = request.headers['user-agent']
-      if (ua) server[ATTR.userAgent] = ua
-      // A load test's run id, from its baggage: trusted callers only, like their sampled flag.
-      const testId = propagation.getBaggage(rt.parent)?.getEntry(LOAD_TEST_BAGGAGE)?.value
-      if (testId && trusted(request.ip)) server[ATTR.loadTestId] = testId.slice(0, 128)
-      const data = { name: serverSpanName(request, route), start: t.start, end: t.end!, attributes: server, error: status >= 500 }
+      const data = serverSpanData(request, t, route, attributes, trusted)
       measured('spans', () => materialize(rt, data, tracer, ids))
+    } else if (rt.kept === null) {
+      // Not kept now; if its route's estimate comes down to it soon, it is kept after all.
+      const name = serverSpanName(request, route)
+      const ms = t.end - t.start
+      if (runtime.keep.worthReview(name, ms)) {
+        const data = serverSpanData(request, t, route, attributes, trusted)
+        const log = request.log
+        runtime.keep.holdForReview(name, ms, () => {
+          rt.kept = 'slow_late'
+          measured('spans', () => materialize(rt, data, tracer, ids))
+          log.info({ trace_id: rt.traceId, span_id: rt.spanId, route, responseTime: processTimeMs(t), kept: rt.kept }, 'trace kept after the response')
+        })
+      }
     }
     done()
   })

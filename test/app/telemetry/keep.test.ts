@@ -79,3 +79,44 @@ describe("with the slowest 1% of each route (the default rule)", () => {
     expect(t.server.attributes['blog.trace.kept']).toBe('slow')
   })
 })
+
+describe('a second look (hindsight): nearly slow when the bar was high, slow once it came down', () => {
+  const s = useTracedServer(NEVER)
+  const PAGE = '/blogs/show/1'
+  const many = async (n: number) => {
+    for (let i = 0; i < n; i += 10) await Promise.all(Array.from({ length: Math.min(10, n - i) }, () => request(s.child.port, PAGE)))
+  }
+  /** Answers of `n` requests sent while the post table is write-locked for `ms`. */
+  const behindLock = async (n: number, ms: number) => {
+    await s.env.query('LOCK TABLES `blog` WRITE')
+    const pending = Promise.all(Array.from({ length: n }, () => request(s.child.port, PAGE)))
+    await sleep(ms)
+    await s.env.query('UNLOCK TABLES')
+    return pending
+  }
+
+  it('keeps late, with blog.trace.kept slow_late and a log line, a request the bar of the moment let go', async () => {
+    await many(600)
+    // A burst of slow requests (3% of the route so far) raises the route's bar to theirs...
+    await behindLock(20, 600)
+    await many(100)
+    // ...so a request half as slow is not kept when it answers.
+    const [held] = await behindLock(1, 450)
+    expect(held!.status).toBe(200)
+    expect(Number(String(held!.headers['x-process-time']).replace('ms', ''))).toBeGreaterThan(430)
+    expect(keptFlag(held!)).toBe('00')
+    const { traceId } = parseTraceHeader(held!.headers.traceresponse)
+    await sleep(1500)
+    expect(s.receiver.trace(traceId), 'nothing exported yet').toEqual([])
+    // As the route goes on fast, the burst falls under 2% of it, the bar comes down, and the held
+    // request is looked at again.
+    await many(1000)
+    const t = await s.traced(held!, (spans) => spans.length >= 3)
+    expect(t.server.attributes['blog.trace.kept'], t.tree).toBe('slow_late')
+    expect(t.spans.map((x) => x.name).sort(), t.tree).toEqual(expect.arrayContaining(['GET /blogs/show/:id', 'SELECT']))
+    expect(t.server.attributes['blog.http.process_time_ms']).toBe(Number(String(held!.headers['x-process-time']).replace('ms', '')))
+    const line = s.child.stdout().split('\n').find((l) => l.includes(traceId) && l.includes('trace kept after the response'))
+    expect(line, 'a log line names the trace kept late').toBeDefined()
+    expect(JSON.parse(line!)).toMatchObject({ trace_id: traceId, kept: 'slow_late', route: '/blogs/show/:id' })
+  }, 120_000)
+})
