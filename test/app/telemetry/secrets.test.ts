@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect, it } from 'vitest'
-import { anonymousForm, csrfOf, FORM_HEADERS, makeApiToken, send, setCookie, signIn, signUp, urlencoded } from '../../kit/accounts'
+import { anonymousForm, csrfOf, makeApiToken, send, setCookie, signIn, signUp } from '../../kit/accounts'
 import { parseTraceHeader } from '../../kit/otlp-receiver'
 import { request } from '../../kit/server'
 import { useTracedServer } from '../../kit/traced-server'
