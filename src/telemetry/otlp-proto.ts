@@ -62,7 +62,7 @@ function writeAttributes(w: Writer, attributes: Attributes | Record<string, unkn
   for (const key in attributes) {
     if (!Object.hasOwn(attributes, key)) continue
     const kv = w.begin(field)
-    w.string(1, key)
+    w.cached(1, key)
     const value = w.begin(2)
     writeValue(w, (attributes as Record<string, AttributeValue | undefined>)[key])
     w.end(value)
@@ -109,7 +109,7 @@ function writeSpan(w: Writer, span: ReadableSpan): void {
   if (state) w.string(3, state)
   const parent = span.parentSpanContext
   if (parent?.spanId) w.hexId(4, parent.spanId, 8)
-  w.string(5, span.name)
+  w.cached(5, span.name)
   // OTLP's SpanKind is the API's plus one (0 is UNSPECIFIED).
   if (span.kind != null) {
     w.tag(6, VARINT)

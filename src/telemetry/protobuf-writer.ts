@@ -14,6 +14,8 @@ export const FIXED32 = 5
 const TWO_32 = 4294967296
 /** Strings up to this length are copied in JavaScript; longer ones by Buffer's native writer (its call costs more than a short loop). */
 const SHORT_STRING = 32
+/** Distinct strings remembered per field by `cached`. */
+const CACHE_MAX = 1024
 
 /**
  * One growing buffer, reused by every call: serialising is synchronous, and what a call returns
@@ -145,6 +147,29 @@ export class Writer {
     if (written < size) this.buf.fill(0, this.pos + written, this.pos + size)
     this.pos += size
   }
+
+  /**
+   * A string field whose values repeat (attribute keys, span names): its tag, length and bytes
+   * are encoded once and copied after. Bounded per field; past it, written as any string.
+   */
+  cached(field: number, s: string): void {
+    const byField = (this.cache[field] ??= new Map<string, Uint8Array>())
+    const bytes = byField.get(s)
+    if (bytes === undefined) {
+      const at = this.pos
+      this.string(field, s)
+      if (byField.size < CACHE_MAX) byField.set(s, new Uint8Array(this.buf.subarray(at, this.pos)))
+      return
+    }
+    const n = bytes.length
+    this.room(n)
+    const buf = this.buf
+    let pos = this.pos
+    for (let i = 0; i < n; i++) buf[pos++] = bytes[i]!
+    this.pos = pos
+  }
+
+  private readonly cache: Map<string, Uint8Array>[] = []
 
   bytes(field: number, b: Uint8Array): void {
     this.tag(field, BYTES)

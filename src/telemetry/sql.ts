@@ -71,6 +71,20 @@ export function operationOf(sql: string): string {
  * arrive with their values inlined, which must never reach a span.
  */
 export function maskSql(sql: string): string {
+  let masked = masks.get(sql)
+  if (masked === undefined) {
+    // A page runs the same few statements again and again (prepared ones carry no values):
+    // remember their masked text instead of running the expression over each. Bounded: values
+    // inlined into text statements make every one new.
+    if (masks.size >= MASKS_MAX) masks.clear()
+    masks.set(sql, (masked = mask(sql)))
+  }
+  return masked
+}
+const masks = new Map<string, string>()
+const MASKS_MAX = 512
+
+function mask(sql: string): string {
   return sql.replace(
     /`(?:[^`]|``)*`|(?:\b_[A-Za-z0-9]+|\b[xXbBnN])?'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.|"")*"|\b0[xX][0-9A-Fa-f]+\b|\b\d+(?:\.\d+)?(?:[eE][+-]?\d+)?\b/g,
     (token) => (token.startsWith('`') ? token : '?')

@@ -20,11 +20,13 @@ export const KEPT = createContextKey('blog_app.kept')
  * rule (for parentbased_traceidratio: the ratio, on the same trace id). Without this, any client
  * could send `traceparent: ...-01` and force full tracing (and fill the inspector's buffer).
  */
+const KEEP: SamplingResult = Object.freeze({ decision: SamplingDecision.RECORD_AND_SAMPLED })
+
 export class TrustAwareSampler implements Sampler {
   constructor(private readonly inner: Sampler) {}
 
   shouldSample(ctx: Context, traceId: string, name: string, kind: SpanKind, attributes: Attributes, links: Link[]): SamplingResult {
-    if (ctx.getValue(KEPT)) return { decision: SamplingDecision.RECORD_AND_SAMPLED }
+    if (ctx.getValue(KEPT)) return KEEP
     if (ctx.getValue(UNTRUSTED_PARENT) === true) return this.inner.shouldSample(trace.deleteSpan(ctx), traceId, name, kind, attributes, links)
     return this.inner.shouldSample(ctx, traceId, name, kind, attributes, links)
   }

@@ -49,6 +49,13 @@ describe('encodeSpans (OTLP/protobuf)', () => {
     server.end()
     expect(spans()).toHaveLength(3)
     expect(sameBytes(spans())).toBe(true)
+    // Again, with the keys and names now copied from the writer's cache: the same bytes.
+    expect(sameBytes(spans())).toBe(true)
+    // A key of many bytes (its length takes two), cached and then copied.
+    const long = app.startSpan('x'.repeat(200), { attributes: { ['k'.repeat(300)]: 'é'.repeat(70) } })
+    long.end()
+    expect(sameBytes([spans().at(-1)!])).toBe(true)
+    expect(sameBytes([spans().at(-1)!])).toBe(true)
   })
 
   it('and for events, links, trace state, an error status, every kind, and dropped counts', () => {
