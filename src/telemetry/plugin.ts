@@ -55,6 +55,9 @@ export default fp<TelemetryPluginOptions>(
   async (fastify, { runtime, serverTiming = true, trustedTraceSource = () => true, isUntraced = () => false, poolAcquireMs = Infinity }) => {
     fastify.decorateRequest('otelSpan', undefined)
     fastify.decorateRequest('timings', null as unknown as RequestTimings)
+    // Declared, so every request object has the same shape from its construction (a property
+    // added per request is a shape change that code reading requests pays for).
+    fastify.decorateRequest(kContext, undefined)
 
     fastify.addHook('onRequest', (request, _reply, done) => {
       request.timings = newTimings()
