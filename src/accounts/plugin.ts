@@ -49,7 +49,8 @@ export const forbidden = () => new AppError(403, 'FORBIDDEN', 'Only the author o
 const csrfRejected = () =>
   new AppError(403, 'CSRF', 'This form has expired or did not come from this site. Go back, reload the page and try again.')
 
-const cookieOptions = (request: FastifyRequest, maxAge?: number) => ({
+/** The app's cookie attributes; `secure` follows the request's protocol. */
+export const cookieOptions = (request: FastifyRequest, maxAge?: number) => ({
   path: '/',
   httpOnly: true,
   sameSite: 'lax' as const,

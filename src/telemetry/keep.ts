@@ -102,8 +102,8 @@ function runAll(fns: (() => void)[]): void {
 class RouteDurations {
   private readonly short = new DecayingHistogram(SHORT_HALF_LIFE)
   private readonly long = new DecayingHistogram(LONG_HALF_LIFE)
-  private near: NearMiss[] = []
-  seen = 0
+  private readonly near: NearMiss[] = []
+  private seen = 0
   threshold = 0
 
   add(ms: number, percent: number): void {
@@ -121,7 +121,7 @@ class RouteDurations {
 
   /** True when a request of `ms` not kept now is worth a second look. */
   nearMiss(ms: number): boolean {
-    return this.seen >= WARMUP && ms >= NEAR * this.threshold
+    return this.warm && ms >= NEAR * this.threshold
   }
 
   hold(ms: number, keep: () => void): void {

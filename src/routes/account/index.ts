@@ -5,7 +5,7 @@ import {
   canonicalEmail, cleanDisplayName, DELETED_AUTHOR, DISPLAY_NAME_RULE, displayNameProblem, PASSWORD_MAX, PASSWORD_MIN, passwordProblem, TOKEN_NAME_RULE
 } from '../../accounts/fields'
 import { localPath, NEXT_FIELD, signInPath } from '../../accounts/next'
-import { signInRequired } from '../../accounts/plugin'
+import { cookieOptions, signInRequired } from '../../accounts/plugin'
 import { NEW_TOKEN_SHOWN_FOR_S, TOKENS_PER_HOUR, type Throttled } from '../../accounts/service'
 import { AppError } from '../../errors'
 import { CSRF_FIELD } from '../../validation/forms'
@@ -175,11 +175,9 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     }
     // Post-redirect-get: the account page shows it once, and reloading that page makes no second token.
     reply.setCookie(NEW_TOKEN_COOKIE, accounts.sealNewToken(session, token), {
+      ...cookieOptions(request, NEW_TOKEN_SHOWN_FOR_S),
       path: '/account',
-      httpOnly: true,
-      sameSite: 'strict',
-      secure: request.protocol === 'https',
-      maxAge: NEW_TOKEN_SHOWN_FOR_S
+      sameSite: 'strict'
     })
     return reply.redirect('/account#new-token', 303)
   })
