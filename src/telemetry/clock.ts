@@ -24,3 +24,22 @@ export function hrTime(instant: number): HrTime {
 
 /** Milliseconds with two decimals, as the headers print them. */
 export const ms2 = (n: number): string => n.toFixed(2)
+
+/** The SDK span's own fields that say when, on the performance clock, it was made. */
+interface SdkSpanClock {
+  startTime: HrTime
+  _startTimeProvided?: boolean
+  _performanceStartTime?: number
+}
+
+/**
+ * Puts a span started without a time (the http instrumentation's server span) on this clock. The
+ * SDK stamps such a span with Date.now(), whole milliseconds on the wall clock, and ends it at that
+ * start plus a performance.now() duration, so the span sat up to a millisecond (more as the wall
+ * clock drifts) before the children timed here: a child could seem to end after its request. The
+ * SDK's performance instant of the span's creation gives the precise start; its end follows.
+ */
+export function anchorToClock(span: object): void {
+  const s = span as SdkSpanClock
+  if (s._startTimeProvided === false && typeof s._performanceStartTime === 'number') s.startTime = hrTime(s._performanceStartTime)
+}

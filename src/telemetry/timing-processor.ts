@@ -2,6 +2,7 @@ import { performance, type EventLoopUtilization } from 'node:perf_hooks'
 import type { Context, HrTime } from '@opentelemetry/api'
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace'
 import { connectionIdIn, type DbServerTimings, type ServerTiming, type TimedSpan } from './db-server'
+import { anchorToClock } from './clock'
 import { ATTR, spanCategory } from './names'
 
 /** Spans held for their server timings: past this many, the oldest go out without them. */
@@ -37,6 +38,7 @@ export class TimingSpanProcessor implements SpanProcessor {
   ) {}
 
   onStart(span: Span, parentContext: Context): void {
+    anchorToClock(span)
     const category = spanCategory(span)
     if (TIMED.has(category)) {
       // A span made from a kept request's record (./request-trace.ts) carries its loop time already.
