@@ -21,6 +21,8 @@ export const PRESETS: Record<string, Record<string, string>> = {
   'otel=fastify': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'pino,runtime-node' },
   'otel=sdkonly': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'runtime-node' },
   'otel=noexport': { OTEL_EXPORTER_OTLP_ENDPOINT: '' },
+  // Traces exported, no metric reader (the request histogram and runtime metrics go nowhere).
+  'metrics=off': { OTEL_METRICS_EXPORTER: 'none' },
   'otel=json': { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' },
   // Spans encoded by the SDK's own OTLP/protobuf serializer instead of the app's (src/telemetry/otlp-proto.ts).
   'otel=sdkproto': { OTLP_PROTOBUF_ENCODER: 'sdk' },

@@ -1,6 +1,7 @@
 import { metrics, SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api'
 import type { Sequelize } from 'sequelize'
 import { now } from './clock'
+import { appHistograms } from './histograms'
 import { ATTR, DB_SYSTEM, METRIC, SCOPE, SPAN } from './names'
 import { measureStatements, statementSink } from './sql'
 import type { Work } from './request-trace'
@@ -75,16 +76,18 @@ export function instrumentSequelize(sequelize: Sequelize, opts: InstrumentOption
     host: config.host ?? 'localhost',
     port: Number(config.port ?? 3306),
     connectionIds: opts.connectionIds === true,
-    duration: meter.createHistogram(METRIC.dbOperationDuration, {
+    duration: appHistograms.histogram({
+      name: METRIC.dbOperationDuration,
       unit: 's',
       description: 'Duration of database client operations',
-      advice: { explicitBucketBoundaries: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10] }
+      boundaries: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10]
     })
   })
-  const waitTime = meter.createHistogram(METRIC.dbConnectionWaitTime, {
+  const waitTime = appHistograms.histogram({
+    name: METRIC.dbConnectionWaitTime,
     unit: 's',
     description: 'The time it took to obtain an open connection from the pool',
-    advice: { explicitBucketBoundaries: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5] }
+    boundaries: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5]
   })
   const recordWait = (ms: number) => waitTime.record(ms / 1000, poolName)
 

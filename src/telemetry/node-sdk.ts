@@ -9,8 +9,11 @@ import {
   defaultResource, detectResources, envDetector, hostDetector, osDetector, processDetector, serviceInstanceIdDetector,
   type Resource, type ResourceDetector
 } from '@opentelemetry/resources'
-import { ConsoleMetricExporter, MeterProvider, PeriodicExportingMetricReader, type MetricReader, type PushMetricExporter } from '@opentelemetry/sdk-metrics'
+import {
+  AggregationTemporality, ConsoleMetricExporter, InstrumentType, MeterProvider, PeriodicExportingMetricReader, type MetricReader, type PushMetricExporter
+} from '@opentelemetry/sdk-metrics'
 import type { LogRecordProcessor } from '@opentelemetry/sdk-logs'
+import { appHistograms } from './histograms'
 import { TracerProvider, type IdGenerator, type Sampler, type SpanLimits, type SpanProcessor } from '@opentelemetry/sdk-trace'
 
 /* eslint-disable @typescript-eslint/no-require-imports -- each exporter or propagator package is loaded only when the environment chooses it */
@@ -151,20 +154,35 @@ function metricReadersFromEnv(): MetricReader[] {
   const names = [...new Set(getStringListFromEnv('OTEL_METRICS_EXPORTER') ?? [])]
   if (names.length === 0) names.push('otlp')
   if (names.includes('none')) return []
-  return names.flatMap((name): MetricReader[] => {
+  // The app's own histograms (./histograms.ts) go to every reader, in its exporter's temporality.
+  const periodic = (exporter: PushMetricExporter, interval?: number, timeout?: number) =>
+    new PeriodicExportingMetricReader({
+      exporter,
+      ...(interval !== undefined ? { exportIntervalMillis: interval, exportTimeoutMillis: Math.min(timeout ?? interval, interval) } : {}),
+      metricProducers: [appHistograms.producer(exporter.selectAggregationTemporality?.(InstrumentType.HISTOGRAM) ?? AggregationTemporality.CUMULATIVE)]
+    })
+  const readers = names.flatMap((name): MetricReader[] => {
     if (name === 'otlp') {
       const interval = positive('OTEL_METRIC_EXPORT_INTERVAL') ?? 60_000
       const timeout = positive('OTEL_METRIC_EXPORT_TIMEOUT') ?? 30_000
-      return [new PeriodicExportingMetricReader({ exporter: otlpMetricExporter(), exportIntervalMillis: interval, exportTimeoutMillis: Math.min(timeout, interval) })]
+      return [periodic(otlpMetricExporter(), interval, timeout)]
     }
-    if (name === 'console') return [new PeriodicExportingMetricReader({ exporter: new ConsoleMetricExporter() })]
+    if (name === 'console') return [periodic(new ConsoleMetricExporter())]
     if (name === 'prometheus') {
       const { PrometheusExporter } = require('@opentelemetry/exporter-prometheus') as typeof import('@opentelemetry/exporter-prometheus')
-      return [new PrometheusExporter({ host: getStringFromEnv('OTEL_EXPORTER_PROMETHEUS_HOST'), port: getNumberFromEnv('OTEL_EXPORTER_PROMETHEUS_PORT') })]
+      return [
+        new PrometheusExporter({
+          host: getStringFromEnv('OTEL_EXPORTER_PROMETHEUS_HOST'),
+          port: getNumberFromEnv('OTEL_EXPORTER_PROMETHEUS_PORT'),
+          metricProducers: [appHistograms.producer(AggregationTemporality.CUMULATIVE)]
+        })
+      ]
     }
     diag.warn(`Unsupported OTEL_METRICS_EXPORTER value: "${name}". Supported values are: otlp, console, prometheus, none.`)
     return []
   })
+  appHistograms.enabled = readers.length > 0
+  return readers
 }
 
 /** OTEL_LOGS_EXPORTER (otlp, console, none; the app defaults it to none): the logs SDK only when asked for. */

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import {
-  context, isSpanContextValid, metrics, propagation, ROOT_CONTEXT, trace, TraceFlags,
+  context, isSpanContextValid, propagation, ROOT_CONTEXT, trace, TraceFlags,
   type Attributes, type Context, type Span, type TracerProvider
 } from '@opentelemetry/api'
 import { getRPCMetadata, RPCType } from '@opentelemetry/core'
@@ -8,7 +8,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { ms2, now } from './clock'
 import { endFailedPoolWaits } from './db'
-import { ATTR, LOAD_TEST_BAGGAGE, METRIC, SCOPE } from './names'
+import { ATTR, LOAD_TEST_BAGGAGE, METRIC } from './names'
+import { appHistograms } from './histograms'
 import { materialize, RequestTrace, type ServerSpanData } from './request-trace'
 import type { TelemetryRuntime } from './runtime'
 import { measured } from './self-cost'
@@ -214,10 +215,11 @@ function decide(request: FastifyRequest, status: number, runtime: TelemetryRunti
  * histogram (every request, kept or not).
  */
 function traceRequests(fastify: FastifyInstance, runtime: TelemetryRuntime, trusted: (ip: string) => boolean, isUntraced: (url: string) => boolean): void {
-  const requestDuration = metrics.getMeter(SCOPE).createHistogram(METRIC.httpServerDuration, {
+  const requestDuration = appHistograms.histogram({
+    name: METRIC.httpServerDuration,
     unit: 's',
     description: 'Duration of HTTP server requests',
-    advice: { explicitBucketBoundaries: [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10] }
+    boundaries: [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
   })
   const { ids, tail } = runtime
 

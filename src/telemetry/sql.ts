@@ -1,7 +1,8 @@
 import diagnostics from 'node:diagnostics_channel'
-import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Histogram, type Span } from '@opentelemetry/api'
+import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api'
 import { now } from './clock'
 import { CONNECTION_ID } from './db-server'
+import type { Recorder } from './histograms'
 import { ATTR, DB_SYSTEM } from './names'
 import type { Work } from './request-trace'
 import { timingStore, type RequestTimings } from './timing'
@@ -27,7 +28,7 @@ export interface StatementSink {
   readonly base: Attributes
   /** Metric attributes: db.system.name, db.namespace (plus db.operation.name per statement). */
   readonly metricBase: Attributes
-  readonly duration: Histogram
+  readonly duration: Recorder
   /** Give each span its connection's server-side id (for the performance_schema join). */
   connectionIds: boolean
   /** Metric attributes by operation, made once each. */
@@ -186,7 +187,7 @@ export function measureStatements(conn: AppConnection & { [kMeasured]?: true }, 
   }
 }
 
-export function statementSink(opts: { database: string; host: string; port: number; duration: Histogram; connectionIds: boolean }): StatementSink {
+export function statementSink(opts: { database: string; host: string; port: number; duration: Recorder; connectionIds: boolean }): StatementSink {
   const spanAttributes = new Map<string, Attributes>()
   return {
     byOperationSpan(operation) {
