@@ -9,6 +9,7 @@ import { migrationLockWaitMs } from './db/bootstrap'
 import { defaultMaxConnections, survivableMemoryUsage } from './lib/open-files'
 import { requestLogOptions } from './plugins/request-log'
 import { startedObservability } from './observability'
+import { traceLogFields } from './telemetry/log-correlation'
 
 // The only file that listens. Everything else is the app plugin, which tests build directly.
 async function main(): Promise<void> {
@@ -24,10 +25,11 @@ async function main(): Promise<void> {
   }
 
   survivableMemoryUsage()
+  const { telemetry, traces } = startedObservability()
   const fastify = Fastify({
     ...appServerOptions,
     trustProxy: config.trustProxy,
-    ...requestLogOptions(config.logLevel, config.logFlushMs),
+    ...requestLogOptions(config.logLevel, config.logFlushMs, telemetry?.logCorrelation ? traceLogFields : undefined),
     // Deliberate timeouts (Node's requestTimeout default is 0 in Fastify: a slow client could
     // hold a socket forever). Keep-alive outlives a typical 60 s proxy idle timeout.
     requestTimeout: config.requestTimeoutMs,
@@ -48,7 +50,6 @@ async function main(): Promise<void> {
     pluginTimeout: config.db.startupTimeoutMs + migrationLockWaitMs(config.db) + 90_000
   })
 
-  const { telemetry, traces } = startedObservability()
   await fastify.register(app, { config, telemetry, traces })
 
   // Past the cap Node closes a new connection at once: descriptors for the pool, uploads and

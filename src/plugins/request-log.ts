@@ -4,10 +4,12 @@ import pino from 'pino'
 import { processTimeMs, routeOf, traceIdsOf } from '../telemetry/plugin'
 
 /** The logger options on the Fastify() call that go with this plugin (server.ts, bench/floor). */
-export function requestLogOptions(level: string, flushMs: number): Pick<FastifyServerOptions, 'logger' | 'logController'> {
+export function requestLogOptions(level: string, flushMs: number, mixin?: () => object): Pick<FastifyServerOptions, 'logger' | 'logController'> {
   return {
     logger: {
       level,
+      // Trace ids on every line (src/telemetry/log-correlation.ts), when telemetry is on.
+      ...(mixin ? { mixin } : {}),
       // One write(2) per log line cost ~0.04 ms of kernel time per list page (a quarter of the
       // process's, `npm run bench` log=sync); buffered lines go out every LOG_FLUSH_MS or 4 KiB,
       // and pino writes what is left at exit (a SIGKILL loses at most LOG_FLUSH_MS of lines).
@@ -41,7 +43,7 @@ export default fp(
         responseTime: processTimeMs(request.timings)
       }
       // The trace as traceresponse named it, with the final keep decision in its flags (these
-      // override what the pino instrumentation takes from the active context).
+      // override what the logger's mixin takes from the active context).
       const ids = traceIdsOf(request)
       if (ids) {
         entry.trace_id = ids.traceId

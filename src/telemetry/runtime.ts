@@ -7,6 +7,8 @@ import type { TailSpanProcessor } from './tail'
 export interface TelemetryRuntime {
   /** 'app': the app's Fastify hooks make server spans; 'http': the http instrumentation does. */
   serverSpans: 'app' | 'http'
+  /** Trace ids on every log line (the `pino` instrumentation enabled): the logger's mixin, ./log-correlation.ts. */
+  logCorrelation: boolean
   /** The performance_schema reader when DB_SERVER_TIMINGS=true; the app starts it on its database. */
   serverTimings: DbServerTimings | null
   /** Decides at each request's end whether its trace is kept (app server spans only). */

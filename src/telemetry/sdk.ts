@@ -49,7 +49,7 @@ export function rateLimitedDiagLogger(write: (line: string) => void = (l) => pro
  * the app's own (./sql.ts), server spans too unless `http` is enabled (./plugin.ts).
  */
 /* eslint-disable @typescript-eslint/no-require-imports -- each package is loaded only when enabled */
-const INSTRUMENTATIONS: Record<string, (o: { isUntraced: (url: string) => boolean }) => Instrumentation> = {
+const INSTRUMENTATIONS: Record<string, (o: { isUntraced: (url: string) => boolean }) => Instrumentation | undefined> = {
   http: ({ isUntraced }) => {
     const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http') as typeof import('@opentelemetry/instrumentation-http')
     return new HttpInstrumentation({
@@ -59,10 +59,11 @@ const INSTRUMENTATIONS: Record<string, (o: { isUntraced: (url: string) => boolea
     })
   },
   pino: () => {
+    // Trace ids go into log lines through the app's own pino mixin (./log-correlation.ts); the
+    // instrumentation only sends log records, and is loaded only when logs are exported.
+    if ((process.env.OTEL_LOGS_EXPORTER ?? 'none') === 'none') return undefined
     const { PinoInstrumentation } = require('@opentelemetry/instrumentation-pino') as typeof import('@opentelemetry/instrumentation-pino')
-    // Trace ids in every log line, yes; a copy of every line parsed back into an OTel log record,
-    // only when logs are exported (it cost more than the log line itself).
-    return new PinoInstrumentation({ disableLogSending: (process.env.OTEL_LOGS_EXPORTER ?? 'none') === 'none' })
+    return new PinoInstrumentation({ disableLogCorrelation: true })
   },
   'runtime-node': () => {
     const { RuntimeNodeInstrumentation } = require('@opentelemetry/instrumentation-runtime-node') as typeof import('@opentelemetry/instrumentation-runtime-node')
@@ -159,7 +160,7 @@ export function startTelemetry(opts: TelemetryOptions): (TelemetryRuntime & { sd
     sampler: trustAware,
     spanProcessors: [tail],
     idGenerator: ids,
-    instrumentations: enabled.map((name) => INSTRUMENTATIONS[name]!({ isUntraced }))
+    instrumentations: enabled.map((name) => INSTRUMENTATIONS[name]!({ isUntraced })).filter((i) => i !== undefined)
   })
   sdk.start()
 
@@ -167,5 +168,5 @@ export function startTelemetry(opts: TelemetryOptions): (TelemetryRuntime & { sd
   process.once('beforeExit', () => {
     sdk.shutdown().catch((err: unknown) => diag.warn('shutdown failed', err))
   })
-  return { sdk, serverSpans: enabled.includes('http') ? 'http' : 'app', serverTimings, keep, tail, ids }
+  return { sdk, serverSpans: enabled.includes('http') ? 'http' : 'app', logCorrelation: enabled.includes('pino'), serverTimings, keep, tail, ids }
 }

@@ -44,7 +44,7 @@ describe('OTEL_SDK_DISABLED=true', () => {
     await sleep(1500)
     expect(receiver.requests).toEqual([])
 
-    // No trace ids in the logs either: the pino instrumentation is not loaded.
+    // No trace ids in the logs either: the logger gets no trace-id mixin.
     const requestLines = child.logs().filter((l) => typeof l.reqId === 'string')
     expect(requestLines.length).toBeGreaterThan(0)
     for (const l of requestLines) expect(l.trace_id).toBeUndefined()
