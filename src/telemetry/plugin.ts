@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks'
 import {
   context, isSpanContextValid, propagation, ROOT_CONTEXT, trace, TraceFlags,
   type Attributes, type Context, type Span, type TracerProvider
@@ -6,7 +5,7 @@ import {
 import { getRPCMetadata, RPCType } from '@opentelemetry/core'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { ms2, now } from './clock'
+import { busyMs, idleMs, ms2, now } from './clock'
 import { endFailedPoolWaits } from './db'
 import { ATTR, LOAD_TEST_BAGGAGE, METRIC } from './names'
 import { appHistograms } from './histograms'
@@ -201,8 +200,9 @@ function decide(request: FastifyRequest, status: number, runtime: TelemetryRunti
   if (rt.kept !== undefined) return
   const name = serverSpanName(request)
   // The server span's loop-busy time ends where the span does, not when its spans are made.
-  rt.loopMs = performance.eventLoopUtilization(rt.elu).active
-  rt.kept = runtime.keep.decide(name, (t.end ?? now()) - t.start, status, rt.parent, rt.trustedSampledParent, rt.traceId)
+  const end = t.end ?? now()
+  rt.loopMs = busyMs(t.start, rt.idleAtStart, end, idleMs())
+  rt.kept = runtime.keep.decide(name, end - t.start, status, rt.parent, rt.trustedSampledParent, rt.traceId)
   runtime.tail.decide(rt.traceId, rt.kept !== null)
 }
 

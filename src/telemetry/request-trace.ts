@@ -1,6 +1,5 @@
-import { performance, type EventLoopUtilization } from 'node:perf_hooks'
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type AttributeValue, type Context, type Tracer } from '@opentelemetry/api'
-import { hrTime } from './clock'
+import { busyMs, hrTime, idleMs } from './clock'
 import { CONNECTION_ID } from './db-server'
 import type { KeepReason } from './keep'
 import { ATTR } from './names'
@@ -19,8 +18,8 @@ export class Work {
   sql: string | undefined
   /** A statement's server-side connection id, for the performance_schema join. */
   connectionId: number | undefined
-  /** Loop utilization when timed work began; loopMs once it ended. */
-  elu: EventLoopUtilization | undefined
+  /** The loop's idle time when timed work began (NaN: not timed); loopMs once it ended. */
+  idleAtStart = NaN
   loopMs: number | undefined
   errorType: string | undefined
   exception: Error | undefined
@@ -60,7 +59,8 @@ const round3 = (ms: number) => Math.round(ms * 1000) / 1000
  */
 export class RequestTrace {
   readonly work: Work[] = []
-  readonly elu = performance.eventLoopUtilization()
+  /** The loop's idle time at the request's start (read in the tick of its start instant). */
+  readonly idleAtStart = idleMs()
   /** Loop-busy time from the request's start to its end instant (set with the decision). */
   loopMs: number | undefined
   /** undefined until decided; null: dropped. */
@@ -78,17 +78,14 @@ export class RequestTrace {
   /** Starts a piece of work; `timed` work (pool waits, statements) records loop-busy time. */
   begin(name: string, kind: SpanKind, start: number, attributes: Attributes, timed: boolean): Work {
     const w = new Work(name, kind, start, attributes)
-    if (timed) w.elu = performance.eventLoopUtilization()
+    if (timed) w.idleAtStart = idleMs()
     this.work.push(w)
     return w
   }
 
   finish(w: Work, end: number, errorType?: string, exception?: Error): void {
     w.end = end
-    if (w.elu) {
-      w.loopMs = performance.eventLoopUtilization(w.elu).active
-      w.elu = undefined
-    }
+    if (!Number.isNaN(w.idleAtStart)) w.loopMs = busyMs(w.start, w.idleAtStart, end, idleMs())
     if (errorType !== undefined) w.errorType = errorType
     if (exception) w.exception = exception
   }
@@ -116,7 +113,7 @@ export function materialize(rt: RequestTrace, server: ServerSpanData, tracer: Tr
   // The server span's id is the one traceresponse and the log line already named; a new trace's
   // id too (a continued trace takes its parent's).
   ids.presetNext(trace.getSpanContext(rt.parent) ? undefined : rt.traceId, rt.spanId)
-  const loopMs = rt.loopMs ?? performance.eventLoopUtilization(rt.elu).active
+  const loopMs = rt.loopMs ?? busyMs(server.start, rt.idleAtStart, server.end, idleMs())
   const attributes: Attributes = { ...server.attributes, [ATTR.loopActiveMs]: round3(loopMs), [ATTR.traceKept]: rt.kept ?? '' }
   const span = tracer.startSpan(server.name, { kind: SpanKind.SERVER, startTime: hrTime(server.start), attributes }, root)
   // error.type stays the status (HTTP semantic conventions); the exception's own type is on its event.
