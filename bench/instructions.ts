@@ -27,12 +27,12 @@ const run = promisify(execFile)
  */
 const control = (command: '-z' | '-d', pid: number) => run('callgrind_control', [command, String(pid)], { env: { ...process.env, HOST: '127.0.0.1' } })
 
-interface Window { mainIr: number; helperIr: number }
+interface Window { mainIr: number; helperIr: number; kept: number }
 const total = (w: Window) => w.mainIr + w.helperIr
 interface VariantResult { variant: string; requests: number; windows: Window[] }
 
 /** The counters of every thread in the dump callgrind wrote last: main thread (01) and the rest. */
-export function readDump(dir: string, base: string): Window {
+export function readDump(dir: string, base: string): Omit<Window, 'kept'> {
   const files = readdirSync(dir).filter((f) => f.startsWith(`${base}.`))
   const parts = files.map((f) => /\.(\d+)-(\d+)$/.exec(f)).filter((m): m is RegExpExecArray => m !== null)
   if (parts.length === 0) throw new Error(`no callgrind dump named ${base}.N-T in ${dir} (${files.join(', ') || 'empty'})`)
@@ -49,14 +49,20 @@ export function readDump(dir: string, base: string): Window {
   return { mainIr, helperIr }
 }
 
-/** `n` list pages, one after another over one keep-alive connection; throws on a non-200. */
-async function fetchPages(url: string, n: number): Promise<void> {
+/**
+ * `n` list pages, one after another over one keep-alive connection; throws on a non-200. Returns
+ * how many the app said it kept (traceresponse `-01`): a traced variant's count per page is its
+ * fixed cost plus that share times a kept trace's cost, and the share moves with timing.
+ */
+async function fetchPages(url: string, n: number): Promise<number> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  let kept = 0
   try {
     for (let i = 0; i < n; i++) {
       await new Promise<void>((resolve, reject) => {
         http
           .get(url, { agent }, (res) => {
+            if (String(res.headers.traceresponse ?? '').endsWith('-01')) kept++
             res.resume()
             res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`${url}: HTTP ${res.statusCode}`))))
           })
@@ -66,6 +72,7 @@ async function fetchPages(url: string, n: number): Promise<void> {
   } finally {
     agent.destroy()
   }
+  return kept
 }
 
 async function measure(variant: string, baseEnv: Record<string, string>, o: { requests: number; warmup: number; windows: number; dir: string; nodeFlags: string[] }): Promise<VariantResult> {
@@ -84,11 +91,11 @@ async function measure(variant: string, baseEnv: Record<string, string>, o: { re
     await fetchPages(url, o.warmup)
     for (let w = 0; w < o.windows; w++) {
       await control('-z', app.pid)
-      await fetchPages(url, o.requests)
+      const kept = (await fetchPages(url, o.requests)) / o.requests
       await control('-d', app.pid)
       const { mainIr, helperIr } = readDump(o.dir, `${base}.${app.pid}`)
-      windows.push({ mainIr: mainIr / o.requests, helperIr: helperIr / o.requests })
-      process.stderr.write(`  ${variant} window ${w + 1}: ${(mainIr / o.requests / 1e6).toFixed(3)} M main, ${(helperIr / o.requests / 1e6).toFixed(3)} M helpers per request\n`)
+      windows.push({ mainIr: mainIr / o.requests, helperIr: helperIr / o.requests, kept })
+      process.stderr.write(`  ${variant} window ${w + 1}: ${(mainIr / o.requests / 1e6).toFixed(3)} M main, ${(helperIr / o.requests / 1e6).toFixed(3)} M helpers per request, ${(kept * 100).toFixed(1)}% kept\n`)
     }
   } finally {
     await app.stop()
@@ -166,11 +173,11 @@ async function main(): Promise<void> {
   const lines = [
     `Instructions per list page (callgrind, node ${o.nodeFlags.join(' ') || '(no flags)'}), ${o.windows} windows of ${o.requests} pages after ${o.warmup} warm-up pages, one keep-alive connection.`,
     '',
-    '| variant | all threads, M instr/page, window by window | of which helper threads (GC, compilers, libuv) |',
-    '| --- | --- | --- |',
+    '| variant | all threads, M instr/page, window by window | of which helper threads (GC, compilers, libuv) | pages kept (traceresponse -01), window by window |',
+    '| --- | --- | --- | --- |',
     ...variants.map((v) => {
       const w = byName.get(v)!.windows
-      return `| ${v} | ${w.map((x) => M(total(x))).join(', ')} | ${w.map((x) => M(x.helperIr)).join(', ')} |`
+      return `| ${v} | ${w.map((x) => M(total(x))).join(', ')} | ${w.map((x) => M(x.helperIr)).join(', ')} | ${w.map((x) => `${(x.kept * 100).toFixed(1)}%`).join(', ')} |`
     }),
     '',
     '| pair | ratio, median of windows | difference, K instr/page, window by window |',

@@ -158,6 +158,11 @@ export class KeepPolicy {
 
   constructor(readonly opts: KeepOptions) {}
 
+  /** Nothing can be kept (the sampler is always_off): requests need record no work. */
+  get off(): boolean {
+    return this.opts.off
+  }
+
   /** `name` is the server span's (`METHOD route`): the sampler's argument and the route's key. */
   decide(name: string, durationMs: number, status: number, parent: Context, trustedSampledParent: boolean, traceId: string): KeepReason | null {
     if (this.opts.off) return null

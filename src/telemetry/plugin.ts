@@ -201,7 +201,7 @@ function decide(request: FastifyRequest, status: number, runtime: TelemetryRunti
   const name = serverSpanName(request)
   // The server span's loop-busy time ends where the span does, not when its spans are made.
   const end = t.end ?? now()
-  rt.loopMs = busyMs(t.start, rt.idleAtStart, end, idleMs())
+  if (rt.recording) rt.loopMs = busyMs(t.start, rt.idleAtStart, end, idleMs())
   rt.kept = runtime.keep.decide(name, end - t.start, status, rt.parent, rt.trustedSampledParent, rt.traceId)
   runtime.tail.decide(rt.traceId, rt.kept !== null)
 }
@@ -222,22 +222,32 @@ function traceRequests(fastify: FastifyInstance, runtime: TelemetryRuntime, trus
     boundaries: [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
   })
   const { ids, tail } = runtime
+  // With the sampler at always_off no trace is kept: requests get ids (traceresponse, logs) and
+  // record nothing.
+  const recording = !runtime.keep.off
+  // The headers the configured propagators read (traceparent, tracestate, baggage by default).
+  const fields = propagation.fields()
+  const carriesContext = (headers: Record<string, unknown>) => {
+    for (const f of fields) if (headers[f] !== undefined) return true
+    return false
+  }
 
   fastify.addHook('onRequest', (request: Traced, _reply, done) => {
     if (isUntraced(request.url)) return done()
-    let parent = propagation.extract(ROOT_CONTEXT, request.headers)
+    // Most requests carry no trace context: skip the propagators' parsing for them.
+    let parent = carriesContext(request.headers) ? propagation.extract(ROOT_CONTEXT, request.headers) : ROOT_CONTEXT
     const remote = trace.getSpanContext(parent)
     // request.ip: the client's address, through proxies only as far as TRUST_PROXY allows.
     const trustedParent = remote !== undefined && trusted(request.ip)
     if (remote && !trustedParent) parent = parent.setValue(UNTRUSTED_PARENT, true)
     const traceId = remote?.traceId ?? ids.generateTraceId()
     const spanId = ids.generateSpanId()
-    const rt = new RequestTrace(traceId, spanId, parent, trustedParent && (remote!.traceFlags & TraceFlags.SAMPLED) !== 0)
+    const rt = new RequestTrace(traceId, spanId, parent, trustedParent && (remote!.traceFlags & TraceFlags.SAMPLED) !== 0, recording)
     request.timings.trace = rt
-    tail.open(traceId)
+    if (recording) tail.open(traceId)
     // Log lines and other instrumentations' spans (S3 calls) see the request as their parent;
     // those spans wait in the tail processor for the keep decision.
-    const ctx = trace.setSpanContext(parent, { traceId, spanId, traceFlags: TraceFlags.SAMPLED, isRemote: false })
+    const ctx = trace.setSpanContext(parent, { traceId, spanId, traceFlags: recording ? TraceFlags.SAMPLED : TraceFlags.NONE, isRemote: false })
     request[kContext] = ctx
     done()
   })

@@ -60,7 +60,7 @@ const round3 = (ms: number) => Math.round(ms * 1000) / 1000
 export class RequestTrace {
   readonly work: Work[] = []
   /** The loop's idle time at the request's start (read in the tick of its start instant). */
-  readonly idleAtStart = idleMs()
+  readonly idleAtStart: number
   /** Loop-busy time from the request's start to its end instant (set with the decision). */
   loopMs: number | undefined
   /** undefined until decided; null: dropped. */
@@ -72,11 +72,16 @@ export class RequestTrace {
     readonly spanId: string,
     /** The extracted remote parent (or ROOT_CONTEXT), with the untrusted mark if any. */
     readonly parent: Context,
-    readonly trustedSampledParent: boolean
-  ) {}
+    readonly trustedSampledParent: boolean,
+    /** False when no trace can be kept (sampler always_off): the request records no work. */
+    readonly recording = true
+  ) {
+    this.idleAtStart = recording ? idleMs() : NaN
+  }
 
   /** Starts a piece of work; `timed` work (pool waits, statements) records loop-busy time. */
-  begin(name: string, kind: SpanKind, start: number, attributes: Attributes, timed: boolean): Work {
+  begin(name: string, kind: SpanKind, start: number, attributes: Attributes, timed: boolean): Work | undefined {
+    if (!this.recording) return undefined
     const w = new Work(name, kind, start, attributes)
     if (timed) w.idleAtStart = idleMs()
     this.work.push(w)

@@ -107,8 +107,10 @@ function onStart(message: unknown): void {
     const { sink, conn } = caller
     // Attributes stay the shared constant; the text is masked only if the trace is kept.
     work = deferred.begin(operation, SpanKind.CLIENT, start, sink.byOperationSpan(operation), true)
-    work.sql = sql
-    if (sink.connectionIds && typeof conn.threadId === 'number') work.connectionId = conn.threadId
+    if (work) {
+      work.sql = sql
+      if (sink.connectionIds && typeof conn.threadId === 'number') work.connectionId = conn.threadId
+    }
   } else if (trace.getActiveSpan()?.isRecording()) {
     const { sink, conn } = caller
     const parent = sink.connectionIds && typeof conn.threadId === 'number' ? context.active().setValue(CONNECTION_ID, conn.threadId) : context.active()
