@@ -15,6 +15,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { parseArgs, promisify } from 'node:util'
 import { ROOT, startApp, startOtlpSink } from './lib/app'
+import { differenceByGroup, dumpCosts } from './lib/callgrind'
 import { databaseUrl, dropDatabases, prepareData } from './lib/data'
 import { median } from '../src/lib/stats'
 import { variantEnv } from './presets'
@@ -29,7 +30,7 @@ const control = (command: '-z' | '-d', pid: number) => run('callgrind_control', 
 
 interface Window { mainIr: number; helperIr: number; kept: number }
 const total = (w: Window) => w.mainIr + w.helperIr
-interface VariantResult { variant: string; requests: number; windows: Window[] }
+interface VariantResult { variant: string; requests: number; windows: Window[]; /** The last window's dump files: `<prefix><thread>`. */ lastDump?: string }
 
 /** The counters of every thread in the dump callgrind wrote last: main thread (01) and the rest. */
 export function readDump(dir: string, base: string): Omit<Window, 'kept'> {
@@ -86,6 +87,7 @@ async function measure(variant: string, baseEnv: Record<string, string>, o: { re
   // Start-up under callgrind takes 30-120 s (every module's code is translated once).
   const app = await startApp(env, 300_000, { wrapper, nodeFlags: o.nodeFlags })
   const windows: Window[] = []
+  let lastDump: string | undefined
   try {
     const url = `${app.url}/blogs/`
     await fetchPages(url, o.warmup)
@@ -95,12 +97,13 @@ async function measure(variant: string, baseEnv: Record<string, string>, o: { re
       await control('-d', app.pid)
       const { mainIr, helperIr } = readDump(o.dir, `${base}.${app.pid}`)
       windows.push({ mainIr: mainIr / o.requests, helperIr: helperIr / o.requests, kept })
+      lastDump = `${base}.${app.pid}.${w + 1}-`
       process.stderr.write(`  ${variant} window ${w + 1}: ${(mainIr / o.requests / 1e6).toFixed(3)} M main, ${(helperIr / o.requests / 1e6).toFixed(3)} M helpers per request, ${(kept * 100).toFixed(1)}% kept\n`)
     }
   } finally {
     await app.stop()
   }
-  return { variant, requests: o.requests, windows }
+  return { variant, requests: o.requests, windows, lastDump }
 }
 
 const M = (n: number) => (n / 1e6).toFixed(3)
@@ -194,6 +197,17 @@ async function main(): Promise<void> {
       return `| ${a} / ${b} | ${median(ratios).toFixed(3)} | ${diffs.join(', ')} |`
     })
   ]
+  // With the dumps kept and JIT code named (--perf-basic-prof): where each pair's difference went.
+  if (values.dumps && o.nodeFlags.includes('--perf-basic-prof')) {
+    for (const [a, b] of pairs) {
+      const ra = byName.get(a)!
+      const rb = byName.get(b)!
+      if (!ra.lastDump || !rb.lastDump) continue
+      const diff = differenceByGroup(dumpCosts(dir, rb.lastDump), dumpCosts(dir, ra.lastDump), o.requests, 12)
+      lines.push('', `${a} over ${b}, last window, by where the instructions ran (K per page):`, '', '| where | K instr/page |', '| --- | --- |')
+      for (const d of diff) lines.push(`| ${d.group} | ${d.perPage >= 0 ? '+' : ''}${(d.perPage / 1e3).toFixed(1)} |`)
+    }
+  }
   const table = lines.join('\n') + '\n'
   process.stdout.write(`\n${table}\nresults: ${outDir}\n`)
   writeFileSync(path.join(outDir, 'table.md'), table)

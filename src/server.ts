@@ -9,7 +9,7 @@ import { migrationLockWaitMs } from './db/bootstrap'
 import { defaultMaxConnections, survivableMemoryUsage } from './lib/open-files'
 import { requestLogOptions } from './plugins/request-log'
 import { startedObservability } from './observability'
-import { traceLogFields } from './telemetry/log-correlation'
+import { traceLogOptions } from './telemetry/log-correlation'
 
 // The only file that listens. Everything else is the app plugin, which tests build directly.
 async function main(): Promise<void> {
@@ -29,7 +29,7 @@ async function main(): Promise<void> {
   const fastify = Fastify({
     ...appServerOptions,
     trustProxy: config.trustProxy,
-    ...requestLogOptions(config.logLevel, config.logFlushMs, telemetry?.logCorrelation ? traceLogFields : undefined),
+    ...requestLogOptions(config.logLevel, config.logFlushMs, telemetry?.logCorrelation ? traceLogOptions : undefined),
     // Deliberate timeouts (Node's requestTimeout default is 0 in Fastify: a slow client could
     // hold a socket forever). Keep-alive outlives a typical 60 s proxy idle timeout.
     requestTimeout: config.requestTimeoutMs,

@@ -4,12 +4,16 @@ import pino from 'pino'
 import { processTimeMs, routeOf, traceIdsOf } from '../telemetry/plugin'
 
 /** The logger options on the Fastify() call that go with this plugin (server.ts, bench/floor). */
-export function requestLogOptions(level: string, flushMs: number, mixin?: () => object): Pick<FastifyServerOptions, 'logger' | 'logController'> {
+export function requestLogOptions(
+  level: string,
+  flushMs: number,
+  correlation?: { mixin: (line: object) => object; mixinMergeStrategy: (line: object, fields: object) => object }
+): Pick<FastifyServerOptions, 'logger' | 'logController'> {
   return {
     logger: {
       level,
       // Trace ids on every line (src/telemetry/log-correlation.ts), when telemetry is on.
-      ...(mixin ? { mixin } : {}),
+      ...correlation,
       // One write(2) per log line cost ~0.04 ms of kernel time per list page (a quarter of the
       // process's, `npm run bench` log=sync); buffered lines go out every LOG_FLUSH_MS or 4 KiB,
       // and pino writes what is left at exit (a SIGKILL loses at most LOG_FLUSH_MS of lines).

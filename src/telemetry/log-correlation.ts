@@ -13,3 +13,16 @@ export function traceLogFields(): Record<string, string> {
   if (sc === undefined || sc.traceId === INVALID_TRACEID) return {}
   return { trace_id: sc.traceId, span_id: sc.spanId, trace_flags: sc.traceFlags === 1 ? '01' : sc.traceFlags.toString(16).padStart(2, '0') }
 }
+
+/** What the mixin returns for a line that names its trace itself (the request's own line). */
+const NONE: Record<string, string> = Object.freeze({}) as Record<string, string>
+
+/**
+ * pino options that put the trace ids on every line: the mixin, and a merge that leaves a line
+ * naming its trace itself (`trace_id` set, as the request's line is, with the final keep
+ * decision in its flags) as it is, instead of copying it into a new object.
+ */
+export const traceLogOptions = {
+  mixin: (line: object): object => ('trace_id' in line ? NONE : traceLogFields()),
+  mixinMergeStrategy: (line: object, fields: object): object => (fields === NONE ? line : Object.assign(fields, line))
+}

@@ -75,7 +75,13 @@ export default fp<TelemetryPluginOptions>(
       timingStore.run(request.timings, ctx ? () => context.with(ctx, done) : done)
     }
     fastify.addHook('onRequest', enter)
-    fastify.addHook('preValidation', enter)
+    // Entering copies the async context frame: only when the body read did lose it (a request
+    // without a body is still inside).
+    fastify.addHook('preValidation', (request: Traced, reply, done) => {
+      const ctx = request[kContext]
+      if (timingStore.getStore() === request.timings && (!ctx || context.active() === ctx)) done()
+      else enter(request, reply, done)
+    })
 
     // Callback style: this runs on every response, an async hook would add a promise per request.
     fastify.addHook('onSend', (request, reply, payload, done) => {
@@ -123,6 +129,15 @@ export default fp<TelemetryPluginOptions>(
  * list URL) as it is.
  */
 export function routeOf(request: FastifyRequest): string | undefined {
+  // Asked for several times per request (span name, metric, log line): worked out once.
+  const t = request.timings as RequestTimings | null
+  if (t && t.route !== undefined) return t.route ?? undefined
+  const route = routeTemplate(request)
+  if (t) t.route = route ?? null
+  return route
+}
+
+function routeTemplate(request: FastifyRequest): string | undefined {
   const route = request.routeOptions.url
   if (route === undefined) return undefined
   const url = request.url

@@ -19,6 +19,8 @@ export interface RequestTimings {
   renderMs: number
   /** The request's trace record while its spans are deferred (./request-trace.ts); else undefined. */
   trace: RequestTrace | undefined
+  /** Its route template once asked for (routeOf in ./plugin.ts); null: no route matched. */
+  route: string | null | undefined
 }
 
 /**
@@ -27,7 +29,7 @@ export interface RequestTimings {
  */
 export const kRequestStart = Symbol('blog.requestStart')
 
-export const newTimings = (start = now()): RequestTimings => ({ start, end: undefined, dbMs: 0, queries: 0, poolWaitMs: 0, renderMs: 0, trace: undefined })
+export const newTimings = (start = now()): RequestTimings => ({ start, end: undefined, dbMs: 0, queries: 0, poolWaitMs: 0, renderMs: 0, trace: undefined, route: undefined })
 
 /** The request's duration so far, or in all once it has ended. */
 export const elapsedMs = (t: RequestTimings): number => (t.end ?? now()) - t.start
