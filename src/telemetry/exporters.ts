@@ -1,8 +1,10 @@
 import { diag } from '@opentelemetry/api'
 import { getNumberFromEnv, getStringFromEnv, getStringListFromEnv } from '@opentelemetry/core'
-import { BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace'
+import type { Context } from '@opentelemetry/api'
+import { BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, type ReadableSpan, type Span, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace'
 import type { AppConfig } from '../config'
-import { OtlpProtoTraceExporter } from './otlp-proto'
+import { encodeSpanEntry, OtlpProtoTraceExporter } from './otlp-proto'
+import { measured } from './self-cost'
 
 /**
  * The span processors NodeSDK would build from OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_* and
@@ -19,6 +21,7 @@ export function spanProcessorsFromEnv(protobufEncoder: AppConfig['otlpProtobufEn
     const exporter = exporterFor(name, protobufEncoder)
     if (!exporter) diag.warn(`Unrecognized OTEL_TRACES_EXPORTER value: ${name}.`)
     else if (exporter instanceof ConsoleSpanExporter) processors.push(new SimpleSpanProcessor({ exporter }))
+    else if (exporter instanceof OtlpProtoTraceExporter) processors.push(new EncodeAtEnd(batchFromEnv(exporter)))
     else processors.push(batchFromEnv(exporter))
   }
   return processors
@@ -52,4 +55,31 @@ function batchFromEnv(exporter: SpanExporter): BatchSpanProcessor {
     exportTimeoutMillis: num('OTEL_BSP_EXPORT_TIMEOUT'),
     maxExportBatchSize: num('OTEL_BSP_MAX_EXPORT_BATCH_SIZE')
   })
+}
+
+/**
+ * In front of the batch of the app's OTLP/protobuf exporter: each span is encoded when it ends
+ * and the batch holds its bytes (./otlp-proto.ts EncodedSpan), not the span object graph, until
+ * it is sent. The batch's own rules (queue size, batch size, delay, timeout) are unchanged.
+ */
+export class EncodeAtEnd implements SpanProcessor {
+  constructor(private readonly batch: BatchSpanProcessor) {}
+
+  onStart(span: Span, parentContext: Context): void {
+    this.batch.onStart(span, parentContext)
+  }
+
+  onEnd(span: ReadableSpan): void {
+    // The batch drops unsampled spans: no need to encode them.
+    if ((span.spanContext().traceFlags & 1) === 0) return
+    this.batch.onEnd(measured('encode', () => encodeSpanEntry(span)) as unknown as ReadableSpan)
+  }
+
+  forceFlush(): Promise<void> {
+    return this.batch.forceFlush()
+  }
+
+  shutdown(): Promise<void> {
+    return this.batch.shutdown()
+  }
 }

@@ -180,6 +180,13 @@ export class Writer {
   }
 
   /** A copy of what was written. */
+  /** Bytes written elsewhere by a Writer, as they are (a message already encoded). */
+  raw(bytes: Uint8Array): void {
+    this.room(bytes.length)
+    this.buf.set(bytes, this.pos)
+    this.pos += bytes.length
+  }
+
   take(): Uint8Array {
     const out = Buffer.allocUnsafe(this.pos)
     this.buf.copy(out, 0, 0, this.pos)

@@ -5,7 +5,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources'
 import { TracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { encodeSpans } from '../../src/telemetry/otlp-proto'
+import { encodeSpanEntry, encodeSpans } from '../../src/telemetry/otlp-proto'
 
 // The app's OTLP/protobuf span encoder must write exactly the bytes of the SDK's own
 // (@opentelemetry/otlp-transformer's ProtobufTraceSerializer, which Jaeger, Tempo and the
@@ -20,10 +20,17 @@ function recorder(resource = resourceFromAttributes({ 'service.name': 'blog-app'
 const sdkBytes = (spans: ReadableSpan[]) => Buffer.from(ProtobufTraceSerializer.serializeRequest(spans)!)
 const ourBytes = (spans: ReadableSpan[]) => Buffer.from(encodeSpans(spans))
 
-/** Both encoders on the same spans (at least one): true when the bytes are the same. */
+/**
+ * Both encoders on the same spans (at least one): true when the bytes are the same, from the
+ * spans themselves, from each span encoded when it ended (as the batch holds them), and from a
+ * mix of the two.
+ */
 function sameBytes(spans: ReadableSpan[]): boolean {
   if (spans.length === 0) throw new Error('no spans were recorded: nothing would be compared')
-  return ourBytes(spans).equals(sdkBytes(spans))
+  const sdk = sdkBytes(spans)
+  const early = Buffer.from(encodeSpans(spans.map(encodeSpanEntry)))
+  const mixed = Buffer.from(encodeSpans(spans.map((s, i) => (i % 2 === 0 ? encodeSpanEntry(s) : s))))
+  return ourBytes(spans).equals(sdk) && early.equals(sdk) && mixed.equals(sdk)
 }
 
 const remoteParent = trace.setSpanContext(context.active(), {
