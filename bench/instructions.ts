@@ -1,5 +1,5 @@
 // npm run bench:instructions -- [--variants floor,floor=all,otel=off] [--requests 1000] [--warmup 1500] [--windows 3]
-//   [--parallel 2] [--compare otel=off/floor] ["--node-flags=--predictable --perf-basic-prof"] [--dumps DIR]
+//   [--parallel 2] [--compare otel=off/floor] ["--node-flags=--predictable --perf-basic-prof"] [--dumps DIR] [--baseline DIR]
 // Instructions per request, counted by valgrind's callgrind, for variants whose CPU time differs
 // by less than this shared machine resolves (a few percent). Each variant runs under callgrind;
 // after a warm-up, the counters are zeroed, N list pages are fetched one after another over one
@@ -76,9 +76,13 @@ async function fetchPages(url: string, n: number): Promise<number> {
   return kept
 }
 
-async function measure(variant: string, baseEnv: Record<string, string>, o: { requests: number; warmup: number; windows: number; dir: string; nodeFlags: string[] }): Promise<VariantResult> {
+async function measure(variant: string, baseEnv: Record<string, string>, o: { requests: number; warmup: number; windows: number; dir: string; nodeFlags: string[]; baseline?: string }): Promise<VariantResult> {
   const env: Record<string, string> = { ...baseEnv, ...variantEnv(variant) }
-  if (env.BENCH_ROOT || env.BENCH_REPLICAS) throw new Error(`${variant}: not supported here (one process, this checkout)`)
+  if (env.BENCH_REPLICAS) throw new Error(`${variant}: not supported here (one process)`)
+  if (env.BENCH_ROOT === 'baseline') {
+    if (!o.baseline) throw new Error(`variant ${variant} needs --baseline DIR (a built checkout)`)
+    env.BENCH_ROOT = o.baseline
+  }
   const base = `cg-${variant.replace(/[^a-z0-9]+/gi, '_')}`
   const wrapper = [
     'valgrind', '--tool=callgrind', '--separate-threads=yes', '--dump-instr=no', '--dump-line=no', '--collect-jumps=no',
@@ -122,7 +126,9 @@ async function main(): Promise<void> {
       'admin-url': { type: 'string', default: process.env.BENCH_ADMIN_URL ?? 'mysql://root@127.0.0.1:3306' },
       out: { type: 'string' },
       // Keep callgrind's dump files there (for callgrind_annotate) instead of a removed temp dir.
-      dumps: { type: 'string' }
+      dumps: { type: 'string' },
+      // A built checkout for the `baseline` preset (before/after in one run).
+      baseline: { type: 'string' }
     }
   })
   await run('valgrind', ['--version']).catch(() => {
@@ -152,7 +158,7 @@ async function main(): Promise<void> {
     // A callgrind GC pause or compile blocks the loop for seconds: shedding stays on, its limit up.
     LOAD_MAX_EVENT_LOOP_DELAY_MS: '600000'
   }
-  const o = { requests: Number(values.requests), warmup: Number(values.warmup), windows: Number(values.windows), dir, nodeFlags: values['node-flags'].split(' ').filter(Boolean) }
+  const o = { requests: Number(values.requests), warmup: Number(values.warmup), windows: Number(values.windows), dir, nodeFlags: values['node-flags'].split(' ').filter(Boolean), baseline: values.baseline ? path.resolve(values.baseline) : undefined }
   const results: VariantResult[] = []
   try {
     const queue = [...variants]

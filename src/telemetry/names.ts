@@ -196,7 +196,7 @@ export const ATTRIBUTE_DOCS: Record<AttributeName, AttributeDoc> = {
   [ATTR.imageType]: { type: 'string', stability: 'app', brief: 'the written file\'s type as sniffed while it was written' },
   [ATTR.sessionSource]: { type: 'string', stability: 'app', brief: '`cookie` or `api_token`' },
   [ATTR.sessionState]: { type: 'string', stability: 'app', brief: '`user` (a signed-in session) or `none` (no such session, or expired)' },
-  [ATTR.telemetryWork]: { type: 'string', stability: 'app', brief: '`spans` (making a kept trace\'s spans from its record) or `encode` (encoding an OTLP/protobuf export with the app\'s encoder)' }
+  [ATTR.telemetryWork]: { type: 'string', stability: 'app', brief: '`spans` (making a kept trace\'s spans from its record, and with the app\'s OTLP/protobuf encoder writing their bytes as they end) or `encode` (assembling an OTLP/protobuf export)' }
 }
 
 export interface SpanDoc {

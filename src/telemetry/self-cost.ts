@@ -1,7 +1,7 @@
 import { metrics } from '@opentelemetry/api'
 import { ATTR, METRIC, SCOPE } from './names'
 
-/** What the telemetry spends main-thread CPU on: making a kept trace's spans, encoding exports. */
+/** What the telemetry spends main-thread CPU on: making (and encoding) a kept trace's spans, assembling exports. */
 export type TelemetryWork = 'spans' | 'encode'
 
 /** Seconds so far, by kind of work: read by the metric reader at each collection, not counted per call. */
