@@ -1,5 +1,5 @@
 // First: starts the SDK before anything below loads mysql2 (the spans show what a request did).
-import { askedToSample } from '../../kit/in-process-sdk'
+import { traces } from '../../kit/in-process-sdk'
 import { useInProcessApp } from '../../kit/in-process-app'
 import { watch, type FSWatcher } from 'node:fs'
 import path from 'node:path'
@@ -36,16 +36,19 @@ function watchStaging(): string[] {
   return seen
 }
 
-/** Sends the form and reports what it cost: spans made for it, decodes, staged files. */
-async function costOf(send: () => Promise<{ statusCode: number }>): Promise<{ status: number; spans: string[]; processed: number; saved: number; staged: string[] }> {
+/** Sends the form and reports what it cost: the spans of its trace (every trace is kept here), decodes, staged files. */
+async function costOf(send: () => Promise<{ statusCode: number; headers: Record<string, unknown> }>): Promise<{ status: number; spans: string[]; processed: number; saved: number; staged: string[] }> {
   const process = vi.spyOn(t.app.imageProcessor, 'process')
   const save = vi.spyOn(t.app.imageStore, 'save')
   const staged = watchStaging()
-  askedToSample.length = 0
   const res = await send()
-  // inotify events arrive on the loop after the fact.
+  // inotify events arrive on the loop after the fact (and the kept trace's spans at onResponse).
   await new Promise((resolve) => setTimeout(resolve, 50))
-  return { status: res.statusCode, spans: [...askedToSample], processed: process.mock.calls.length, saved: save.mock.calls.length, staged }
+  const traceId = /^00-([0-9a-f]{32})-[0-9a-f]{16}-01$/.exec(String(res.headers.traceresponse))?.[1]
+  expect(traceId, 'a kept trace').toBeDefined()
+  const spans = traces.get(traceId!)?.spans.map((s) => s.name) ?? []
+  expect(spans.length, 'its spans are in the inspector buffer').toBeGreaterThan(0)
+  return { status: res.statusCode, spans, processed: process.mock.calls.length, saved: save.mock.calls.length, staged }
 }
 
 const IMAGE_WORK = ['blog.image.process', 'blog.image.write']
