@@ -11,17 +11,6 @@ const POOL_BYTES = 4096
 export class PooledIdGenerator implements IdGenerator {
   private hex = ''
   private at = 0
-  private nextTraceId: string | undefined
-  private nextSpanId: string | undefined
-
-  /**
-   * The ids the next span made gets (the span of a kept request, made at its end with the ids
-   * its response and log line already gave out). Consumed by that one span, synchronously.
-   */
-  presetNext(traceId: string | undefined, spanId: string): void {
-    this.nextTraceId = traceId
-    this.nextSpanId = spanId
-  }
 
   private take(chars: number): string {
     if (this.at + chars > this.hex.length) {
@@ -34,16 +23,10 @@ export class PooledIdGenerator implements IdGenerator {
   }
 
   generateTraceId(): string {
-    const preset = this.nextTraceId
-    if (preset === undefined) return this.take(32)
-    this.nextTraceId = undefined
-    return preset
+    return this.take(32)
   }
 
   generateSpanId(): string {
-    const preset = this.nextSpanId
-    if (preset === undefined) return this.take(16)
-    this.nextSpanId = undefined
-    return preset
+    return this.take(16)
   }
 }

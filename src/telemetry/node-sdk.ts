@@ -2,7 +2,7 @@ import { context, diag, DiagConsoleLogger, logs, metrics, propagation, trace, ty
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import {
   CompositePropagator, diagLogLevelFromString, getBooleanFromEnv, getNumberFromEnv, getStringFromEnv, getStringListFromEnv,
-  W3CBaggagePropagator, W3CTraceContextPropagator
+  W3CBaggagePropagator, W3CTraceContextPropagator, type InstrumentationScope
 } from '@opentelemetry/core'
 import { registerInstrumentations, type Instrumentation } from '@opentelemetry/instrumentation'
 import {
@@ -14,6 +14,7 @@ import {
 } from '@opentelemetry/sdk-metrics'
 import type { LogRecordProcessor } from '@opentelemetry/sdk-logs'
 import { appHistograms } from './histograms'
+import type { SpanOrigin } from './kept-spans'
 import { TracerProvider, type IdGenerator, type Sampler, type SpanLimits, type SpanProcessor } from '@opentelemetry/sdk-trace'
 
 /* eslint-disable @typescript-eslint/no-require-imports -- each exporter or propagator package is loaded only when the environment chooses it */
@@ -38,6 +39,8 @@ export class NodeSdk {
   private tracerProvider: TracerProvider | undefined
   private meterProvider: MeterProvider | undefined
   private loggerProvider: { shutdown(): Promise<void> } | undefined
+  private resource: Resource | undefined
+  private spanLimits: SpanLimits = {}
 
   constructor(private readonly opts: NodeSdkOptions) {
     const level = getStringFromEnv('OTEL_LOG_LEVEL')
@@ -61,9 +64,11 @@ export class NodeSdk {
       metrics.setGlobalMeterProvider(this.meterProvider)
       for (const instrumentation of instrumentations) instrumentation.setMeterProvider(metrics.getMeterProvider())
     }
+    this.resource = resource
+    this.spanLimits = spanLimitsFromEnv()
     this.tracerProvider = new TracerProvider({
       sampler: this.opts.sampler,
-      spanLimits: spanLimitsFromEnv(),
+      spanLimits: this.spanLimits,
       resource,
       ...(selfMetrics && this.meterProvider ? { meterProvider: this.meterProvider } : {}),
       idGenerator: this.opts.idGenerator,
@@ -71,6 +76,16 @@ export class NodeSdk {
     })
     trace.setGlobalTracerProvider(this.tracerProvider)
     this.loggerProvider = loggerProviderFromEnv(resource)
+  }
+
+  /**
+   * What a span made outside the SDK's tracer (./kept-spans.ts) shares with the spans of the
+   * tracer `scopeName`: the same resource and scope objects (exports group spans by them) and the
+   * span limits the environment set. After start().
+   */
+  spanOrigin(scopeName: string): SpanOrigin {
+    const tracer = this.tracerProvider!.getTracer(scopeName) as unknown as { instrumentationScope: InstrumentationScope }
+    return { resource: this.resource!, scope: tracer.instrumentationScope, limits: this.spanLimits }
   }
 
   async shutdown(): Promise<void> {

@@ -9,11 +9,11 @@ import { busyMs, idleMs, ms2, now } from './clock'
 import { endFailedPoolWaits } from './db'
 import { ATTR, LOAD_TEST_BAGGAGE, METRIC } from './names'
 import { appHistograms } from './histograms'
-import { materialize, RequestTrace, type ServerSpanData } from './request-trace'
+import { RequestTrace, type ServerSpanData } from './request-trace'
 import type { TelemetryRuntime } from './runtime'
 import { measured } from './self-cost'
 import { kRequestStart, newTimings, timingStore, type RequestTimings } from './timing'
-import { recordError, tracer } from './tracer'
+import { recordError } from './tracer'
 import { UNTRUSTED_PARENT } from './trust'
 
 declare module 'fastify' {
@@ -282,7 +282,7 @@ function traceRequests(fastify: FastifyInstance, runtime: TelemetryRuntime, trus
     requestDuration.record((t.end - t.start) / 1000, attributes)
     if (rt.kept) {
       const data = serverSpanData(request, t, route, attributes, trusted)
-      measured('spans', () => materialize(rt, data, tracer, ids))
+      measured('spans', () => runtime.kept.write(rt, data))
     } else if (rt.kept === null) {
       // Not kept now; if its route's estimate comes down to it soon, it is kept after all.
       const name = serverSpanName(request, route)
@@ -292,7 +292,7 @@ function traceRequests(fastify: FastifyInstance, runtime: TelemetryRuntime, trus
         const log = request.log
         runtime.keep.holdForReview(name, ms, () => {
           rt.kept = 'slow_late'
-          measured('spans', () => materialize(rt, data, tracer, ids))
+          measured('spans', () => runtime.kept.write(rt, data))
           log.info({ trace_id: rt.traceId, span_id: rt.spanId, route, responseTime: processTimeMs(t), kept: rt.kept }, 'trace kept after the response')
         })
       }

@@ -1,10 +1,6 @@
-import { SpanKind, SpanStatusCode, trace, type Attributes, type AttributeValue, type Context, type Tracer } from '@opentelemetry/api'
-import { busyMs, hrTime, idleMs } from './clock'
-import { CONNECTION_ID } from './db-server'
+import type { Attributes, AttributeValue, Context, SpanKind } from '@opentelemetry/api'
+import { busyMs, idleMs } from './clock'
 import type { KeepReason } from './keep'
-import { ATTR } from './names'
-import { maskSql } from './sql'
-import { KEPT } from './trust'
 
 /**
  * One piece of a request's work (a pool wait, a statement, a render, an image step), recorded as
@@ -47,9 +43,6 @@ export class Work {
     return this
   }
 }
-
-/** Rounded as the timing processor rounds its attributes. */
-const round3 = (ms: number) => Math.round(ms * 1000) / 1000
 
 /**
  * The cheap record of a request's trace: its ids (given out at once, for traceresponse and the
@@ -102,44 +95,4 @@ export interface ServerSpanData {
   end: number
   attributes: Attributes
   error: boolean
-}
-
-export interface IdPresets {
-  presetNext(traceId: string | undefined, spanId: string): void
-}
-
-/**
- * Makes the spans of a kept trace: the server span with the ids the request gave out, then each
- * piece of work as its child, each with its own recorded start and end. The span processors
- * (timing join, exporters, inspector) see them as any other spans.
- */
-export function materialize(rt: RequestTrace, server: ServerSpanData, tracer: Tracer, ids: IdPresets): void {
-  const root = rt.parent.setValue(KEPT, rt.kept)
-  // The server span's id is the one traceresponse and the log line already named; a new trace's
-  // id too (a continued trace takes its parent's).
-  ids.presetNext(trace.getSpanContext(rt.parent) ? undefined : rt.traceId, rt.spanId)
-  const loopMs = rt.loopMs ?? busyMs(server.start, rt.idleAtStart, server.end, idleMs())
-  const attributes: Attributes = { ...server.attributes, [ATTR.loopActiveMs]: round3(loopMs), [ATTR.traceKept]: rt.kept ?? '' }
-  const span = tracer.startSpan(server.name, { kind: SpanKind.SERVER, startTime: hrTime(server.start), attributes }, root)
-  // error.type stays the status (HTTP semantic conventions); the exception's own type is on its event.
-  if (rt.exception) span.recordException(rt.exception)
-  if (server.error) span.setStatus({ code: SpanStatusCode.ERROR })
-  // The children's parent context carries the decision too: the sampler answers at once instead
-  // of asking the parent-based sampler, which re-validates the parent's ids (~12K instructions
-  // per kept page).
-  const parent = trace.setSpan(root, span)
-  for (const w of rt.work) {
-    const attrs: Attributes = w.sql === undefined ? { ...w.attributes } : { ...w.attributes, [ATTR.dbQueryText]: maskSql(w.sql) }
-    if (w.loopMs !== undefined) attrs[ATTR.loopActiveMs] = round3(w.loopMs)
-    const ctx = w.connectionId === undefined ? parent : parent.setValue(CONNECTION_ID, w.connectionId)
-    const child = tracer.startSpan(w.name, { kind: w.kind, startTime: hrTime(w.start), attributes: attrs }, ctx)
-    if (w.exception) child.recordException(w.exception, hrTime(w.end))
-    if (w.errorType !== undefined) {
-      child.setStatus({ code: SpanStatusCode.ERROR })
-      child.setAttribute(ATTR.errorType, w.errorType)
-    }
-    // Work still open when the request answered (it ends after the response) ends with it.
-    child.end(hrTime(Number.isNaN(w.end) ? server.end : w.end))
-  }
-  span.end(hrTime(server.end))
 }

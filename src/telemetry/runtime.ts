@@ -1,6 +1,7 @@
 import type { DbServerTimings } from './db-server'
 import type { PooledIdGenerator } from './ids'
 import type { KeepPolicy } from './keep'
+import type { KeptSpans } from './kept-spans'
 import type { TailSpanProcessor } from './tail'
 
 /** What the SDK start hands to the app (through the composition root, src/observability.ts). */
@@ -15,6 +16,8 @@ export interface TelemetryRuntime {
   keep: KeepPolicy
   /** Holds other instrumentations' spans until that decision. */
   tail: TailSpanProcessor
-  /** The SDK's id generator: a kept request's spans get the ids it gave out. */
+  /** The SDK's id generator: a request's ids are given out at its start. */
   ids: PooledIdGenerator
+  /** Writes a kept request's spans from its record. */
+  kept: KeptSpans
 }

@@ -11,6 +11,8 @@ import { spanProcessorsFromEnv } from './exporters'
 import type { TelemetryRuntime } from './runtime'
 import { TimingSpanProcessor } from './timing-processor'
 import { KeepPolicy } from './keep'
+import { KeptSpans } from './kept-spans'
+import { SCOPE } from './names'
 import { TailSpanProcessor } from './tail'
 import { samplerFromEnv, TrustAwareSampler } from './trust'
 
@@ -153,8 +155,10 @@ export function startTelemetry(opts: TelemetryOptions): (TelemetryRuntime & { sd
     sampler: trustAware,
     off: inner instanceof AlwaysOffSampler
   })
-  // Spans of other instrumentations wait for their request's keep decision (./tail.ts).
-  const tail = new TailSpanProcessor(new TimingSpanProcessor(next, serverTimings))
+  // Spans of other instrumentations wait for their request's keep decision (./tail.ts); a kept
+  // request's own spans are written after it (./kept-spans.ts) and go straight to the timing join.
+  const timing = new TimingSpanProcessor(next, serverTimings)
+  const tail = new TailSpanProcessor(timing)
   const ids = new PooledIdGenerator()
   const sdk = new NodeSdk({
     sampler: trustAware,
@@ -163,10 +167,11 @@ export function startTelemetry(opts: TelemetryOptions): (TelemetryRuntime & { sd
     instrumentations: enabled.map((name) => INSTRUMENTATIONS[name]!({ isUntraced })).filter((i) => i !== undefined)
   })
   sdk.start()
+  const kept = new KeptSpans(sdk.spanOrigin(SCOPE), timing, () => ids.generateSpanId())
 
   // Flush spans on the way out; the app's own SIGTERM handler closes the server first.
   process.once('beforeExit', () => {
     sdk.shutdown().catch((err: unknown) => diag.warn('shutdown failed', err))
   })
-  return { sdk, serverSpans: enabled.includes('http') ? 'http' : 'app', logCorrelation: enabled.includes('pino'), serverTimings, keep, tail, ids }
+  return { sdk, serverSpans: enabled.includes('http') ? 'http' : 'app', logCorrelation: enabled.includes('pino'), serverTimings, keep, tail, ids, kept }
 }

@@ -1,4 +1,4 @@
-import { createContextKey, diag, SamplingDecision, trace, type Attributes, type Context, type Link, type SpanKind } from '@opentelemetry/api'
+import { createContextKey, diag, trace, type Attributes, type Context, type Link, type SpanKind } from '@opentelemetry/api'
 import {
   AlwaysOffSampler, AlwaysOnSampler, ParentBasedSampler, TraceIdRatioBasedSampler, type Sampler, type SamplingResult
 } from '@opentelemetry/sdk-trace'
@@ -10,23 +10,14 @@ import {
 export const UNTRUSTED_PARENT = createContextKey('blog_app.untrusted_parent')
 
 /**
- * Marks the root context of a trace the app decided to keep at the end of its request
- * (./keep.ts, ./request-trace.ts): its spans are made then, and recorded whatever the sampler says.
- */
-export const KEPT = createContextKey('blog_app.kept')
-
-/**
  * Samples as `inner` does, except that a parent marked untrusted is decided by `inner`'s root
  * rule (for parentbased_traceidratio: the ratio, on the same trace id). Without this, any client
  * could send `traceparent: ...-01` and force full tracing (and fill the inspector's buffer).
  */
-const KEEP: SamplingResult = Object.freeze({ decision: SamplingDecision.RECORD_AND_SAMPLED })
-
 export class TrustAwareSampler implements Sampler {
   constructor(private readonly inner: Sampler) {}
 
   shouldSample(ctx: Context, traceId: string, name: string, kind: SpanKind, attributes: Attributes, links: Link[]): SamplingResult {
-    if (ctx.getValue(KEPT)) return KEEP
     if (ctx.getValue(UNTRUSTED_PARENT) === true) return this.inner.shouldSample(trace.deleteSpan(ctx), traceId, name, kind, attributes, links)
     return this.inner.shouldSample(ctx, traceId, name, kind, attributes, links)
   }
