@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import net from 'node:net'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { PNG_1x1 } from '../fixtures/images'
 import { defaultAuthor, type Account } from './accounts'
@@ -76,4 +77,40 @@ export function rawMultipart(
   }
   chunks.push(Buffer.from(`--${boundary}--\r\n`))
   return { payload: Buffer.concat(chunks), headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } }
+}
+
+/**
+ * Streams a chunked multipart body to POST /blogs/new whose last part (an image file or the
+ * content field) never ends, `total` bytes of it, as fast as the server takes them; resolves
+ * when the connection closes with the answer's head and how much the server had taken by then.
+ */
+export function endlessPart(port: number, cookie: string, part: 'file' | 'field', total: number): Promise<{ head: string; sent: number }> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1')
+    const disposition = part === 'file' ? 'name="image_file"; filename="a.png"\r\nContent-Type: image/png' : 'name="content"'
+    let sent = 0
+    let answer = ''
+    let closed = false
+    const chunk = (data: Buffer | string) => `${Buffer.byteLength(data).toString(16)}\r\n${data.toString()}\r\n`
+    socket.on('error', () => undefined)
+    socket.on('connect', () => {
+      socket.write(`POST /blogs/new HTTP/1.1\r\nHost: localhost\r\nCookie: ${cookie}\r\nContent-Type: multipart/form-data; boundary=zz\r\nTransfer-Encoding: chunked\r\n\r\n`)
+      socket.write(chunk(`--zz\r\nContent-Disposition: form-data; ${disposition}\r\n\r\n`))
+      const block = chunk('A'.repeat(64 * 1024))
+      const pump = () => {
+        while (!closed && sent < total) {
+          sent += 64 * 1024
+          if (!socket.write(block)) return void socket.once('drain', pump)
+        }
+      }
+      pump()
+    })
+    socket.setEncoding('utf8').on('data', (d: string) => (answer += d))
+    socket.on('close', () => {
+      closed = true
+      resolve({ head: answer.slice(0, answer.indexOf('\r\n\r\n')), sent })
+    })
+    // The old behaviour: everything read and no end in sight.
+    setTimeout(() => socket.destroy(), 20_000).unref()
+  })
 }
