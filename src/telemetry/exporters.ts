@@ -70,7 +70,7 @@ export class EncodeAtEnd implements SpanProcessor {
 
   onEnd(span: ReadableSpan): void {
     // The batch drops unsampled spans: no need to encode them. A kept request's spans end inside
-    // materialize, whose self-cost ('spans') then covers their encoding too.
+    // KeptSpans.write (./kept-spans.ts), whose self-cost ('spans') then covers their encoding too.
     if ((span.spanContext().traceFlags & 1) === 0) return
     this.batch.onEnd(encodeSpanEntry(span) as unknown as ReadableSpan)
   }

@@ -41,7 +41,7 @@ export class TimingSpanProcessor implements SpanProcessor {
     anchorToClock(span)
     const category = spanCategory(span)
     if (TIMED.has(category)) {
-      // A span made from a kept request's record (./request-trace.ts) carries its loop time already.
+      // A span written from a kept request's record (./kept-spans.ts) carries its loop time already.
       const recorded = span.attributes[ATTR.loopActiveMs] !== undefined
       const timing: Timing = { elu: recorded ? undefined : performance.eventLoopUtilization() }
       if (this.db?.enabled && category === 'sql') {
