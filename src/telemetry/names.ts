@@ -295,7 +295,7 @@ export const METRIC_DOCS: Record<MetricName, MetricDoc> = {
   },
   [METRIC.telemetryCpuTime]: {
     instrument: 'counter', unit: 's', stability: 'app',
-    brief: "main-thread CPU the telemetry itself spent (thread CPU time around its synchronous work): the observer's share of what a load test measures", attributes: [ATTR.telemetryWork]
+    brief: "main-thread time the telemetry itself spent (elapsed time of its synchronous work, which holds the thread): the observer's share of what a load test measures", attributes: [ATTR.telemetryWork]
   },
   [METRIC.dbConnectionWaitTime]: {
     instrument: 'histogram', unit: 's', stability: 'development',
