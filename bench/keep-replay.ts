@@ -1,0 +1,87 @@
+// npm run bench:keep-replay -- bench/results/<run> [--variant otel=10pct]
+// Replays a run's request durations (the `--samples` files, in the order the requests finished)
+// through the app's keep rule (src/telemetry/keep.ts) with no baseline sampler, and says how many
+// of each round's slowest 1% the rule keeps, when answering or late. The rule sees the durations
+// in one process's order, so a change to it can be judged on the runs that showed a miss without
+// running the load again. Run the load with `--warmup 0` to include the process's cold start: the
+// bench's warm-up requests are not in the samples.
+import { readdirSync, readFileSync } from 'node:fs'
+import path from 'node:path'
+import { setImmediate as tick } from 'node:timers/promises'
+import { parseArgs } from 'node:util'
+import { ROOT_CONTEXT, SamplingDecision, type Sampler } from '@opentelemetry/api'
+import { KeepPolicy } from '../src/telemetry/keep'
+
+const never: Sampler = { shouldSample: () => ({ decision: SamplingDecision.NOT_RECORD }), toString: () => 'never' }
+
+export interface RoundKept {
+  requests: number
+  /** The round's slowest 1% (at least one), by duration. */
+  slowest: number
+  /** Of those, kept by the rule when answering or late. */
+  slowestKept: number
+  /** Every request of the round the rule kept. */
+  kept: number
+}
+
+/** Feeds rounds of one route's durations (ms, in order) to a keep rule; counts what it kept. */
+export async function replay(rounds: readonly (readonly number[])[], slowestPercent = 1): Promise<RoundKept[]> {
+  const policy = new KeepPolicy({ slowestPercent, slowerThanMs: 0, sampler: never, off: false })
+  const route = 'GET /replayed'
+  const kept = new Set<number>()
+  let id = 0
+  const ids = rounds.map((durations) =>
+    durations.map((ms) => {
+      const me = id++
+      if (policy.decide(route, ms, 200, ROOT_CONTEXT, false, me.toString(16).padStart(32, '1')) !== null) kept.add(me)
+      else if (policy.worthReview(route, ms)) policy.holdForReview(route, ms, () => kept.add(me))
+      return me
+    })
+  )
+  // Late keeps run on their own, after the request that brought the estimate down.
+  await tick()
+  return rounds.map((durations, r) => {
+    const n = Math.max(1, Math.floor(durations.length / 100))
+    const slowest = durations.map((ms, i) => ({ ms, id: ids[r]![i]! })).sort((a, b) => b.ms - a.ms).slice(0, n)
+    return {
+      requests: durations.length,
+      slowest: n,
+      slowestKept: slowest.filter((s) => kept.has(s.id)).length,
+      kept: ids[r]!.filter((i) => kept.has(i)).length
+    }
+  })
+}
+
+/** The durations of `samples-<variant>-<round>.csv` in a results directory, round by round. */
+export function readSamples(dir: string, variant: string): number[][] {
+  const prefix = `samples-${variant}-`
+  const rounds = readdirSync(dir)
+    .filter((f) => f.startsWith(prefix) && f.endsWith('.csv'))
+    .map((f) => ({ f, round: Number(f.slice(prefix.length, -'.csv'.length)) }))
+    .sort((a, b) => a.round - b.round)
+  if (rounds.length === 0) throw new Error(`no ${prefix}N.csv in ${dir}: run the bench with --samples`)
+  return rounds.map(({ f }) => {
+    const [header, ...lines] = readFileSync(path.join(dir, f), 'utf8').trim().split('\n')
+    const col = header!.split(',').indexOf('process_ms')
+    if (col < 0) throw new Error(`${f}: no process_ms column`)
+    return lines.map((l) => Number(l.split(',')[col]))
+  })
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { variant: { type: 'string', default: 'otel=10pct' } } })
+  const dir = positionals[0]
+  if (!dir) throw new Error('usage: npm run bench:keep-replay -- bench/results/<run> [--variant otel=10pct]')
+  const result = await replay(readSamples(dir, values.variant))
+  console.log(`| round | requests | slowest 1% kept by the rule | all kept by the rule |\n| --- | --- | --- | --- |`)
+  result.forEach((r, i) => console.log(`| ${i + 1} | ${r.requests} | ${r.slowestKept} of ${r.slowest} | ${r.kept} |`))
+  const total = result.reduce((a, r) => [a[0]! + r.slowestKept, a[1]! + r.slowest], [0, 0])
+  console.log(`\nslowest 1% kept: ${total[0]} of ${total[1]} (without the baseline sampler's share)`)
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error(err instanceof Error ? err.message : err)
+    process.exit(1)
+  })
+}

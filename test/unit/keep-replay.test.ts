@@ -1,0 +1,38 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { readSamples, replay } from '../../bench/keep-replay'
+
+// The offline replay of a run's durations through the keep rule (bench/keep-replay.ts).
+
+const steady = (n: number, seed: number) => Array.from({ length: n }, (_, i) => 1 + ((i * 7919 + seed) % 1000) / 1000)
+
+describe('bench:keep-replay', () => {
+  it('counts a steady route\'s slowest 1% as kept, round by round', async () => {
+    const result = await replay([steady(3000, 1), steady(3000, 2)])
+    expect(result.map((r) => [r.requests, r.slowest])).toEqual([[3000, 30], [3000, 30]])
+    for (const r of result) expect(r.slowestKept).toBe(30)
+  })
+
+  it("shows the misses of a cold start: a burst under the bar the first requests set is not kept", async () => {
+    // The first 100 (the warm-up, all kept) hold 10 cold ones at 60 ms: the bar is set there, and
+    // a burst of 25 at 20 ms that follows is under it and too far under to be looked at again.
+    const round = [...Array<number>(10).fill(60), ...steady(90, 3), ...steady(50, 4), ...Array<number>(25).fill(20), ...steady(2825, 5)]
+    const [r] = await replay([round])
+    expect(r!.slowest).toBe(30)
+    expect(r!.slowestKept).toBe(10)
+  })
+
+  it('reads the samples files of a run in round order', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'keep-replay-'))
+    try {
+      writeFileSync(path.join(dir, 'samples-otel=10pct-10.csv'), 'process_ms,status,kept,exported\n3.5,200,0,0\n')
+      writeFileSync(path.join(dir, 'samples-otel=10pct-2.csv'), 'process_ms,status,kept,exported\n1.25,200,1,1\n2,200,0,0\n')
+      expect(readSamples(dir, 'otel=10pct')).toEqual([[1.25, 2], [3.5]])
+      expect(() => readSamples(dir, 'otel=on')).toThrow(/--samples/)
+    } finally {
+      rmSync(dir, { recursive: true })
+    }
+  })
+})
