@@ -36,6 +36,9 @@ export const idleMs = (): number => nodeTiming.idleTime
 export const busyMs = (start: number, idleAtStart: number, end: number, idleAtEnd: number): number =>
   Math.max(0, end - start - (idleAtEnd - idleAtStart))
 
+/** Milliseconds rounded to the microsecond, as span attributes carry them. */
+export const msAttr = (ms: number): number => Math.round(ms * 1000) / 1000
+
 /** Milliseconds with two decimals, as the headers print them. */
 export const ms2 = (n: number): string => n.toFixed(2)
 

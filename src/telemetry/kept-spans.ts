@@ -6,7 +6,7 @@ import { cleanAttributes, hrTimeDuration, type InstrumentationScope } from '@ope
 import type { Resource } from '@opentelemetry/resources'
 import type { ReadableSpan, Span, SpanLimits, SpanProcessor, TimedEvent } from '@opentelemetry/sdk-trace'
 import { ATTR_EXCEPTION_MESSAGE, ATTR_EXCEPTION_STACKTRACE, ATTR_EXCEPTION_TYPE } from '@opentelemetry/semantic-conventions'
-import { busyMs, hrTime, idleMs } from './clock'
+import { busyMs, hrTime, idleMs, msAttr } from './clock'
 import { CONNECTION_ID } from './db-server'
 import { ATTR } from './names'
 import type { RequestTrace, ServerSpanData } from './request-trace'
@@ -64,14 +64,6 @@ export class KeptSpan implements ReadableSpan {
     return this
   }
 
-  setAttributes(attributes: Attributes): this {
-    for (const key in attributes) {
-      const value = attributes[key]
-      if (value !== undefined) this.setAttribute(key, value)
-    }
-    return this
-  }
-
   /** The exception event as the SDK's recordException writes it (exception.type, message, stacktrace). */
   recordException(err: Error, time: HrTime, limits?: Limits): void {
     let attributes: Attributes = {}
@@ -91,9 +83,6 @@ interface Limits {
   span: { attributeCountLimit: number; attributeValueLengthLimit: number }
   event: { attributeCountLimit: number; attributeValueLengthLimit: number }
 }
-
-/** Rounded as the timing processor rounds its attributes. */
-const round3 = (ms: number) => Math.round(ms * 1000) / 1000
 
 /**
  * Writes a kept request's spans from its record, with the ids its response and log line already
@@ -129,7 +118,7 @@ export class KeptSpans {
     const loopMs = rt.loopMs ?? busyMs(server.start, rt.idleAtStart, server.end, idleMs())
     const root = this.span(context, remote, server.name, SpanKind.SERVER, server.start, {
       ...server.attributes,
-      [ATTR.loopActiveMs]: round3(loopMs),
+      [ATTR.loopActiveMs]: msAttr(loopMs),
       [ATTR.traceKept]: rt.kept ?? ''
     })
     // error.type stays the status (HTTP semantic conventions); the exception's own type is on its event.
@@ -139,7 +128,7 @@ export class KeptSpans {
 
     for (const w of rt.work) {
       const attrs: Attributes = w.sql === undefined ? { ...w.attributes } : { ...w.attributes, [ATTR.dbQueryText]: maskSql(w.sql) }
-      if (w.loopMs !== undefined) attrs[ATTR.loopActiveMs] = round3(w.loopMs)
+      if (w.loopMs !== undefined) attrs[ATTR.loopActiveMs] = msAttr(w.loopMs)
       if (w.errorType !== undefined) attrs[ATTR.errorType] = w.errorType
       const child = this.span({ traceId: rt.traceId, spanId: this.spanId(), traceFlags: TraceFlags.SAMPLED, traceState: context.traceState }, context, w.name, w.kind, w.start, attrs)
       // Work still open when the request answered (it ends after the response) ends with it.

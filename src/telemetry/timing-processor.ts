@@ -2,7 +2,7 @@ import { performance, type EventLoopUtilization } from 'node:perf_hooks'
 import type { Context, HrTime } from '@opentelemetry/api'
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace'
 import { connectionIdIn, type DbServerTimings, type ServerTiming, type TimedSpan } from './db-server'
-import { anchorToClock } from './clock'
+import { anchorToClock, msAttr } from './clock'
 import { ATTR, spanCategory } from './names'
 
 /** Spans held for their server timings: past this many, the oldest go out without them. */
@@ -60,7 +60,7 @@ export class TimingSpanProcessor implements SpanProcessor {
     const timing = (span as Tracked)[kTiming]
     if (timing) {
       // Loop time spent while this span was open: its own callbacks and everyone else's.
-      if (timing.elu) span.setAttribute(ATTR.loopActiveMs, round(performance.eventLoopUtilization(timing.elu).active))
+      if (timing.elu) span.setAttribute(ATTR.loopActiveMs, msAttr(performance.eventLoopUtilization(timing.elu).active))
       // The span's own instants (the SDK sets endTime before onEnding): the same clock as the request's.
       if (timing.sql) timing.sql.end = epochMs(span.endTime)
     }
@@ -98,8 +98,8 @@ export class TimingSpanProcessor implements SpanProcessor {
       const t = timed && timings.get(timed)
       const out = t
         ? withAttributes(span, {
-            [ATTR.dbServerMs]: round(t.serverMs),
-            [ATTR.dbLockMs]: round(t.lockMs),
+            [ATTR.dbServerMs]: msAttr(t.serverMs),
+            [ATTR.dbLockMs]: msAttr(t.lockMs),
             [ATTR.dbRowsExamined]: t.rowsExamined,
             [ATTR.dbRowsSent]: t.rowsSent
           })
@@ -122,7 +122,6 @@ export class TimingSpanProcessor implements SpanProcessor {
   }
 }
 
-const round = (ms: number) => Math.round(ms * 1000) / 1000
 const epochMs = (t: HrTime) => t[0] * 1000 + t[1] / 1e6
 
 /** The ended span with attributes added (an ended span's own attributes can no longer change). */
