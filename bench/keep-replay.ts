@@ -1,4 +1,5 @@
 // npm run bench:keep-replay -- bench/results/<run> [--variant otel=10pct]
+// (a run of `npm run bench -- --mode rate --samples ...`)
 // Replays a run's request durations (the `--samples` files, in the order the requests finished)
 // through the app's keep rule (src/telemetry/keep.ts) with no baseline sampler, and says how many
 // of each round's slowest 1% the rule keeps, when answering or late. The rule sees the durations
@@ -24,21 +25,31 @@ export interface RoundKept {
   kept: number
 }
 
+/** The bench waits 1.5 s before and after each round's load. */
+const ROUND_GAP_MS = 3_000
+
 /** Feeds rounds of one route's durations (ms, in order) to a keep rule; counts what it kept. */
-export async function replay(rounds: readonly (readonly number[])[], slowestPercent = 1): Promise<RoundKept[]> {
-  const policy = new KeepPolicy({ slowestPercent, slowerThanMs: 0, sampler: never, off: false })
+export async function replay(rounds: readonly (readonly number[])[], rate = 300, slowestPercent = 1): Promise<RoundKept[]> {
+  // The requests' own clock: one request every 1000/rate ms, as the bench's open model sends them.
+  let clock = 0
+  const policy = new KeepPolicy({ slowestPercent, slowerThanMs: 0, sampler: never, off: false, clock: () => clock })
   const route = 'GET /replayed'
   const kept = new Set<number>()
   let id = 0
-  const ids = rounds.map((durations) =>
-    durations.map((ms) => {
+  const ids = rounds.map((durations) => {
+    clock += ROUND_GAP_MS
+    return durations.map((ms) => {
       const me = id++
+      clock += 1000 / rate
       if (policy.decide(route, ms, 200, ROOT_CONTEXT, false, me.toString(16).padStart(32, '1')) !== null) kept.add(me)
-      else if (policy.worthReview(route, ms)) policy.holdForReview(route, ms, () => kept.add(me))
+      else if (policy.worthReview(route)) policy.holdForReview(route, ms, clock, () => kept.add(me))
       return me
     })
-  )
-  // Late keeps run on their own, after the request that brought the estimate down.
+  })
+  // The end of the load: what is still held is judged when it has waited long enough.
+  clock += 3_600_000
+  policy.sweep()
+  // Late keeps run on their own, after the review that found them.
   await tick()
   return rounds.map((durations, r) => {
     const n = Math.max(1, Math.floor(durations.length / 100))
@@ -72,7 +83,10 @@ async function main(): Promise<void> {
   const { values, positionals } = parseArgs({ allowPositionals: true, options: { variant: { type: 'string', default: 'otel=10pct' } } })
   const dir = positionals[0]
   if (!dir) throw new Error('usage: npm run bench:keep-replay -- bench/results/<run> [--variant otel=10pct]')
-  const result = await replay(readSamples(dir, values.variant))
+  // The run's offered rate paces the replay's clock (the rule's time limit on a held request).
+  const config = (JSON.parse(readFileSync(path.join(dir, 'results.json'), 'utf8')) as { config: { mode: string; rate: number } }).config
+  if (config.mode !== 'rate') throw new Error(`${dir}: a --mode rate run is needed (the replay paces requests at its rate)`)
+  const result = await replay(readSamples(dir, values.variant), config.rate)
   console.log(`| round | requests | slowest 1% kept by the rule | all kept by the rule |\n| --- | --- | --- | --- |`)
   result.forEach((r, i) => console.log(`| ${i + 1} | ${r.requests} | ${r.slowestKept} of ${r.slowest} | ${r.kept} |`))
   const total = result.reduce((a, r) => [a[0]! + r.slowestKept, a[1]! + r.slowest], [0, 0])

@@ -1,4 +1,5 @@
 import { diag, SamplingDecision, SpanKind, type Context, type Sampler } from '@opentelemetry/api'
+import { now } from './clock'
 
 /** Why a request's trace is kept (the server span's blog.trace.kept). */
 export type KeepReason = 'error' | 'slow' | 'slow_late' | 'warmup' | 'parent' | 'sampler'
@@ -15,6 +16,8 @@ export interface KeepOptions {
   sampler: Sampler
   /** True when the sampler is always_off: nothing is kept, not even errors. */
   off: boolean
+  /** Milliseconds on a monotonic clock (the app's `now`; replays and tests give their own). */
+  clock?: () => number
 }
 
 // Durations are counted in buckets growing by 5%, from 10 µs up: 360 buckets reach ~7 hours.
@@ -35,21 +38,36 @@ const WARMUP = 100
 /** The threshold is recomputed this often (requests per route). */
 const REFRESH = 100
 /**
- * Hindsight: a request not kept but at least NEAR of its route's threshold is looked at again
- * each time the threshold is recomputed, for the next HINDSIGHT requests of its route, and kept
- * late if the threshold has come down to it. The estimate follows the load with a lag: when a
- * slower phase ends (a warm-up, a burst, the previous load), the bar stays high for a while and
- * the next phase's slowest requests fall under it (a 50-connection run kept 94% of its slowest
- * 1% without this). At most MAX_NEAR wait per route; past it the oldest goes.
+ * Hindsight by rank: a request not kept when it answered is held, and kept late when few of the
+ * requests of its route that came after it were as slow (in its 5% bucket or above): fewer than
+ * twice the share (40 of the next 2,000 at 1%). This does not lean on the estimate, which lags a load that changes: after a
+ * process's cold start, a burst or a heavier load, the bar stays high for thousands of requests
+ * and the slowest of what follows fall under it (a fresh process's first round kept 20 of its
+ * slowest 30 with a second look at requests within 60% of the bar). They are still the slowest
+ * of what came after them.
  */
-const NEAR = 0.6
-const HINDSIGHT = 2_000
-const MAX_NEAR = 256
+const WINDOW = 2_000
+/**
+ * A held request is judged at the latest this long after it answered, on the requests that came
+ * after it so far (at least REFRESH of them; with fewer, by the bar of the moment), so a route
+ * with little traffic and the end of a load test do not hold records for ever.
+ */
+const MAX_WAIT_MS = 10_000
+/** At most this many held per route; past it the fastest held one goes. */
+const MAX_HELD = 512
+/** How often held requests are judged when their route has no requests to bring the reviews. */
+const SWEEP_MS = 1_000
+/** A trace kept late is kept at the latest this long after its request answered. */
+export const LATE_KEEP_WITHIN_MS = MAX_WAIT_MS + SWEEP_MS
 
 /** A request held for a second look: its duration, its place in the route's count, how to keep it. */
-interface NearMiss {
+interface Held {
   ms: number
+  bucket: number
+  /** The route's count when it answered, and how many of those were in its bucket or above (itself too). */
   seen: number
+  asSlowBefore: number
+  at: number
   keep: () => void
 }
 
@@ -84,6 +102,29 @@ class DecayingHistogram {
   }
 }
 
+/**
+ * How many of a route's requests so far fell in each bucket, never decayed (a Fenwick tree): how
+ * many were at least as slow as a held request since it answered is two reads of it. Its own
+ * bucket counts (a tie is not a request it was slower than): a route whose requests all take
+ * the same time keeps none of them this way.
+ */
+class Counts {
+  private readonly tree = new Float64Array(BUCKETS + 1)
+  private total = 0
+
+  add(bucket: number): void {
+    this.total += 1
+    for (let i = bucket + 1; i <= BUCKETS; i += i & -i) this.tree[i]! += 1
+  }
+
+  /** How many counted so far were in `bucket` or above. */
+  atLeast(bucket: number): number {
+    let below = 0
+    for (let i = bucket; i > 0; i -= i & -i) below += this.tree[i]!
+    return this.total - below
+  }
+}
+
 function runAll(fns: (() => void)[]): void {
   for (const fn of fns) {
     try {
@@ -95,49 +136,71 @@ function runAll(fns: (() => void)[]): void {
 }
 
 /**
- * A running estimate of how slow a route's slowest requests are. `threshold`: a request at or
- * over it is among the slowest `percent`%, with margin on the side of keeping more (about twice
- * the share, and a bucket's 5%).
+ * A running estimate of how slow a route's slowest requests are, and the requests held for a
+ * second look. `threshold`: a request at or over it is among the slowest `percent`%, with margin
+ * on the side of keeping more (about twice the share, and a bucket's 5%).
  */
 class RouteDurations {
   private readonly short = new DecayingHistogram(SHORT_HALF_LIFE)
   private readonly long = new DecayingHistogram(LONG_HALF_LIFE)
-  private readonly near: NearMiss[] = []
+  private readonly counts = new Counts()
+  private readonly held: Held[] = []
   private seen = 0
   threshold = 0
 
-  add(ms: number, percent: number): void {
+  constructor(
+    private readonly share: number,
+    private readonly clock: () => number
+  ) {}
+
+  add(ms: number): void {
     const b = bucketOf(ms)
     this.seen += 1
     this.short.add(b, this.seen)
     this.long.add(b, this.seen)
+    this.counts.add(b)
     // Twice the share: the estimate lags a distribution that drifts (a process still warming, a
     // load that changes), and a request must not be missed for being slow an instant too early.
     if (this.seen % REFRESH === 0 || this.seen === WARMUP) {
-      this.threshold = Math.min(this.short.tailEdge(2 * percent), this.long.tailEdge(2 * percent))
-      if (this.near.length > 0) this.review()
+      this.threshold = Math.min(this.short.tailEdge(100 * this.share), this.long.tailEdge(100 * this.share))
+      if (this.held.length > 0) this.review(this.clock())
     }
   }
 
-  /** True when a request of `ms` not kept now is worth a second look. */
-  nearMiss(ms: number): boolean {
-    return this.warm && ms >= NEAR * this.threshold
+  /** Holds the request just counted (not kept when it answered) for the reviews that follow. */
+  hold(ms: number, at: number, keep: () => void): void {
+    if (this.held.length >= MAX_HELD) {
+      let fastest = 0
+      for (let i = 1; i < this.held.length; i++) if (this.held[i]!.ms < this.held[fastest]!.ms) fastest = i
+      if (this.held[fastest]!.ms >= ms) return
+      this.held.splice(fastest, 1)
+    }
+    const bucket = bucketOf(ms)
+    this.held.push({ ms, bucket, seen: this.seen, asSlowBefore: this.counts.atLeast(bucket), at, keep })
   }
 
-  hold(ms: number, keep: () => void): void {
-    if (this.near.length >= MAX_NEAR) this.near.shift()
-    this.near.push({ ms, seen: this.seen, keep })
+  get holding(): boolean {
+    return this.held.length > 0
   }
 
-  /** Keeps the held requests the new threshold calls slow; forgets those past their look-back. */
-  private review(): void {
+  /**
+   * Keeps the held requests that few of the requests after them were as slow as, once WINDOW
+   * came after (or MAX_WAIT_MS passed); lets go of those that too many were.
+   */
+  review(at: number): void {
     const late: (() => void)[] = []
-    let kept = 0
-    for (const n of this.near) {
-      if (n.ms >= this.threshold) late.push(n.keep)
-      else if (this.seen - n.seen <= HINDSIGHT) this.near[kept++] = n
+    const beaten = this.share * WINDOW
+    let n = 0
+    for (const h of this.held) {
+      const after = this.seen - h.seen
+      const asSlow = this.counts.atLeast(h.bucket) - h.asSlowBefore
+      if (asSlow >= beaten) continue
+      if (after >= WINDOW) late.push(h.keep)
+      else if (at - h.at >= MAX_WAIT_MS) {
+        if (after >= REFRESH ? asSlow < this.share * after : h.ms >= this.threshold) late.push(h.keep)
+      } else this.held[n++] = h
     }
-    this.near.length = kept
+    this.held.length = n
     // After this request's own work: the spans are made outside its time.
     if (late.length > 0) setImmediate(runAll, late)
   }
@@ -155,8 +218,12 @@ class RouteDurations {
  */
 export class KeepPolicy {
   private readonly routes = new Map<string, RouteDurations>()
+  private readonly clock: () => number
+  private sweeper: NodeJS.Timeout | undefined
 
-  constructor(readonly opts: KeepOptions) {}
+  constructor(readonly opts: KeepOptions) {
+    this.clock = opts.clock ?? now
+  }
 
   /** Nothing can be kept (the sampler is always_off): requests need record no work. */
   get off(): boolean {
@@ -175,17 +242,41 @@ export class KeepPolicy {
   }
 
   /**
-   * For a request `decide` did not keep: true when it is close enough to its route's slowest to be
-   * looked at again (then `holdForReview` with how to keep it). Cheap: checked for every such request.
+   * For a request `decide` did not keep: true when it is held for a second look (then
+   * `holdForReview` with how to keep it): its route's first requests were all kept, and without
+   * the slowest rule there is nothing to look again for.
    */
-  worthReview(name: string, durationMs: number): boolean {
+  worthReview(name: string): boolean {
     if (this.opts.off || this.opts.slowestPercent <= 0) return false
-    return this.routes.get(name)?.nearMiss(durationMs) ?? false
+    return this.routes.get(name)?.warm ?? false
   }
 
-  /** Holds a request for its route's next reviews; `keep` runs (later, on its own) if the threshold comes down to it. */
-  holdForReview(name: string, durationMs: number, keep: () => void): void {
-    this.routes.get(name)?.hold(durationMs, keep)
+  /**
+   * Holds a request that answered at `at` (the clock's ms) for its route's next reviews; `keep`
+   * runs (later, on its own) if few of the requests after it were as slow.
+   */
+  holdForReview(name: string, durationMs: number, at: number, keep: () => void): void {
+    const r = this.routes.get(name)
+    if (!r) return
+    r.hold(durationMs, at, keep)
+    // Reviews come with the route's requests; when they stop (the end of a load test, a quiet
+    // route), a timer judges what waited MAX_WAIT_MS.
+    this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref()
+  }
+
+  /** Reviews every route holding requests: those that waited MAX_WAIT_MS are judged now. */
+  sweep(): void {
+    const at = this.clock()
+    let holding = false
+    for (const r of this.routes.values()) {
+      if (!r.holding) continue
+      r.review(at)
+      holding ||= r.holding
+    }
+    if (!holding && this.sweeper) {
+      clearInterval(this.sweeper)
+      this.sweeper = undefined
+    }
   }
 
   /** Counts the request into its route's estimate, and says whether it is among the slowest. */
@@ -195,9 +286,9 @@ export class KeepPolicy {
     if (slowestPercent > 0) {
       let r = this.routes.get(route)
       // Routes are the app's templates (a few dozen); unrouted requests count under their method.
-      if (!r) this.routes.set(route, (r = new RouteDurations()))
+      if (!r) this.routes.set(route, (r = new RouteDurations((2 * slowestPercent) / 100, this.clock)))
       if (!slow) slow = !r.warm ? 'warmup' : ms >= r.threshold ? 'slow' : null
-      r.add(ms, slowestPercent)
+      r.add(ms)
     }
     return slow
   }
