@@ -26,10 +26,14 @@ export interface RoundKept {
 }
 
 /** The bench waits 1.5 s before and after each round's load. */
-const ROUND_GAP_MS = 3_000
+const PAUSE_MS = 3_000
 
 /** Feeds rounds of one route's durations (ms, in order) to a keep rule; counts what it kept. */
-export async function replay(rounds: readonly (readonly number[])[], rate = 300, slowestPercent = 1): Promise<RoundKept[]> {
+/**
+ * `rate`: the run's offered rate (requests per second); `gapMs`: the time between two rounds of a
+ * variant (the other variants' rounds run in between).
+ */
+export async function replay(rounds: readonly (readonly number[])[], rate = 300, gapMs = PAUSE_MS, slowestPercent = 1): Promise<RoundKept[]> {
   // The requests' own clock: one request every 1000/rate ms, as the bench's open model sends them.
   let clock = 0
   const policy = new KeepPolicy({ slowestPercent, slowerThanMs: 0, sampler: never, off: false, clock: () => clock })
@@ -37,7 +41,9 @@ export async function replay(rounds: readonly (readonly number[])[], rate = 300,
   const kept = new Set<number>()
   let id = 0
   const ids = rounds.map((durations) => {
-    clock += ROUND_GAP_MS
+    // Between two rounds the app's timer judges what waited its limit, on what came so far.
+    clock += gapMs
+    policy.sweep()
     return durations.map((ms) => {
       const me = id++
       clock += 1000 / rate
@@ -84,9 +90,10 @@ async function main(): Promise<void> {
   const dir = positionals[0]
   if (!dir) throw new Error('usage: npm run bench:keep-replay -- bench/results/<run> [--variant otel=10pct]')
   // The run's offered rate paces the replay's clock (the rule's time limit on a held request).
-  const config = (JSON.parse(readFileSync(path.join(dir, 'results.json'), 'utf8')) as { config: { mode: string; rate: number } }).config
+  const { config } = JSON.parse(readFileSync(path.join(dir, 'results.json'), 'utf8')) as { config: { mode: string; rate: number; variants: string[]; duration: number } }
   if (config.mode !== 'rate') throw new Error(`${dir}: a --mode rate run is needed (the replay paces requests at its rate)`)
-  const result = await replay(readSamples(dir, values.variant), config.rate)
+  const gapMs = (config.variants.length - 1) * (config.duration * 1000 + PAUSE_MS) + PAUSE_MS
+  const result = await replay(readSamples(dir, values.variant), config.rate, gapMs)
   console.log(`| round | requests | slowest 1% kept by the rule | all kept by the rule |\n| --- | --- | --- | --- |`)
   result.forEach((r, i) => console.log(`| ${i + 1} | ${r.requests} | ${r.slowestKept} of ${r.slowest} | ${r.kept} |`))
   const total = result.reduce((a, r) => [a[0]! + r.slowestKept, a[1]! + r.slowest], [0, 0])

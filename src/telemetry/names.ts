@@ -172,7 +172,7 @@ export const ATTRIBUTE_DOCS: Record<AttributeName, AttributeDoc> = {
   },
   [ATTR.traceKept]: {
     type: 'string', stability: 'app',
-    brief: 'why this request\'s trace was kept: `error` (5xx), `slow` (among its route\'s slowest, or over `TRACE_KEEP_SLOWER_THAN_MS`), `slow_late` (found among its route\'s slowest after it answered: `traceresponse` said `-00`), `warmup` (its route\'s first requests), `parent` (a trusted caller sent a sampled traceparent) or `sampler` (the configured sampler\'s baseline)'
+    brief: 'why this request\'s trace was kept: `error` (5xx), `slow` (among its route\'s slowest, or over `TRACE_KEEP_SLOWER_THAN_MS`), `slow_late` (among the slowest of its route\'s requests that came after it, found after it answered: `traceresponse` said `-00`), `warmup` (its route\'s first requests), `parent` (a trusted caller sent a sampled traceparent) or `sampler` (the configured sampler\'s baseline)'
   },
   [ATTR.loadTestId]: {
     type: 'string', stability: 'app',
