@@ -23,6 +23,8 @@ export interface RoundKept {
   slowestKept: number
   /** Every request of the round the rule kept. */
   kept: number
+  /** How many requests were waiting for their second look, on average over the round's requests. */
+  meanHeld: number
 }
 
 /** The bench waits 1.5 s before and after each round's load. */
@@ -40,7 +42,8 @@ export async function replay(rounds: readonly (readonly number[])[], rate = 300,
   const route = 'GET /replayed'
   const kept = new Set<number>()
   let id = 0
-  const ids = rounds.map((durations) => {
+  const heldSum = rounds.map(() => 0)
+  const ids = rounds.map((durations, r) => {
     // Between two rounds the app's timer judges what waited its limit, on what came so far.
     clock += gapMs
     policy.sweep()
@@ -48,7 +51,8 @@ export async function replay(rounds: readonly (readonly number[])[], rate = 300,
       const me = id++
       clock += 1000 / rate
       if (policy.decide(route, ms, 200, ROOT_CONTEXT, false, me.toString(16).padStart(32, '1')) !== null) kept.add(me)
-      else if (policy.worthReview(route)) policy.holdForReview(route, ms, clock, () => kept.add(me))
+      else if (policy.worthReview(route, ms)) policy.holdForReview(route, ms, clock, () => kept.add(me))
+      heldSum[r]! += policy.held(route)
       return me
     })
   })
@@ -64,7 +68,8 @@ export async function replay(rounds: readonly (readonly number[])[], rate = 300,
       requests: durations.length,
       slowest: n,
       slowestKept: slowest.filter((s) => kept.has(s.id)).length,
-      kept: ids[r]!.filter((i) => kept.has(i)).length
+      kept: ids[r]!.filter((i) => kept.has(i)).length,
+      meanHeld: heldSum[r]! / Math.max(1, durations.length)
     }
   })
 }
@@ -94,8 +99,8 @@ async function main(): Promise<void> {
   if (config.mode !== 'rate') throw new Error(`${dir}: a --mode rate run is needed (the replay paces requests at its rate)`)
   const gapMs = (config.variants.length - 1) * (config.duration * 1000 + PAUSE_MS) + PAUSE_MS
   const result = await replay(readSamples(dir, values.variant), config.rate, gapMs)
-  console.log(`| round | requests | slowest 1% kept by the rule | all kept by the rule |\n| --- | --- | --- | --- |`)
-  result.forEach((r, i) => console.log(`| ${i + 1} | ${r.requests} | ${r.slowestKept} of ${r.slowest} | ${r.kept} |`))
+  console.log(`| round | requests | slowest 1% kept by the rule | all kept by the rule | requests waiting for a second look, mean |\n| --- | --- | --- | --- | --- |`)
+  result.forEach((r, i) => console.log(`| ${i + 1} | ${r.requests} | ${r.slowestKept} of ${r.slowest} | ${r.kept} | ${r.meanHeld.toFixed(0)} |`))
   const total = result.reduce((a, r) => [a[0]! + r.slowestKept, a[1]! + r.slowest], [0, 0])
   console.log(`\nslowest 1% kept: ${total[0]} of ${total[1]} (without the baseline sampler's share)`)
 }

@@ -53,6 +53,17 @@ const WINDOW = 2_000
  * with little traffic and the end of a load test do not hold records for ever.
  */
 const MAX_WAIT_MS = 10_000
+/**
+ * Which requests not kept are held. While the bar does its job it is right about most of them: a
+ * request under NEAR of it is held only when the bar is stale, which the bar tells itself: of the
+ * route's last 200 requests (two REFRESH blocks) none was at or over it, where about 4 would be
+ * (twice the share; none has a chance of e^-4, 2%, by luck). Then every request is held, as after
+ * a process's cold start or a slower phase; otherwise only those within NEAR of the bar. Holding
+ * every request all the time kept the same (replayed on two bench runs) at five times the
+ * requests waiting, each with its record (+31K instructions per page in garbage collection and
+ * V8's runtime, `npm run bench:instructions`).
+ */
+const NEAR = 0.6
 /** At most this many held per route; past it the fastest held one goes. */
 const MAX_HELD = 512
 /** How often held requests are judged when their route has no requests to bring the reviews. */
@@ -147,6 +158,11 @@ class RouteDurations {
   private readonly held: Held[] = []
   private seen = 0
   threshold = 0
+  /** Requests at or over the bar they were judged by, in this REFRESH block and the one before. */
+  private over = 0
+  private overBefore = 0
+  /** False until two blocks after the warm-up showed requests over the bar, and whenever two show none. */
+  private trusted = false
 
   constructor(
     private readonly share: number,
@@ -155,6 +171,7 @@ class RouteDurations {
 
   add(ms: number): void {
     const b = bucketOf(ms)
+    if (this.warm && ms >= this.threshold) this.over += 1
     this.seen += 1
     this.short.add(b, this.seen)
     this.long.add(b, this.seen)
@@ -162,6 +179,11 @@ class RouteDurations {
     // Twice the share: the estimate lags a distribution that drifts (a process still warming, a
     // load that changes), and a request must not be missed for being slow an instant too early.
     if (this.seen % REFRESH === 0 || this.seen === WARMUP) {
+      if (this.seen > WARMUP) {
+        this.trusted = this.over + this.overBefore > 0
+        this.overBefore = this.over
+        this.over = 0
+      }
       this.threshold = Math.min(this.short.tailEdge(100 * this.share), this.long.tailEdge(100 * this.share))
       if (this.held.length > 0) this.review(this.clock())
     }
@@ -179,8 +201,17 @@ class RouteDurations {
     this.held.push({ ms, bucket, seen: this.seen, asSlowBefore: this.counts.atLeast(bucket), at, keep })
   }
 
+  /** True when a request of `ms` not kept when it answered is held for the second look. */
+  worthHolding(ms: number): boolean {
+    return this.warm && (!this.trusted || ms >= NEAR * this.threshold)
+  }
+
   get holding(): boolean {
     return this.held.length > 0
+  }
+
+  get holds(): number {
+    return this.held.length
   }
 
   /**
@@ -243,12 +274,12 @@ export class KeepPolicy {
 
   /**
    * For a request `decide` did not keep: true when it is held for a second look (then
-   * `holdForReview` with how to keep it): its route's first requests were all kept, and without
-   * the slowest rule there is nothing to look again for.
+   * `holdForReview` with how to keep it): within 60% of its route's bar, or any while the bar is
+   * stale. Cheap: checked for every such request.
    */
-  worthReview(name: string): boolean {
+  worthReview(name: string, durationMs: number): boolean {
     if (this.opts.off || this.opts.slowestPercent <= 0) return false
-    return this.routes.get(name)?.warm ?? false
+    return this.routes.get(name)?.worthHolding(durationMs) ?? false
   }
 
   /**
@@ -262,6 +293,11 @@ export class KeepPolicy {
     // Reviews come with the route's requests; when they stop (the end of a load test, a quiet
     // route), a timer judges what waited MAX_WAIT_MS.
     this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref()
+  }
+
+  /** How many requests of the route wait for their second look (what holding costs: bench:keep-replay). */
+  held(name: string): number {
+    return this.routes.get(name)?.holds ?? 0
   }
 
   /** Reviews every route holding requests: those that waited MAX_WAIT_MS are judged now. */

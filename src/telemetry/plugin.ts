@@ -286,10 +286,11 @@ function traceRequests(fastify: FastifyInstance, runtime: TelemetryRuntime, trus
     } else if (rt.kept === null) {
       // Not kept now; if few of its route's requests after it are slower, it is kept after all.
       const name = serverSpanName(request, route)
-      if (runtime.keep.worthReview(name)) {
+      const ms = t.end - t.start
+      if (runtime.keep.worthReview(name, ms)) {
         const data = serverSpanData(request, t, route, attributes, trusted)
         const log = request.log
-        runtime.keep.holdForReview(name, t.end - t.start, t.end, () => {
+        runtime.keep.holdForReview(name, ms, t.end, () => {
           rt.kept = 'slow_late'
           measured('spans', () => runtime.kept.write(rt, data))
           log.info({ trace_id: rt.traceId, span_id: rt.spanId, route, responseTime: processTimeMs(t), kept: rt.kept }, 'trace kept after the response')

@@ -19,7 +19,7 @@ function policy(): { p: KeepPolicy; clock: { ms: number } } {
 function feed({ p, clock }: ReturnType<typeof policy>, ms: number, late: Set<number>, id: number): string | null {
   clock.ms += 1
   const reason = p.decide(ROUTE, ms, 200, ROOT_CONTEXT, false, '0'.repeat(32))
-  if (reason === null && p.worthReview(ROUTE)) p.holdForReview(ROUTE, ms, clock.ms, () => late.add(id))
+  if (reason === null && p.worthReview(ROUTE, ms)) p.holdForReview(ROUTE, ms, clock.ms, () => late.add(id))
   return reason
 }
 const feedMany = (s: ReturnType<typeof policy>, n: number, ms: (i: number) => number, late: Set<number>, next: { id: number }) => {
@@ -87,13 +87,13 @@ describe('KeepPolicy', () => {
     feedMany(s, 1000, (i) => 5 + (i % 100) / 10, late, next)
     // 300 follow each: one was the slowest of them, the other was passed by 10 (over 2% of 300).
     const slowest = next.id++
-    feed(s, 9, late, slowest)
+    feed(s, 12, late, slowest)
     const passed = next.id++
-    feed(s, 8, late, passed)
-    feedMany(s, 300, (i) => (i < 10 ? 8.5 : 5), late, next)
+    feed(s, 9, late, passed)
+    feedMany(s, 300, (i) => (i < 10 ? 9.5 : 5), late, next)
     // With too few after it to judge by rank (under 100), the bar of the moment decides: not kept.
     const lastOne = next.id++
-    feed(s, 7, late, lastOne)
+    feed(s, 10, late, lastOne)
     s.p.sweep()
     await tick()
     expect(late.size).toBe(0) // not yet: less than 10 s since they answered
@@ -103,6 +103,22 @@ describe('KeepPolicy', () => {
     expect(late.has(slowest)).toBe(true)
     expect(late.has(passed)).toBe(false)
     expect(late.has(lastOne)).toBe(false)
+  })
+
+  it('holds only what is within 60% of a bar that requests still reach, and every request while none does', () => {
+    const s = policy()
+    const late = new Set<number>()
+    const next = { id: 0 }
+    // A steady route (10-19.9 ms): about 2% of each 100 reach its bar (~19.5 ms).
+    feedMany(s, 1000, (i) => 10 + (i % 100) / 10, late, next)
+    expect(s.p.worthReview(ROUTE, 12)).toBe(true)
+    expect(s.p.worthReview(ROUTE, 11)).toBe(false)
+    // Then faster: after 200 requests none of which reached the bar, the bar is stale and every
+    // request is held for its rank among those after it.
+    feedMany(s, 150, () => 2, late, next)
+    expect(s.p.worthReview(ROUTE, 2)).toBe(false)
+    feedMany(s, 150, () => 2, late, next)
+    expect(s.p.worthReview(ROUTE, 2)).toBe(true)
   })
 
   it('holds at most 512 per route, letting the fastest go', async () => {
@@ -130,7 +146,7 @@ describe('KeepPolicy', () => {
     ]) {
       const p = new KeepPolicy(opts)
       for (let i = 0; i < 300; i++) p.decide(ROUTE, 10, 200, ROOT_CONTEXT, false, '0'.repeat(32))
-      expect(p.worthReview(ROUTE)).toBe(false)
+      expect(p.worthReview(ROUTE, 50)).toBe(false)
     }
   })
 })
