@@ -59,9 +59,9 @@ const MAX_WAIT_MS = 10_000
  * route's last 200 requests (two REFRESH blocks) none was at or over it, where about 4 would be
  * (twice the share; none has a chance of e^-4, 2%, by luck). Then every request is held, as after
  * a process's cold start or a slower phase; otherwise only those within NEAR of the bar. Holding
- * every request all the time kept the same (replayed on two bench runs) at five times the
- * requests waiting, each with its record (+31K instructions per page in garbage collection and
- * V8's runtime, `npm run bench:instructions`).
+ * every request all the time kept the same (replayed on two bench runs) with five times the
+ * requests waiting, each with its record: +31K to +114K instructions per page at 10% in two
+ * `npm run bench:instructions` runs, in garbage collection and V8's runtime (decision 0009).
  */
 const NEAR = 0.6
 /** At most this many held per route; past it the fastest held one goes. */
