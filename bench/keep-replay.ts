@@ -1,5 +1,5 @@
 // npm run bench:keep-replay -- bench/results/<run> [--variant otel=10pct]
-// (a run of `npm run bench -- --mode rate --samples ...`)
+// (a run of `npm run bench -- --samples ...`)
 // Replays a run's request durations (the `--samples` files, in the order the requests finished)
 // through the app's keep rule (src/telemetry/keep.ts) with no baseline sampler, and says how many
 // of each round's slowest 1% the rule keeps, when answering or late. The rule sees the durations
@@ -35,13 +35,18 @@ const PAUSE_MS = 3_000
  * `rate`: the run's offered rate (requests per second); `gapMs`: the time between two rounds of a
  * variant (the other variants' rounds run in between).
  */
-export async function replay(rounds: readonly (readonly number[])[], rate = 300, gapMs = PAUSE_MS, slowestPercent = 1): Promise<RoundKept[]> {
+export async function replay(rounds: readonly (readonly number[])[], rate = 300, gapMs = PAUSE_MS, warmup: readonly number[] = [], slowestPercent = 1): Promise<RoundKept[]> {
   // The requests' own clock: one request every 1000/rate ms, as the bench's open model sends them.
   let clock = 0
   const policy = new KeepPolicy({ slowestPercent, slowerThanMs: 0, sampler: never, off: false, clock: () => clock })
   const route = 'GET /replayed'
   const kept = new Set<number>()
   let id = 0
+  // The bench's warm-up requests, not counted: the rule's state at round 1 comes from them.
+  for (const ms of warmup) {
+    clock += 1000 / rate
+    if (policy.decide(route, ms, 200, ROOT_CONTEXT, false, '1'.repeat(32)) === null && policy.worthReview(route, ms)) policy.holdForReview(route, ms, clock, () => {})
+  }
   const heldSum = rounds.map(() => 0)
   const ids = rounds.map((durations, r) => {
     // Between two rounds the app's timer judges what waited its limit, on what came so far.
@@ -74,20 +79,34 @@ export async function replay(rounds: readonly (readonly number[])[], rate = 300,
   })
 }
 
-/** The durations of `samples-<variant>-<round>.csv` in a results directory, round by round. */
+/**
+ * The durations of `samples-<variant>-<round>.csv` in a results directory, round by round; round 0
+ * (the warm-up, written since the bench has) apart.
+ */
 export function readSamples(dir: string, variant: string): number[][] {
+  return readRounds(dir, variant).filter((r) => r.round > 0).map((r) => r.durations)
+}
+
+/** The warm-up's durations (`samples-<variant>-0.csv`), or none for a run that did not write them. */
+export function readWarmup(dir: string, variant: string): number[] {
+  return readRounds(dir, variant).find((r) => r.round === 0)?.durations ?? []
+}
+
+function readRounds(dir: string, variant: string): { round: number; durations: number[] }[] {
   const prefix = `samples-${variant}-`
   const rounds = readdirSync(dir)
     .filter((f) => f.startsWith(prefix) && f.endsWith('.csv'))
     .map((f) => ({ f, round: Number(f.slice(prefix.length, -'.csv'.length)) }))
     .sort((a, b) => a.round - b.round)
-  if (rounds.length === 0) throw new Error(`no ${prefix}N.csv in ${dir}: run the bench with --samples`)
-  return rounds.map(({ f }) => {
-    const [header, ...lines] = readFileSync(path.join(dir, f), 'utf8').trim().split('\n')
-    const col = header!.split(',').indexOf('process_ms')
-    if (col < 0) throw new Error(`${f}: no process_ms column`)
-    return lines.map((l) => Number(l.split(',')[col]))
-  })
+  if (rounds.filter((r) => r.round > 0).length === 0) throw new Error(`no ${prefix}N.csv in ${dir}: run the bench with --samples`)
+  return rounds.map(({ f, round }) => ({ round, durations: durationsOf(dir, f) }))
+}
+
+function durationsOf(dir: string, f: string): number[] {
+  const [header, ...lines] = readFileSync(path.join(dir, f), 'utf8').trim().split('\n')
+  const col = header!.split(',').indexOf('process_ms')
+  if (col < 0) throw new Error(`${f}: no process_ms column`)
+  return lines.map((l) => Number(l.split(',')[col]))
 }
 
 async function main(): Promise<void> {
@@ -96,9 +115,11 @@ async function main(): Promise<void> {
   if (!dir) throw new Error('usage: npm run bench:keep-replay -- bench/results/<run> [--variant otel=10pct]')
   // The run's offered rate paces the replay's clock (the rule's time limit on a held request).
   const { config } = JSON.parse(readFileSync(path.join(dir, 'results.json'), 'utf8')) as { config: { mode: string; rate: number; variants: string[]; duration: number } }
-  if (config.mode !== 'rate') throw new Error(`${dir}: a --mode rate run is needed (the replay paces requests at its rate)`)
+  const rounds = readSamples(dir, values.variant)
+  // An open-model run's rate, or what a closed or saturated run's rounds did on average.
+  const rate = config.mode === 'rate' ? config.rate : rounds.reduce((a, r) => a + r.length, 0) / rounds.length / config.duration
   const gapMs = (config.variants.length - 1) * (config.duration * 1000 + PAUSE_MS) + PAUSE_MS
-  const result = await replay(readSamples(dir, values.variant), config.rate, gapMs)
+  const result = await replay(rounds, rate, gapMs, readWarmup(dir, values.variant))
   console.log(`| round | requests | slowest 1% kept by the rule | all kept by the rule | requests waiting for a second look, mean |\n| --- | --- | --- | --- | --- |`)
   result.forEach((r, i) => console.log(`| ${i + 1} | ${r.requests} | ${r.slowestKept} of ${r.slowest} | ${r.kept} | ${r.meanHeld.toFixed(0)} |`))
   const total = result.reduce((a, r) => [a[0]! + r.slowestKept, a[1]! + r.slowest], [0, 0])

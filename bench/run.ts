@@ -181,7 +181,10 @@ async function main(): Promise<void> {
     // Writes need a signed-in user: one per app (its own database), signed up before the load.
     const scenarios = new Map<string, Scenario>()
     for (const [v, app] of apps) scenarios.set(v, write ? await writeScenario(await signUp(app.url)) : readScenario)
-    for (const [v, app] of apps) await run(app.url, scenarios.get(v)!, warmup)
+    const samplesFile = (v: string, round: number) => `samples-${v.replace(/[^\w=.-]+/g, '_')}-${round}.csv`
+    // The warm-up's requests too (round 0): the keep rule's state at round 1 comes from them.
+    const warmups: { load: LoadResult; samples: string }[] = []
+    for (const [v, app] of apps) warmups.push({ load: await run(app.url, scenarios.get(v)!, warmup), samples: samplesFile(v, 0) })
     const exportedIds = new Set<string>()
     const loads: { result: RunResult; load: LoadResult; samples: string }[] = []
     const total = repeat * variants.length * (values.trivial ? 2 : 1)
@@ -205,7 +208,7 @@ async function main(): Promise<void> {
           const spans = decodeTraces(sink.take())
           for (const s of spans) exportedIds.add(s.traceId)
           const result = summariseRun(v, round, target.path, load, target === scenario ? okStatus : (s) => s === 200, appS, dbS, spans)
-          loads.push({ result, load, samples: `samples-${v.replace(/[^\w=.-]+/g, '_')}-${round}.csv` })
+          loads.push({ result, load, samples: samplesFile(v, round) })
           if (lbS) Object.assign(result, { lb: lbS, replicas: app.pids.length })
           results.push(result)
         }
@@ -221,6 +224,7 @@ async function main(): Promise<void> {
       result.slowest = slowestExported(load.samples, exportedIds)
       if (values.samples) writeSamples(path.join(outDir, samples), load, exportedIds)
     }
+    if (values.samples) for (const { load, samples } of warmups) writeSamples(path.join(outDir, samples), load, exportedIds)
     // Last, so that its memory does not weigh on the load runs: the worst accepted upload.
     for (const [v, app] of apps) {
       const env: Record<string, string> = { ...baseEnv, ...variantEnv(v) }

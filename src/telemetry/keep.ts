@@ -215,21 +215,30 @@ class RouteDurations {
   }
 
   /**
-   * Keeps the held requests that few of the requests after them were as slow as, once WINDOW
-   * came after (or MAX_WAIT_MS passed); lets go of those that too many were.
+   * Keeps the held requests the bar has come down to, and those few of the requests after them
+   * were as slow as once WINDOW came after (or MAX_WAIT_MS passed); lets go of those that too many
+   * were and that are not near the bar.
    */
   review(at: number): void {
     const late: (() => void)[] = []
     const beaten = this.share * WINDOW
     let n = 0
     for (const h of this.held) {
+      // The bar came down to it: the estimate, caught up, calls it slow.
+      if (h.ms >= this.threshold) {
+        late.push(h.keep)
+        continue
+      }
       const after = this.seen - h.seen
       const asSlow = this.counts.atLeast(h.bucket) - h.asSlowBefore
-      if (asSlow >= beaten) continue
-      if (after >= WINDOW) late.push(h.keep)
-      else if (at - h.at >= MAX_WAIT_MS) {
-        if (after >= REFRESH ? asSlow < this.share * after : h.ms >= this.threshold) late.push(h.keep)
-      } else this.held[n++] = h
+      if (after >= WINDOW || at - h.at >= MAX_WAIT_MS) {
+        if (after >= WINDOW ? asSlow < beaten : after >= REFRESH && asSlow < this.share * after) late.push(h.keep)
+      } else if (asSlow < beaten || h.ms >= NEAR * this.threshold) {
+        // Still possibly among the slowest of what follows it, or near enough to the bar that
+        // the bar may come down to it: a burst wider than the rank allows (a collector pause
+        // delays every connection's request alike) is each as slow as the rest of it.
+        this.held[n++] = h
+      }
     }
     this.held.length = n
     // After this request's own work: the spans are made outside its time.

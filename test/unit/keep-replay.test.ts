@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { readSamples, replay } from '../../bench/keep-replay'
+import { readSamples, readWarmup, replay } from '../../bench/keep-replay'
 
 // The offline replay of a run's durations through the keep rule (bench/keep-replay.ts).
 
@@ -34,12 +34,25 @@ describe('bench:keep-replay', () => {
     expect(result[1]!.slowestKept).toBe(0)
   })
 
+  it("feeds the bench's warm-up first: the rule's state at round 1 comes from it", async () => {
+    const [cold] = await replay([steady(3000, 10)])
+    const [warm] = await replay([steady(3000, 10)], 300, 3000, steady(3000, 11))
+    // Without it, the round's first 100 are the route's first (all kept); with it, only those
+    // over the bar are (a few percent).
+    expect(cold!.kept - warm!.kept).toBeGreaterThan(80)
+  })
+
   it('reads the samples files of a run in round order', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'keep-replay-'))
     try {
       writeFileSync(path.join(dir, 'samples-otel=10pct-10.csv'), 'process_ms,status,kept,exported\n3.5,200,0,0\n')
       writeFileSync(path.join(dir, 'samples-otel=10pct-2.csv'), 'process_ms,status,kept,exported\n1.25,200,1,1\n2,200,0,0\n')
       expect(readSamples(dir, 'otel=10pct')).toEqual([[1.25, 2], [3.5]])
+      expect(readWarmup(dir, 'otel=10pct')).toEqual([])
+      // Round 0 is the warm-up: fed to the rule first, not counted as a round.
+      writeFileSync(path.join(dir, 'samples-otel=10pct-0.csv'), 'process_ms,status,kept,exported\n9,200,1,1\n')
+      expect(readSamples(dir, 'otel=10pct')).toEqual([[1.25, 2], [3.5]])
+      expect(readWarmup(dir, 'otel=10pct')).toEqual([9])
       expect(() => readSamples(dir, 'otel=on')).toThrow(/--samples/)
     } finally {
       rmSync(dir, { recursive: true })
