@@ -38,13 +38,14 @@ const WARMUP = 100
 /** The threshold is recomputed this often (requests per route). */
 const REFRESH = 100
 /**
- * Hindsight by rank: a request not kept when it answered is held, and kept late when few of the
- * requests of its route that came after it were as slow (in its 5% bucket or above): fewer than
- * twice the share (40 of the next 2,000 at 1%). This does not lean on the estimate, which lags a load that changes: after a
- * process's cold start, a burst or a heavier load, the bar stays high for thousands of requests
- * and the slowest of what follows fall under it (a fresh process's first round kept 20 of its
- * slowest 30 with a second look at requests within 60% of the bar). They are still the slowest
- * of what came after them.
+ * Hindsight: a request not kept when it answered may be held (see NEAR), and kept late when few
+ * of the requests of its route that came after it were as slow (in its 5% bucket or above):
+ * fewer than twice the share (40 of the next 2,000 at 1%). This rank does not lean on the
+ * estimate, which lags a load that changes: after a process's cold start, a burst or a heavier
+ * load, the bar stays high for thousands of requests and the slowest of what follows fall under
+ * it (a fresh process's first round kept 20 of its slowest 30 with a look at the bar alone). It is
+ * also kept when the bar comes down to it: a burst of more than 40 alike (a collector pause
+ * delays every connection's request the same) is each as slow as the rest of it.
  */
 const WINDOW = 2_000
 /**
