@@ -25,6 +25,8 @@ export interface RoundKept {
   kept: number
   /** How many requests were waiting for their second look, on average over the round's requests. */
   meanHeld: number
+  /** The slowest the rule did not keep: place in the round (from 0) and duration. */
+  missed: { index: number; ms: number }[]
 }
 
 /** The bench waits 1.5 s before and after each round's load. */
@@ -45,7 +47,7 @@ export async function replay(rounds: readonly (readonly number[])[], rate = 300,
   // The bench's warm-up requests, not counted: the rule's state at round 1 comes from them.
   for (const ms of warmup) {
     clock += 1000 / rate
-    if (policy.decide(route, ms, 200, ROOT_CONTEXT, false, '1'.repeat(32)) === null && policy.worthReview(route, ms)) policy.holdForReview(route, ms, clock, () => {})
+    if (policy.decide(route, ms, 200, ROOT_CONTEXT, false, '1'.repeat(32), clock) === null && policy.worthReview(route, ms)) policy.holdForReview(route, ms, clock, () => {})
   }
   const heldSum = rounds.map(() => 0)
   const ids = rounds.map((durations, r) => {
@@ -55,7 +57,7 @@ export async function replay(rounds: readonly (readonly number[])[], rate = 300,
     return durations.map((ms) => {
       const me = id++
       clock += 1000 / rate
-      if (policy.decide(route, ms, 200, ROOT_CONTEXT, false, me.toString(16).padStart(32, '1')) !== null) kept.add(me)
+      if (policy.decide(route, ms, 200, ROOT_CONTEXT, false, me.toString(16).padStart(32, '1'), clock) !== null) kept.add(me)
       else if (policy.worthReview(route, ms)) policy.holdForReview(route, ms, clock, () => kept.add(me))
       heldSum[r]! += policy.held(route)
       return me
@@ -68,13 +70,14 @@ export async function replay(rounds: readonly (readonly number[])[], rate = 300,
   await tick()
   return rounds.map((durations, r) => {
     const n = Math.max(1, Math.floor(durations.length / 100))
-    const slowest = durations.map((ms, i) => ({ ms, id: ids[r]![i]! })).sort((a, b) => b.ms - a.ms).slice(0, n)
+    const slowest = durations.map((ms, i) => ({ ms, id: ids[r]![i]!, index: i })).sort((a, b) => b.ms - a.ms).slice(0, n)
     return {
       requests: durations.length,
       slowest: n,
       slowestKept: slowest.filter((s) => kept.has(s.id)).length,
       kept: ids[r]!.filter((i) => kept.has(i)).length,
-      meanHeld: heldSum[r]! / Math.max(1, durations.length)
+      meanHeld: heldSum[r]! / Math.max(1, durations.length),
+      missed: slowest.filter((s) => !kept.has(s.id)).map(({ index, ms }) => ({ index, ms }))
     }
   })
 }
@@ -124,6 +127,9 @@ async function main(): Promise<void> {
   result.forEach((r, i) => console.log(`| ${i + 1} | ${r.requests} | ${r.slowestKept} of ${r.slowest} | ${r.kept} | ${r.meanHeld.toFixed(0)} |`))
   const total = result.reduce((a, r) => [a[0]! + r.slowestKept, a[1]! + r.slowest], [0, 0])
   console.log(`\nslowest 1% kept: ${total[0]} of ${total[1]} (without the baseline sampler's share)`)
+  result.forEach((r, i) => {
+    if (r.missed.length > 0) console.log(`round ${i + 1} missed (place in the round: ms): ${r.missed.map((m) => `${m.index}: ${m.ms}`).join(', ')}`)
+  })
 }
 
 if (require.main === module) {

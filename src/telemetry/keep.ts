@@ -65,6 +65,8 @@ const MAX_WAIT_MS = 10_000
  * `npm run bench:instructions` runs, in garbage collection and V8's runtime (decision 0009).
  */
 const NEAR = 0.6
+/** A route without requests this long (ms) counts its bar as stale. */
+const IDLE_MS = 1_000
 /** At most this many held per route; past it the fastest held one goes. */
 const MAX_HELD = 512
 /** How often held requests are judged when their route has no requests to bring the reviews. */
@@ -164,14 +166,23 @@ class RouteDurations {
   private overBefore = 0
   /** False until two blocks after the warm-up showed requests over the bar, and whenever two show none. */
   private trusted = false
+  private lastAt = -Infinity
 
   constructor(
     private readonly share: number,
     private readonly clock: () => number
   ) {}
 
-  add(ms: number): void {
+  /** Counts a request of `ms` that answered at `at` (the clock's ms). */
+  add(ms: number, at: number): void {
     const b = bucketOf(ms)
+    // After a pause the route's bar was set by a load that ended: its next requests (the first of
+    // a new load, slow from idle caches and connections) are held until two blocks reach the bar.
+    if (at - this.lastAt >= IDLE_MS) {
+      this.trusted = false
+      this.over = this.overBefore = 0
+    }
+    this.lastAt = at
     if (this.warm && ms >= this.threshold) this.over += 1
     this.seen += 1
     this.short.add(b, this.seen)
@@ -271,10 +282,13 @@ export class KeepPolicy {
     return this.opts.off
   }
 
-  /** `name` is the server span's (`METHOD route`): the sampler's argument and the route's key. */
-  decide(name: string, durationMs: number, status: number, parent: Context, trustedSampledParent: boolean, traceId: string): KeepReason | null {
+  /**
+   * `name` is the server span's (`METHOD route`): the sampler's argument and the route's key.
+   * `at`: when the request answered, on the policy's clock.
+   */
+  decide(name: string, durationMs: number, status: number, parent: Context, trustedSampledParent: boolean, traceId: string, at = this.clock()): KeepReason | null {
     if (this.opts.off) return null
-    const slow = this.isSlow(name, durationMs)
+    const slow = this.isSlow(name, durationMs, at)
     if (status >= 500) return 'error'
     if (slow) return slow
     if (trustedSampledParent) return 'parent'
@@ -326,7 +340,7 @@ export class KeepPolicy {
   }
 
   /** Counts the request into its route's estimate, and says whether it is among the slowest. */
-  private isSlow(route: string, ms: number): 'slow' | 'warmup' | null {
+  private isSlow(route: string, ms: number, at: number): 'slow' | 'warmup' | null {
     const { slowestPercent, slowerThanMs } = this.opts
     let slow: 'slow' | 'warmup' | null = slowerThanMs > 0 && ms >= slowerThanMs ? 'slow' : null
     if (slowestPercent > 0) {
@@ -334,7 +348,7 @@ export class KeepPolicy {
       // Routes are the app's templates (a few dozen); unrouted requests count under their method.
       if (!r) this.routes.set(route, (r = new RouteDurations((2 * slowestPercent) / 100, this.clock)))
       if (!slow) slow = !r.warm ? 'warmup' : ms >= r.threshold ? 'slow' : null
-      r.add(ms)
+      r.add(ms, at)
     }
     return slow
   }

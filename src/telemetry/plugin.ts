@@ -217,7 +217,7 @@ function decide(request: FastifyRequest, status: number, runtime: TelemetryRunti
   // The server span's loop-busy time ends where the span does, not when its spans are made.
   const end = t.end ?? now()
   if (rt.recording) rt.loopMs = busyMs(t.start, rt.idleAtStart, end, idleMs())
-  rt.kept = runtime.keep.decide(name, end - t.start, status, rt.parent, rt.trustedSampledParent, rt.traceId)
+  rt.kept = runtime.keep.decide(name, end - t.start, status, rt.parent, rt.trustedSampledParent, rt.traceId, end)
   runtime.tail.decide(rt.traceId, rt.kept !== null)
 }
 

@@ -123,13 +123,19 @@ describe('KeepPolicy', () => {
     expect(late.has(lastOne)).toBe(false)
   })
 
-  it('holds only what is within 60% of a bar that requests still reach, and every request while none does', () => {
+  it('holds only what is within 60% of a bar that requests still reach, and every request while none does or after a pause', () => {
     const s = policy()
     const late = new Set<number>()
     const next = { id: 0 }
     // A steady route (10-19.9 ms): about 2% of each 100 reach its bar (~19.5 ms).
     feedMany(s, 1000, (i) => 10 + (i % 100) / 10, late, next)
     expect(s.p.worthReview(ROUTE, 12)).toBe(true)
+    expect(s.p.worthReview(ROUTE, 11)).toBe(false)
+    // After a pause of a second, a new load begins: its first requests are held whatever their time.
+    s.clock.ms += 1000
+    feed(s, 11, late, next.id++)
+    expect(s.p.worthReview(ROUTE, 11)).toBe(true)
+    feedMany(s, 200, (i) => 10 + (i % 100) / 10, late, next)
     expect(s.p.worthReview(ROUTE, 11)).toBe(false)
     // Then faster: after 200 requests none of which reached the bar, the bar is stale and every
     // request is held for its rank among those after it.
