@@ -4,8 +4,8 @@
 // through the app's keep rule (src/telemetry/keep.ts) with no baseline sampler, and says how many
 // of each round's slowest 1% the rule keeps, when answering or late. The rule sees the durations
 // in one process's order, so a change to it can be judged on the runs that showed a miss without
-// running the load again. Run the load with `--warmup 0` to include the process's cold start: the
-// bench's warm-up requests are not in the samples.
+// running the load again. The bench's warm-up (round 0) is fed first and not counted; run the load
+// with `--warmup 0` to have the process's cold start inside round 1.
 import { readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { setImmediate as tick } from 'node:timers/promises'
@@ -32,10 +32,10 @@ export interface RoundKept {
 /** The bench waits 1.5 s before and after each round's load. */
 const PAUSE_MS = 3_000
 
-/** Feeds rounds of one route's durations (ms, in order) to a keep rule; counts what it kept. */
 /**
- * `rate`: the run's offered rate (requests per second); `gapMs`: the time between two rounds of a
- * variant (the other variants' rounds run in between).
+ * Feeds rounds of one route's durations (ms, in order) to a keep rule, after the warm-up's; counts
+ * what it kept of each round. `rate`: the run's offered rate (requests per second); `gapMs`: the
+ * time between two rounds of a variant (the other variants' rounds run in between).
  */
 export async function replay(rounds: readonly (readonly number[])[], rate = 300, gapMs = PAUSE_MS, warmup: readonly number[] = [], slowestPercent = 1): Promise<RoundKept[]> {
   // The requests' own clock: one request every 1000/rate ms, as the bench's open model sends them.
@@ -44,21 +44,23 @@ export async function replay(rounds: readonly (readonly number[])[], rate = 300,
   const route = 'GET /replayed'
   const kept = new Set<number>()
   let id = 0
-  // The bench's warm-up requests, not counted: the rule's state at round 1 comes from them.
-  for (const ms of warmup) {
+  /** One request, as the plugin decides and holds it; its id. */
+  const feed = (ms: number): number => {
+    const me = id++
     clock += 1000 / rate
-    if (policy.decide(route, ms, 200, ROOT_CONTEXT, false, '1'.repeat(32), clock) === null && policy.worthReview(route, ms)) policy.holdForReview(route, ms, clock, () => {})
+    if (policy.decide(route, ms, 200, ROOT_CONTEXT, false, me.toString(16).padStart(32, '1'), clock) !== null) kept.add(me)
+    else if (policy.worthReview(route, ms)) policy.holdForReview(route, ms, clock, () => kept.add(me))
+    return me
   }
+  // The bench's warm-up requests, not counted: the rule's state at round 1 comes from them.
+  for (const ms of warmup) feed(ms)
   const heldSum = rounds.map(() => 0)
   const ids = rounds.map((durations, r) => {
     // Between two rounds the app's timer judges what waited its limit, on what came so far.
     clock += gapMs
     policy.sweep()
     return durations.map((ms) => {
-      const me = id++
-      clock += 1000 / rate
-      if (policy.decide(route, ms, 200, ROOT_CONTEXT, false, me.toString(16).padStart(32, '1'), clock) !== null) kept.add(me)
-      else if (policy.worthReview(route, ms)) policy.holdForReview(route, ms, clock, () => kept.add(me))
+      const me = feed(ms)
       heldSum[r]! += policy.held(route)
       return me
     })
