@@ -218,10 +218,7 @@ class RouteDurations {
     return this.warm && (!this.trusted || ms >= NEAR * this.threshold)
   }
 
-  get holding(): boolean {
-    return this.held.length > 0
-  }
-
+  /** How many wait for their second look. */
   get holds(): number {
     return this.held.length
   }
@@ -329,9 +326,9 @@ export class KeepPolicy {
     const at = this.clock()
     let holding = false
     for (const r of this.routes.values()) {
-      if (!r.holding) continue
+      if (r.holds === 0) continue
       r.review(at)
-      holding ||= r.holding
+      holding ||= r.holds > 0
     }
     if (!holding && this.sweeper) {
       clearInterval(this.sweeper)
