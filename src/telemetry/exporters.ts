@@ -8,7 +8,8 @@ import { encodeSpanEntry, OtlpProtoTraceExporter } from './otlp-proto'
 /**
  * The span processors NodeSDK would build from OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_* and
  * OTEL_BSP_* (sdk-node 0.301 dist/utils.cjs getSpanProcessorsFromEnv), built here so that a
- * processor of our own runs first (./sdk.ts). Keep in step with that function on upgrades.
+ * processor of our own runs first (./sdk.ts). sdk-node is not installed: compare with that
+ * function of the same release series on upgrades (./node-sdk.ts says how).
  */
 export function spanProcessorsFromEnv(protobufEncoder: AppConfig['otlpProtobufEncoder']): SpanProcessor[] {
   let names = [...new Set(getStringListFromEnv('OTEL_TRACES_EXPORTER') ?? [])].filter((n) => n !== 'null')

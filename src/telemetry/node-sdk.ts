@@ -32,8 +32,10 @@ export interface NodeSdkOptions {
  * generator), with each exporter and propagator package loaded only when the environment names
  * it. sdk-node requires every one it could build when it is imported (gRPC, Zipkin, Prometheus,
  * B3, the logs SDK and its three exporters, the declarative configuration's YAML parser): that
- * was ~23 MB of the traced app's resident set at rest (measured, Node 24). Keep in step with
- * sdk-node on upgrades: resource detectors, metric readers, propagators, span limits, logs.
+ * was ~23 MB of the traced app's resident set at rest (measured, Node 24). sdk-node is not a
+ * dependency: when the OTel packages are upgraded, compare with the sdk-node release of the same
+ * series (`npm pack @opentelemetry/sdk-node@<version>`): resource detectors, metric readers,
+ * propagators, span limits, logs.
  */
 export class NodeSdk {
   private tracerProvider: TracerProvider | undefined
