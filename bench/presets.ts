@@ -20,6 +20,8 @@ export const PRESETS: Record<string, Record<string, string>> = {
   'otel=httpinstr': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'http,pino,runtime-node' },
   'otel=fastify': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'pino,runtime-node' },
   'otel=sdkonly': { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'runtime-node' },
+  // Log lines without the trace ids (the standard switch for the pino instrumentation).
+  'logids=off': { OTEL_NODE_DISABLED_INSTRUMENTATIONS: 'pino' },
   'otel=noexport': { OTEL_EXPORTER_OTLP_ENDPOINT: '' },
   // Traces exported, no metric reader (the request histogram and runtime metrics go nowhere).
   'metrics=off': { OTEL_METRICS_EXPORTER: 'none' },
