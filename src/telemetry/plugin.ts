@@ -218,7 +218,9 @@ function decide(request: FastifyRequest, status: number, runtime: TelemetryRunti
   const end = t.end ?? now()
   if (rt.recording) rt.loopMs = busyMs(t.start, rt.idleAtStart, end, idleMs())
   rt.kept = runtime.keep.decide(name, end - t.start, status, rt.parent, rt.trustedSampledParent, rt.traceId, end)
-  runtime.tail.decide(rt.traceId, rt.kept !== null)
+  // Not kept now, but it may be after a second look: its S3 spans wait with it.
+  if (rt.kept === null && runtime.keep.worthReview(name, end - t.start)) rt.review = runtime.tail.setAside(rt.traceId)
+  else runtime.tail.decide(rt.traceId, rt.kept !== null)
 }
 
 /**
@@ -283,19 +285,18 @@ function traceRequests(fastify: FastifyInstance, runtime: TelemetryRuntime, trus
     if (rt.kept) {
       const data = serverSpanData(request, t, route, attributes, trusted)
       measured('spans', () => runtime.kept.write(rt, data))
-    } else if (rt.kept === null) {
+    } else if (rt.review) {
       // Not kept now; if few of its route's requests after it are slower, it is kept after all.
-      const name = serverSpanName(request, route)
-      const ms = t.end - t.start
-      if (runtime.keep.worthReview(name, ms)) {
-        const data = serverSpanData(request, t, route, attributes, trusted)
-        const log = request.log
-        runtime.keep.holdForReview(name, ms, t.end, () => {
-          rt.kept = 'slow_late'
-          measured('spans', () => runtime.kept.write(rt, data))
-          log.info({ trace_id: rt.traceId, span_id: rt.spanId, route, responseTime: processTimeMs(t), kept: rt.kept }, 'trace kept after the response')
-        })
-      }
+      const data = serverSpanData(request, t, route, attributes, trusted)
+      const others = rt.review
+      rt.review = undefined
+      const log = request.log
+      runtime.keep.holdForReview(data.name, t.end - t.start, t.end, () => {
+        rt.kept = 'slow_late'
+        measured('spans', () => runtime.kept.write(rt, data))
+        runtime.tail.pass(others)
+        log.info({ trace_id: rt.traceId, span_id: rt.spanId, route, responseTime: processTimeMs(t), kept: rt.kept }, 'trace kept after the response')
+      })
     }
     done()
   })

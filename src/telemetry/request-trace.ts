@@ -1,4 +1,5 @@
 import type { Attributes, AttributeValue, Context, SpanKind } from '@opentelemetry/api'
+import type { ReadableSpan } from '@opentelemetry/sdk-trace'
 import { busyMs, idleMs } from './clock'
 import type { KeepReason } from './keep'
 
@@ -58,6 +59,11 @@ export class RequestTrace {
   loopMs: number | undefined
   /** undefined until decided; null: dropped. */
   kept: KeepReason | null | undefined = undefined
+  /**
+   * Not kept when it answered but held for a second look (./keep.ts): other instrumentations'
+   * spans (S3 calls) that ended by then, to export with it if it is kept late. Else undefined.
+   */
+  review: ReadableSpan[] | undefined = undefined
   exception: Error | undefined
 
   constructor(

@@ -5,6 +5,7 @@ import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace
 const REMEMBER_MS = 60_000
 /** Spans held for undecided traces, at most (the oldest go out undecided past it). */
 const MAX_HELD = 10_000
+const NONE: ReadableSpan[] = Object.freeze([]) as unknown as ReadableSpan[]
 
 /**
  * Spans of other instrumentations (the AWS SDK's S3 calls) are made while a request runs, before
@@ -28,15 +29,35 @@ export class TailSpanProcessor implements SpanProcessor {
   }
 
   decide(traceId: string, keep: boolean): void {
+    const spans = this.close(traceId, keep)
+    if (keep) for (const s of spans) this.next.onEnd(s)
+  }
+
+  /**
+   * Not kept when its request answered, but held for a second look (./keep.ts): the spans that
+   * ended go to the caller, to pass on with `pass` if the trace is kept late (or be dropped with
+   * it); spans still open are dropped when they end, as for a trace not kept.
+   */
+  setAside(traceId: string): ReadableSpan[] {
+    return this.close(traceId, false)
+  }
+
+  /** Spans set aside for a trace that was kept late. */
+  pass(spans: readonly ReadableSpan[]): void {
+    for (const s of spans) this.next.onEnd(s)
+  }
+
+  /** Ends the wait of a trace: its ended spans, and what to do with those still open. */
+  private close(traceId: string, keep: boolean): ReadableSpan[] {
     const p = this.pending.get(traceId)
-    if (p === undefined) return
+    if (p === undefined) return NONE
     this.pending.delete(traceId)
     this.held -= p.spans.length
     if (p.open > 0) {
       this.late.set(traceId, { keep, open: p.open, at: Date.now() })
       this.prune()
     }
-    if (keep) for (const s of p.spans) this.next.onEnd(s)
+    return p.spans
   }
 
   onStart(span: Span, parentContext: Context): void {
