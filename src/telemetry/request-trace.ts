@@ -1,7 +1,7 @@
 import type { Attributes, AttributeValue, Context, SpanKind } from '@opentelemetry/api'
-import type { ReadableSpan } from '@opentelemetry/sdk-trace'
 import { busyMs, idleMs } from './clock'
 import type { KeepReason } from './keep'
+import type { SetAside } from './tail'
 
 /**
  * One piece of a request's work (a pool wait, a statement, a render, an image step), recorded as
@@ -61,9 +61,9 @@ export class RequestTrace {
   kept: KeepReason | null | undefined = undefined
   /**
    * Not kept when it answered but held for a second look (./keep.ts): other instrumentations'
-   * spans (S3 calls) that ended by then, to export with it if it is kept late. Else undefined.
+   * spans (S3 calls), to export with it if it is kept late. Else undefined.
    */
-  review: ReadableSpan[] | undefined = undefined
+  review: SetAside | undefined = undefined
   exception: Error | undefined
 
   constructor(

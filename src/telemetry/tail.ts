@@ -5,7 +5,16 @@ import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace
 const REMEMBER_MS = 60_000
 /** Spans held for undecided traces, at most (the oldest go out undecided past it). */
 const MAX_HELD = 10_000
-const NONE: ReadableSpan[] = Object.freeze([]) as unknown as ReadableSpan[]
+
+/**
+ * The spans of a trace not kept when its request answered but held for a second look: those that
+ * ended by then, and those that end later (an S3 download streamed after the response), until it
+ * is kept late (`passed`: from then on they go straight on) or let go with it.
+ */
+export interface SetAside {
+  spans: ReadableSpan[]
+  passed: boolean
+}
 
 /**
  * Spans of other instrumentations (the AWS SDK's S3 calls) are made while a request runs, before
@@ -17,8 +26,8 @@ const NONE: ReadableSpan[] = Object.freeze([]) as unknown as ReadableSpan[]
 export class TailSpanProcessor implements SpanProcessor {
   /** Running requests' traces: their ended spans, and how many of their spans are still open. */
   private readonly pending = new Map<string, { spans: ReadableSpan[]; open: number }>()
-  /** Decided traces with spans still open (they end after the request answered). */
-  private readonly late = new Map<string, { keep: boolean; open: number; at: number }>()
+  /** Decided (or set aside) traces with spans still open: they end after the request answered. */
+  private readonly late = new Map<string, { keep: boolean; open: number; at: number; aside?: SetAside }>()
   private held = 0
 
   constructor(private readonly next: SpanProcessor) {}
@@ -29,35 +38,40 @@ export class TailSpanProcessor implements SpanProcessor {
   }
 
   decide(traceId: string, keep: boolean): void {
-    const spans = this.close(traceId, keep)
-    if (keep) for (const s of spans) this.next.onEnd(s)
+    const p = this.close(traceId, keep)
+    if (keep && p) for (const s of p.spans) this.next.onEnd(s)
   }
 
   /**
-   * Not kept when its request answered, but held for a second look (./keep.ts): the spans that
-   * ended go to the caller, to pass on with `pass` if the trace is kept late (or be dropped with
-   * it); spans still open are dropped when they end, as for a trace not kept.
+   * Not kept when its request answered, but held for a second look (./keep.ts): its spans, ended
+   * and still to end, wait in what this returns, for `pass` if the trace is kept late; if it is
+   * let go, they go with it.
    */
-  setAside(traceId: string): ReadableSpan[] {
-    return this.close(traceId, false)
+  setAside(traceId: string): SetAside {
+    const aside: SetAside = { spans: [], passed: false }
+    const p = this.close(traceId, false, aside)
+    if (p) aside.spans = p.spans
+    return aside
   }
 
-  /** Spans set aside for a trace that was kept late. */
-  pass(spans: readonly ReadableSpan[]): void {
-    for (const s of spans) this.next.onEnd(s)
+  /** A trace set aside was kept late: its spans go on, and so will those that end later. */
+  pass(aside: SetAside): void {
+    aside.passed = true
+    for (const s of aside.spans) this.next.onEnd(s)
+    aside.spans = []
   }
 
-  /** Ends the wait of a trace: its ended spans, and what to do with those still open. */
-  private close(traceId: string, keep: boolean): ReadableSpan[] {
+  /** Ends the wait of a running trace, remembering for its open spans what to do when they end. */
+  private close(traceId: string, keep: boolean, aside?: SetAside): { spans: ReadableSpan[] } | undefined {
     const p = this.pending.get(traceId)
-    if (p === undefined) return NONE
+    if (p === undefined) return undefined
     this.pending.delete(traceId)
     this.held -= p.spans.length
     if (p.open > 0) {
-      this.late.set(traceId, { keep, open: p.open, at: Date.now() })
+      this.late.set(traceId, { keep, open: p.open, at: Date.now(), aside })
       this.prune()
     }
-    return p.spans
+    return p
   }
 
   onStart(span: Span, parentContext: Context): void {
@@ -84,7 +98,11 @@ export class TailSpanProcessor implements SpanProcessor {
       const late = this.late.get(traceId)
       if (late) {
         if (--late.open <= 0) this.late.delete(traceId)
-        if (!late.keep) return
+        if (late.aside && !late.aside.passed) {
+          late.aside.spans.push(span)
+          return
+        }
+        if (!late.keep && !late.aside) return
       }
     }
     this.next.onEnd(span)

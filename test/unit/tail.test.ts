@@ -49,22 +49,42 @@ describe('TailSpanProcessor', () => {
     expect(next.ended).toEqual(['S3.PutObject', 'S3.CopyObject', 'S3.DeleteObject'])
   })
 
-  it('sets aside the ended spans of a request held for a second look, to pass on if it is kept late', () => {
+  it('sets aside the spans of a request held for a second look, ended or ending later, to pass on if it is kept late', () => {
     const next = new Capture()
     const tail = new TailSpanProcessor(next)
     const { late } = running(tail, 'c'.repeat(32))
     const aside = tail.setAside('c'.repeat(32))
-    expect(aside.map((s) => s.name)).toEqual(['S3.PutObject', 'S3.CopyObject'])
-    expect(next.ended, 'nothing exported while it waits').toEqual([])
-    // A span still open when the request answered is not waited for.
+    expect(aside.spans.map((s) => s.name)).toEqual(['S3.PutObject', 'S3.CopyObject'])
+    // A store call still open when the request answered (a download streamed after it) joins them.
     tail.onEnd(late)
-    expect(next.ended).toEqual([])
+    expect(aside.spans.map((s) => s.name)).toEqual(['S3.PutObject', 'S3.CopyObject', 'S3.DeleteObject'])
+    expect(next.ended, 'nothing exported while it waits').toEqual([])
+    tail.pass(aside)
+    expect(next.ended).toEqual(['S3.PutObject', 'S3.CopyObject', 'S3.DeleteObject'])
+  })
+
+  it('passes a span that ends after its trace was kept late straight on', () => {
+    const next = new Capture()
+    const tail = new TailSpanProcessor(next)
+    const { late } = running(tail, 'e'.repeat(32))
+    const aside = tail.setAside('e'.repeat(32))
     tail.pass(aside)
     expect(next.ended).toEqual(['S3.PutObject', 'S3.CopyObject'])
+    tail.onEnd(late)
+    expect(next.ended).toEqual(['S3.PutObject', 'S3.CopyObject', 'S3.DeleteObject'])
+  })
+
+  it('exports nothing of a trace set aside and let go', () => {
+    const next = new Capture()
+    const tail = new TailSpanProcessor(next)
+    const { late } = running(tail, 'f'.repeat(32))
+    tail.setAside('f'.repeat(32))
+    tail.onEnd(late)
+    expect(next.ended).toEqual([])
   })
 
   it('has nothing to set aside for a trace it was not holding', () => {
     const tail = new TailSpanProcessor(new Capture())
-    expect(tail.setAside('d'.repeat(32))).toEqual([])
+    expect(tail.setAside('d'.repeat(32)).spans).toEqual([])
   })
 })
