@@ -218,7 +218,12 @@ async function main(): Promise<void> {
     // A trace kept late (its route's slowest of what came after it) is exported up to
     // LATE_KEEP_WITHIN_MS after its request, perhaps during a later round: a request's trace counts
     // as exported if it arrived at any time in the run, as it would be in Jaeger after a load test.
-    await new Promise((r) => setTimeout(r, LATE_KEEP_WITHIN_MS + 2500))
+    // (Only when some variant can keep a trace at all: not the floor, tracing off or always_off.)
+    const mayKeep = variants.some((v) => {
+      const env: Record<string, string> = { ...baseEnv, ...variantEnv(v) }
+      return env.BENCH_SERVER !== 'floor' && env.OTEL_SDK_DISABLED !== 'true' && env.OTEL_TRACES_SAMPLER !== 'always_off'
+    })
+    if (mayKeep) await new Promise((r) => setTimeout(r, LATE_KEEP_WITHIN_MS + 2500))
     for (const s of decodeTraces(sink.take())) exportedIds.add(s.traceId)
     for (const { result, load, samples } of loads) {
       result.slowest = slowestExported(load.samples, exportedIds)
