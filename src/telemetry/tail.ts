@@ -98,11 +98,13 @@ export class TailSpanProcessor implements SpanProcessor {
       const late = this.late.get(traceId)
       if (late) {
         if (--late.open <= 0) this.late.delete(traceId)
-        if (late.aside && !late.aside.passed) {
-          late.aside.spans.push(span)
-          return
-        }
-        if (!late.keep && !late.aside) return
+        if (late.aside) {
+          // Set aside: waits with its trace until that is kept late, then goes straight on.
+          if (!late.aside.passed) {
+            late.aside.spans.push(span)
+            return
+          }
+        } else if (!late.keep) return
       }
     }
     this.next.onEnd(span)
