@@ -131,6 +131,9 @@ export interface HttpResponse {
   body: string
 }
 
+/** The response's X-Process-Time (`12.34ms`) in milliseconds. */
+export const processTimeOf = (res: { headers: http.IncomingHttpHeaders }): number => Number(String(res.headers['x-process-time']).replace(/ms$/, ''))
+
 export interface HttpRequest {
   method?: string
   path: string
