@@ -135,6 +135,8 @@ async function main(): Promise<void> {
     OTEL_BSP_SCHEDULE_DELAY: '500',
     OTEL_METRIC_EXPORT_INTERVAL: '10000'
   }
+  /** A variant's app environment, before the run gives it its database and checkout. */
+  const envOf = (v: string): Record<string, string> => ({ ...baseEnv, ...variantEnv(v) })
 
   const run = (url: string, target: Scenario, seconds: number) =>
     mode === 'closed'
@@ -152,7 +154,7 @@ async function main(): Promise<void> {
   try {
     // One process per variant for the whole run, so every round measures warm processes.
     for (const v of variants) {
-      const env: Record<string, string> = { ...baseEnv, ...variantEnv(v) }
+      const env = envOf(v)
       if (env.BENCH_ROOT === 'baseline') {
         if (!values.baseline) throw new Error(`variant ${v} needs --baseline DIR (a built checkout)`)
         env.BENCH_ROOT = path.resolve(values.baseline)
@@ -220,7 +222,7 @@ async function main(): Promise<void> {
     // as exported if it arrived at any time in the run, as it would be in Jaeger after a load test.
     // (Only when some variant can keep a trace at all: not the floor, tracing off or always_off.)
     const mayKeep = variants.some((v) => {
-      const env: Record<string, string> = { ...baseEnv, ...variantEnv(v) }
+      const env = envOf(v)
       return env.BENCH_SERVER !== 'floor' && env.OTEL_SDK_DISABLED !== 'true' && env.OTEL_TRACES_SAMPLER !== 'always_off'
     })
     if (mayKeep) await new Promise((r) => setTimeout(r, LATE_KEEP_WITHIN_MS + 2500))
@@ -232,7 +234,7 @@ async function main(): Promise<void> {
     if (values.samples) for (const { load, samples } of warmups) writeSamples(path.join(outDir, samples), load, exportedIds)
     // Last, so that its memory does not weigh on the load runs: the worst accepted upload.
     for (const [v, app] of apps) {
-      const env: Record<string, string> = { ...baseEnv, ...variantEnv(v) }
+      const env = envOf(v)
       if (uploadsAtOnce <= 0 || env.BENCH_SERVER === 'floor') continue
       const config = loadConfig(env)
       const side = worstAcceptedSide(config.imageMemoryBudgetBytes, config.maxImagePixels)
